@@ -1,0 +1,1 @@
+"""Control: longitudinal and lateral controllers and the control node."""

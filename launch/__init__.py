@@ -1,0 +1,1 @@
+"""Launch files, the process launcher and the ``drivestack`` command line."""

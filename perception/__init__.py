@@ -1,0 +1,1 @@
+"""Perception: the CNN, its inference node, and pixels-to-objects post-processing."""

@@ -1,0 +1,1 @@
+"""Simulation: the embedded simulator, the CARLA bridge and the CARLA-compatible server."""
