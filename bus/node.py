@@ -272,12 +272,13 @@ class Node:
         self.stats.heartbeat += 1
         p50, p99, mx = self.stats.take_latencies_ms()
         s = self.stats
-        self._status_pub.publish(NodeStatus(
+        # Sent past Publisher.publish so that messages_out counts the node's own work.
+        self._status_pub.endpoint.send(encode(NodeStatus(
             header=self.status_header(), node=self.name, pid=os.getpid(), state=self.state,
             heartbeat=s.heartbeat, wall_time=time.time(), latency_ms_p50=p50,
             latency_ms_p99=p99, latency_ms_max=mx, messages_in=s.messages_in,
             messages_out=s.messages_out, drops=s.drops, deadline_misses=s.deadline_misses,
-            message=message))
+            message=message)))
 
     def status_header(self) -> Header:
         """Header for /diagnostics; nodes that follow the sim clock override it."""

@@ -103,13 +103,6 @@ class RecordingWriter:
             raise ValueError(f"flush_interval_s must be > 0, not {flush_interval_s}")
         self.path = Path(path)
         self._fsync = fsync
-        self._file = open(self.path, "wb")  # noqa: SIM115  (closed in close())
-        try:
-            self._writer = Writer(self._file, chunk_size=chunk_size,
-                                  compression=_COMPRESSION[compression])
-        except BaseException:  # e.g. the compression library is missing
-            self._file.close()
-            raise
         self._lock = threading.Lock()
         self._channels: dict[str, tuple[int, str, int]] = {}  # topic -> id, name, version
         self._schemas: dict[tuple[str, int], int] = {}
@@ -117,11 +110,18 @@ class RecordingWriter:
         self._dirty = False
         self._closed = False
         self._failure: BaseException | None = None
-        self._writer.start(profile=PROFILE, library="drivestack")
-        with self._lock:
-            self._flush_locked()  # the header is on disk before the first message
-        if metadata is not None:
-            self.add_metadata("run", metadata)
+        self._file = open(self.path, "wb")  # noqa: SIM115  (closed in close())
+        try:
+            self._writer = Writer(self._file, chunk_size=chunk_size,
+                                  compression=_COMPRESSION[compression])
+            self._writer.start(profile=PROFILE, library="drivestack")
+            with self._lock:
+                self._flush_locked()  # the header is on disk before the first message
+            if metadata is not None:
+                self.add_metadata("run", metadata)
+        except BaseException:  # e.g. the compression library is missing, bad metadata
+            self._file.close()
+            raise
         self._stop = threading.Event()
         self._flusher = threading.Thread(target=self._flush_loop, args=(flush_interval_s,),
                                          name=f"flush {self.path.name}", daemon=True)

@@ -283,6 +283,7 @@ class ZmqContext(Context):
         self.dir = namespace_dir(self.namespace)
         self.zmq = zmq.Context()
         self._poller_cache: tuple[tuple[int, ...], zmq.Poller] | None = None
+        self.endpoints: list[ZmqPublisher | ZmqSubscriber] = []  # open ones, for close()
         self._auth = None
         self._curve: tuple[bytes, bytes] | None = None
         if self.config.curve_secret_file:
@@ -382,7 +383,10 @@ class ZmqContext(Context):
         self._poller_cache[1].poll(max(0, int(timeout_s * 1000)))
 
     def close(self) -> None:
+        """Close every endpoint still open (removing registry entries and sockets)."""
         self._poller_cache = None
+        for endpoint in list(self.endpoints):
+            endpoint.close()
         if self._auth is not None:
             self._auth.stop()
         self.zmq.term()
@@ -414,6 +418,7 @@ class ZmqPublisher(PublisherEndpoint):
             port = self.endpoint.rsplit(":", 1)[1]
             self.endpoint = f"tcp://{ctx.config.advertise}:{port}"
         self._register()
+        ctx.endpoints.append(self)
 
     def _register(self) -> None:
         path = self.ctx._registry_path(self.spec.name, self.node)
@@ -451,6 +456,9 @@ class ZmqPublisher(PublisherEndpoint):
             self.sock.send_multipart([env, *self._last], copy=False)
 
     def close(self) -> None:
+        if self not in self.ctx.endpoints:
+            return
+        self.ctx.endpoints.remove(self)
         with contextlib.suppress(OSError):
             self._registry_file.unlink()
         self.sock.close()
@@ -467,6 +475,7 @@ class ZmqSubscriber(SubscriberEndpoint):
         sock.setsockopt(zmq.LINGER, 0)
         sock.setsockopt(zmq.SUBSCRIBE, b"")
         self.sock = sock
+        ctx.endpoints.append(self)
         self._connected: dict[str, str] = {}  # endpoint -> node
         self._welcomed: set[str] = set()  # nodes whose welcome arrived
         self._next_scan = 0.0
@@ -523,7 +532,9 @@ class ZmqSubscriber(SubscriberEndpoint):
         return sorted(set(self._connected.values()))
 
     def close(self) -> None:
-        self.sock.close(0)
+        if self in self.ctx.endpoints:
+            self.ctx.endpoints.remove(self)
+            self.sock.close(0)
 
 
 # ------------------------------------------------------------------------- in-process
