@@ -140,6 +140,10 @@ class Context(ABC):
     def subscriber(self, spec: TopicSpec, node: str) -> SubscriberEndpoint: ...
 
     @abstractmethod
+    def live_topics(self) -> dict[str, list[str]]:
+        """Every topic with a live publisher -> the publishing nodes."""
+
+    @abstractmethod
     def wait(
         self,
         subscribers: Sequence[SubscriberEndpoint],
@@ -160,6 +164,22 @@ def runtime_root() -> Path:
     """Where namespaces keep their sockets and registry (per user, not shared)."""
     base = os.environ.get("DRIVESTACK_RUNTIME_DIR") or os.environ.get("XDG_RUNTIME_DIR")
     return Path(base or tempfile.gettempdir()) / f"drivestack-{os.getuid()}"
+
+
+def resolve_namespace(explicit: str | None = None) -> str:
+    """The namespace a tool should attach to: ``explicit``, else ``DRIVESTACK_NS``, else
+    the only live one on this machine; several or none is an error listing them."""
+    if explicit:
+        return check_namespace(explicit)
+    if os.environ.get("DRIVESTACK_NS"):
+        return check_namespace(os.environ["DRIVESTACK_NS"])
+    live = live_namespaces()
+    if len(live) == 1:
+        return live[0]
+    if not live:
+        raise TransportError("no live drivestack bus on this machine (start one with "
+                             "`drivestack launch` or `drivestack run`, or pass --ns)")
+    raise TransportError(f"several live buses ({', '.join(live)}): choose one with --ns")
 
 
 def check_namespace(ns: str) -> str:
@@ -361,6 +381,12 @@ class ZmqContext(Context):
                 with contextlib.suppress(OSError):
                     p.unlink()
         return out
+
+    def live_topics(self) -> dict[str, list[str]]:
+        out: dict[str, list[str]] = {}
+        for e in registry(self.namespace):
+            out.setdefault(e.topic, []).append(e.node)
+        return {t: sorted(n) for t, n in sorted(out.items())}
 
     def secure(self, sock: zmq.Socket, server: bool, server_key: str = "") -> None:
         if self._curve is None:
@@ -570,6 +596,9 @@ class InProcessContext(Context):
             if pub.last is not None:  # latched: the late joiner gets the last one
                 sub.push(pub.last)
         return sub
+
+    def live_topics(self) -> dict[str, list[str]]:
+        return {t: sorted(p.node for p in pubs) for t, pubs in sorted(self._pubs.items()) if pubs}
 
     def deliver(self, spec: TopicSpec, delivery: Delivery) -> None:
         for sub in self._subs[spec.name]:

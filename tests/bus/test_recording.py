@@ -60,9 +60,11 @@ def _by_log_time(written: list[tuple]) -> list[tuple]:
     return sorted(written, key=lambda x: x[1])
 
 
-def test_round_trip_is_bit_exact_and_in_log_time_order(tmp_path: Path) -> None:
+@pytest.mark.parametrize("compression", ["lz4", "zstd", "none"])
+def test_round_trip_is_bit_exact_and_in_log_time_order(tmp_path: Path,
+                                                      compression: str) -> None:
     path = tmp_path / "drive.mcap"
-    written = _write_drive(path)
+    written = _write_drive(path, compression=compression)
     with Recording.open(path) as rec:
         assert not rec.recovered
         assert rec.message_count == len(written) == 21
@@ -167,7 +169,7 @@ def test_truncated_file_yields_the_intact_prefix(tmp_path: Path) -> None:
 
 def test_background_flush_persists_messages_when_writes_stop(tmp_path: Path) -> None:
     path, snapshot = tmp_path / "live.mcap", tmp_path / "snapshot.mcap"
-    with RecordingWriter(path, flush_interval_s=0.05) as w:
+    with RecordingWriter(path, flush_interval_s=0.05, fsync=True) as w:
         w.write(COMMAND, encode(_command(1)), 123)
         time.sleep(0.3)
         shutil.copyfile(path, snapshot)  # what a SIGKILL now would leave

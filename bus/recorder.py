@@ -1,0 +1,92 @@
+"""The recorder node: every recorded topic of the run into one MCAP file.
+
+It subscribes to each topic the topic table marks ``recorded`` and, since camera
+topics are a pattern (``/sensors/camera/<name>``), it looks for new topics with
+live publishers every ``discover_period_s`` and subscribes to those too. Messages
+are stored as received (the exact bus bytes, see ``bus.recording``), with the
+receive wall time as log time and the publisher's send time and sequence number.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from typing import Literal
+
+from bus.node import Node
+from bus.recording import RecordingWriter
+from bus.topics import TOPICS, UnknownTopicError, lookup
+from bus.transport import Delivery
+
+
+@dataclass
+class RecorderParams:
+    output: str = "drive.mcap"
+    topics: list[str] = field(default_factory=list)  # empty: every recorded topic
+    compression: Literal["lz4", "zstd", "none"] = "lz4"
+    discover_period_s: float = 0.5
+    metadata: dict[str, str] = field(default_factory=dict)  # stored as "run" metadata
+
+    def __post_init__(self) -> None:
+        for t in self.topics:
+            try:
+                lookup(t)
+            except UnknownTopicError as exc:
+                raise ValueError(f"topics: {exc}") from None
+        if self.discover_period_s <= 0:
+            raise ValueError("discover_period_s must be > 0")
+
+
+class Recorder(Node):
+    """Records the bus into ``params.output`` until stopped (SIGINT/SIGTERM)."""
+
+    Params = RecorderParams
+
+    def __init__(self, name: str = "recorder", **kwargs) -> None:
+        super().__init__(name, **kwargs)
+        p: RecorderParams = self.params
+        out_dir = os.path.dirname(os.path.abspath(p.output))
+        os.makedirs(out_dir, exist_ok=True)
+        meta = {"namespace": self.context.namespace, "started": time.strftime("%FT%T%z"),
+                **p.metadata}
+        self.writer = RecordingWriter(p.output, metadata=meta, compression=p.compression)
+        self.recorded = 0
+        self._subscribed: set[str] = set()
+        for t in p.topics or [t for t, s in TOPICS.items() if s.recorded and "<" not in t]:
+            self._subscribe(t)
+        self.discover()
+        self.create_timer(p.discover_period_s, self.discover)
+
+    def _wanted(self, topic: str) -> bool:
+        if self.params.topics:
+            return topic in self.params.topics
+        try:
+            return lookup(topic).recorded
+        except UnknownTopicError:
+            return False
+
+    def _subscribe(self, topic: str) -> None:
+        spec = lookup(topic)
+        self.create_subscription(spec.msg_type, topic,
+                                 lambda d, t=topic: self._write(t, d), raw=True)
+        self._subscribed.add(topic)
+
+    def discover(self) -> None:
+        """Subscribe to topics that appeared since the last look (e.g. new cameras)."""
+        for topic in self.context.live_topics():
+            if topic not in self._subscribed and self._wanted(topic):
+                self._subscribe(topic)
+
+    def _write(self, topic: str, d: Delivery) -> None:
+        self.writer.write(topic, d.frames, time.time_ns(), d.send_ns, d.seq)
+        self.recorded += 1
+
+    def is_ready(self) -> bool:
+        """Ready once connected to every topic that has a publisher (a topic nobody
+        publishes must not hold up a launch)."""
+        return all(s.connected() for s in self.subscriptions if s.endpoint.publishers())
+
+    def destroy(self) -> None:
+        super().destroy()
+        self.writer.close()

@@ -1,0 +1,299 @@
+"""``drivestack``: the command line.
+
+Every subcommand is a thin wrapper; the work lives in the packages. A user error
+(bad file, unknown topic, no bus to attach to) prints one ``error:`` line and exits
+2; nothing prints a traceback for it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import math
+import os
+import subprocess
+import sys
+import time
+from collections import deque
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from bus.config import ConfigError
+from bus.topics import TOPICS, UnknownTopicError, lookup
+from bus.transport import TransportError
+
+EXIT_USER_ERROR = 2
+
+# Subcommands that later work will fill in: name -> (help, what it will do).
+PLANNED = {
+    "run": ("drive a closed-loop scenario (simulator, perception, planning, control)",
+            "the closed loop"),
+    "replay": ("replay a recording; --check compares outputs (regression test)",
+               "record-and-replay regression"),
+    "eval": ("evaluate many scenarios or CARLA leaderboard routes, one table",
+             "batch evaluation"),
+    "collect": ("collect perception training data from the simulator", "data collection"),
+    "train": ("train the perception network", "perception training"),
+    "bench": ("run the benchmarks in bench/", "the bench runner (run bench/*.py directly)"),
+    "viz": ("convert a recording for Foxglove, or serve it live", "the Foxglove views"),
+    "maps": ("list the built-in maps, or render one", "the embedded simulator's maps"),
+}
+
+
+class UserError(Exception):
+    """An error the user can fix; printed as one line."""
+
+
+def _context(ns: str | None):  # type: ignore[no-untyped-def]
+    from bus.transport import ZmqConfig, ZmqContext, resolve_namespace
+
+    return ZmqContext(ZmqConfig.from_env(namespace=resolve_namespace(ns)))
+
+
+def _tool_node(ns: str | None, kind: str):  # type: ignore[no-untyped-def]
+    from bus import Executor, Node, install_signal_handlers
+
+    ctx = _context(ns)
+    node = Node(f"{kind}_{os.getpid()}", context=ctx, diagnostics=False)
+    executor = Executor(ctx, [node])
+    install_signal_handlers(executor)
+    return ctx, node, executor
+
+
+# ---------------------------------------------------------------------------- topics
+def cmd_topics(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    live: dict[str, list[str]] = {}
+    if args.live:
+        live = _context(args.ns).live_topics()
+    table = Table(title="drivestack topics" + (f" (namespace {args.ns or 'live'})"
+                                              if args.live else ""))
+    for col in ("topic", "type", "rate Hz", "recorded", "latched", "QoS"):
+        table.add_column(col, no_wrap=True)
+    table.add_column("description")
+    if args.live:
+        table.add_column("publishers")
+    for name, s in TOPICS.items():
+        row = [name, s.msg_type.__name__, f"{s.rate_hz:g}" if s.rate_hz else "event",
+               "yes" if s.recorded else "no", "yes" if s.latched else "no", s.qos.history,
+               s.description]
+        if args.live:
+            prefix = name.split("<")[0]
+            pubs = [f"{t}: {', '.join(n)}" for t, n in live.items()
+                    if t == name or ("<" in name and t.startswith(prefix))]
+            row.append("\n".join(pubs))
+        table.add_row(*row)
+    console = Console()
+    Console(width=console.width if console.is_terminal else 160).print(table)
+    return 0
+
+
+# ------------------------------------------------------------------------------ echo
+def _plain(value: Any, full_arrays: bool) -> Any:
+    import numpy as np
+
+    from bus.schema import is_struct, struct_fields
+
+    if is_struct(type(value)):
+        return {f.name: _plain(getattr(value, f.name), full_arrays)
+                for f in struct_fields(type(value))}
+    if isinstance(value, list):
+        return [_plain(v, full_arrays) for v in value]
+    if isinstance(value, np.ndarray):
+        if full_arrays or value.size <= 16:
+            return value.tolist()
+        summary = f"<{value.dtype} array {'x'.join(map(str, value.shape))}"
+        if value.size and value.dtype.kind in "iuf":
+            summary += f", min {value.min():g}, max {value.max():g}, mean {value.mean():g}"
+        return summary + ">"
+    return value
+
+
+def cmd_echo(args: argparse.Namespace) -> int:
+    import yaml
+
+    spec = lookup(args.topic)
+    ctx, node, executor = _tool_node(args.ns, "echo")
+    printed = 0
+
+    def show(msg: Any) -> None:
+        nonlocal printed
+        printed += 1
+        text = yaml.safe_dump(_plain(msg, args.full_arrays), sort_keys=False, width=100)
+        print(text.rstrip() + "\n---", flush=True)
+        if args.count and printed >= args.count:
+            executor.shutdown()
+
+    node.create_subscription(spec.msg_type, args.topic, show)
+    try:
+        executor.spin()
+    finally:
+        executor.destroy()
+        ctx.close()
+    return 0
+
+
+# -------------------------------------------------------------------------------- hz
+class RateMeter:
+    """Message rate over a sliding window of arrival times (like ``ros2 topic hz``)."""
+
+    def __init__(self, window: int) -> None:
+        self.times: deque[float] = deque(maxlen=window + 1)
+
+    def tick(self, t: float) -> None:
+        self.times.append(t)
+
+    def stats(self) -> tuple[float, float, float, float, int] | None:
+        """(rate Hz, min period s, max period s, period std dev s, window) or None."""
+        if len(self.times) < 2:
+            return None
+        ts = list(self.times)
+        periods = [b - a for a, b in itertools.pairwise(ts)]
+        mean = sum(periods) / len(periods)
+        std = math.sqrt(sum((p - mean) ** 2 for p in periods) / len(periods))
+        return 1.0 / mean if mean > 0 else math.inf, min(periods), max(periods), std, len(
+            periods)
+
+
+def cmd_hz(args: argparse.Namespace) -> int:
+    spec = lookup(args.topic)
+    ctx, node, executor = _tool_node(args.ns, "hz")
+    meter = RateMeter(args.window)
+    node.create_subscription(spec.msg_type, args.topic, lambda _m: meter.tick(time.monotonic()),
+                             raw=True)
+
+    def report() -> None:
+        s = meter.stats()
+        if s is None:
+            print(f"no new messages on {args.topic}", flush=True)
+            return
+        rate, lo, hi, std, n = s
+        print(f"average rate: {rate:.3f}\n\tmin: {lo:.4f}s max: {hi:.4f}s std dev: "
+              f"{std:.5f}s window: {n}", flush=True)
+
+    node.create_timer(1.0, report)
+    try:
+        executor.spin()
+    finally:
+        executor.destroy()
+        ctx.close()
+    return 0
+
+
+# -------------------------------------------------------------------------- launch
+def cmd_launch(args: argparse.Namespace) -> int:
+    from launch.launcher import launch_main
+
+    return launch_main(args.file, args.overrides, namespace=args.ns)
+
+
+# -------------------------------------------------------------------------- record
+def git_revision() -> str:
+    here = Path(__file__).resolve().parent
+    try:
+        out = subprocess.run(["git", "-C", str(here), "describe", "--always", "--dirty"],
+                             capture_output=True, text=True, timeout=5)
+    except (OSError, subprocess.TimeoutExpired):
+        return "unknown"
+    return out.stdout.strip() if out.returncode == 0 else "unknown"
+
+
+def cmd_record(args: argparse.Namespace) -> int:
+    from bus import Executor, install_signal_handlers
+    from bus.recorder import Recorder
+
+    ctx = _context(args.ns)
+    output = args.output or time.strftime("runs/record-%Y%m%d-%H%M%S/drive.mcap")
+    for t in args.topics:
+        lookup(t)
+    rec = Recorder("recorder", context=ctx, params={
+        "output": output, "topics": args.topics, "compression": args.compression,
+        "metadata": {"command": " ".join(sys.argv), "git": git_revision()}})
+    executor = Executor(ctx, [rec])
+    install_signal_handlers(executor)
+    print(f"recording namespace {ctx.namespace} to {output} (Ctrl-C to stop)", flush=True)
+    try:
+        executor.spin()
+    finally:
+        executor.destroy()
+        ctx.close()
+    print(f"recorded {rec.recorded} messages to {output}")
+    return 0
+
+
+# ------------------------------------------------------------------------------ main
+def _planned(name: str, what: str) -> Callable[[argparse.Namespace], int]:
+    def cmd(args: argparse.Namespace) -> int:
+        print(f"drivestack {name}: not yet available ({what} is not built yet)",
+              file=sys.stderr)
+        return EXIT_USER_ERROR
+
+    return cmd
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="drivestack",
+        description="Camera-based autonomous-driving stack for simulation: CNN perception, "
+                    "planning and control in a closed loop over a ZeroMQ bus.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    def add(name: str, help_: str, func: Callable[[argparse.Namespace], int]):
+        p = sub.add_parser(name, help=help_, description=help_)
+        p.set_defaults(func=func)
+        return p
+
+    ns_help = "bus namespace (default: $DRIVESTACK_NS, else the only live one)"
+    for name, (help_, what) in PLANNED.items():
+        p = add(name, help_ + " [not yet available]", _planned(name, what))
+        p.add_argument("rest", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+
+    p = add("topics", "print the topic table", cmd_topics)
+    p.add_argument("--live", action="store_true", help="also show live publishers")
+    p.add_argument("--ns", help=ns_help)
+
+    p = add("echo", "print the messages on a topic of a live bus", cmd_echo)
+    p.add_argument("topic")
+    p.add_argument("--ns", help=ns_help)
+    p.add_argument("-n", "--count", type=int, default=0, help="stop after N messages")
+    p.add_argument("--full-arrays", action="store_true", help="print arrays in full")
+
+    p = add("hz", "print the rate of a topic of a live bus", cmd_hz)
+    p.add_argument("topic")
+    p.add_argument("--ns", help=ns_help)
+    p.add_argument("-w", "--window", type=int, default=100, help="messages in the window")
+
+    p = add("launch", "start the nodes of a launch file (name or path)", cmd_launch)
+    p.add_argument("file", help="launch file: a path, or a name in launch/files (e.g. demo)")
+    p.add_argument("overrides", nargs="*", metavar="arg:=value")
+    p.add_argument("--ns", help="bus namespace (default: a new one for this launch)")
+
+    p = add("record", "record a live bus to MCAP until Ctrl-C", cmd_record)
+    p.add_argument("-o", "--output", help="MCAP file (default runs/record-<time>/drive.mcap)")
+    p.add_argument("--topics", nargs="*", default=[], help="only these topics")
+    p.add_argument("--compression", choices=("lz4", "zstd", "none"), default="lz4")
+    p.add_argument("--ns", help=ns_help)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    import logging
+
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (UserError, UnknownTopicError, TransportError, ConfigError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:  # e.g. `drivestack echo ... | head`
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
