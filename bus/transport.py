@@ -499,32 +499,39 @@ class ZmqSubscriber(SubscriberEndpoint):
         sock = ctx.zmq.socket(zmq.SUB)
         sock.setsockopt(zmq.RCVHWM, 0)
         sock.setsockopt(zmq.LINGER, 0)
+        sock.setsockopt(zmq.RECONNECT_IVL_MAX, 1000)  # vanished publishers: retry slowly
         sock.setsockopt(zmq.SUBSCRIBE, b"")
         self.sock = sock
         ctx.endpoints.append(self)
         self._connected: dict[str, str] = {}  # endpoint -> node
         self._welcomed: set[str] = set()  # nodes whose welcome arrived
+        self._live: set[str] = set()  # nodes registered at the last scan
         self._next_scan = 0.0
         for endpoint in ctx.config.remote.get(spec.name, []):
             ctx.secure(sock, server=False)
             sock.connect(endpoint)
             self._connected[endpoint] = f"remote:{endpoint}"
+            self._live.add(f"remote:{endpoint}")
         self.rescan()
 
     def rescan(self) -> None:
-        """Connect to newly registered publishers, disconnect from vanished ones."""
+        """Connect to newly registered publishers; forget the welcome of vanished ones.
+
+        A vanished publisher's endpoint is deliberately not disconnected: an explicit
+        ``disconnect`` can terminate the pipe while a multipart message is half read,
+        which aborts libzmq (``Assertion failed: !_more (fq.cpp)``, libzmq #3663).
+        Left connected, ZeroMQ retries quietly and picks up a restarted publisher."""
         self._next_scan = time.monotonic() + _RESCAN_S
         live = {e.endpoint: e for e in self.ctx.entries(self.spec.name)}
         for endpoint, entry in live.items():
             if endpoint not in self._connected:
                 self.ctx.secure(self.sock, server=False, server_key=entry.curve_public_key)
                 self.sock.connect(endpoint)
-                self._connected[endpoint] = entry.node
-        for endpoint in [e for e, n in self._connected.items()
-                         if e not in live and not n.startswith("remote:")]:
-            with contextlib.suppress(zmq.ZMQError):
-                self.sock.disconnect(endpoint)
-            self._welcomed.discard(self._connected.pop(endpoint))
+            self._connected[endpoint] = entry.node
+        now_live = {e.node for e in live.values()} | {
+            n for n in self._connected.values() if n.startswith("remote:")}
+        self._welcomed -= self._live - now_live  # a vanished publisher must welcome anew
+        self._live = now_live
 
     def take(self) -> list[Delivery]:
         if time.monotonic() >= self._next_scan:
@@ -552,10 +559,11 @@ class ZmqSubscriber(SubscriberEndpoint):
             self.rescan()
         if self.spec.multi_publisher:
             return True
-        return bool(self._welcomed & set(self._connected.values()))
+        return bool(self._welcomed)
 
     def publishers(self) -> list[str]:
-        return sorted(set(self._connected.values()))
+        """Nodes registered as publishers at the last scan (and configured remote ones)."""
+        return sorted(self._live)
 
     def close(self) -> None:
         if self in self.ctx.endpoints:

@@ -27,6 +27,7 @@ Why it is built this way:
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import json
 import os
@@ -183,7 +184,7 @@ class Launcher:
     def run(self) -> int:
         """Start every node, supervise, stop everything; return the exit code.
 
-        Must be called from the main thread: it handles SIGINT and SIGTERM itself.
+        Call it once, from the main thread: it handles SIGINT and SIGTERM itself.
         """
         if threading.current_thread() is not threading.main_thread():
             raise RuntimeError("Launcher.run() must be called from the main thread")
@@ -222,11 +223,10 @@ class Launcher:
             self._start(node)
         while True:
             self._wait(self._next_deadline())
-            for node in self._nodes:
-                if node.proc is not None and self._exited(node.proc):
-                    verdict = self._on_exit(node)
-                    if verdict is not None:
-                        return verdict
+            verdicts = [self._on_exit(n) for n in self._nodes
+                        if n.proc is not None and self._exited(n.proc)]
+            if any(v is not None for v in verdicts):  # all exits reported, then the worst
+                return max(v for v in verdicts if v is not None)
             if self._signals:
                 self._out.info(f"{signal.Signals(self._signals[0]).name} received: stopping")
                 return 0
@@ -261,12 +261,9 @@ class Launcher:
         timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
         for key, _ in self._selector.select(timeout):
             if key.fd == self._wake_fd:
-                while True:
-                    try:
-                        if not os.read(self._wake_fd, 512):
-                            break
-                    except BlockingIOError:
-                        break
+                with contextlib.suppress(BlockingIOError):  # drained
+                    while os.read(self._wake_fd, 512):
+                        pass
             else:
                 self._read_ready(key.data, key.fd)
 
@@ -348,7 +345,7 @@ class Launcher:
         for reader in node.readers:
             reader.join(max(0.0, deadline - time.monotonic()))
         self._close_ready(node)
-        node.proc = None
+        node.proc, node.ready = None, False
 
     def _on_exit(self, node: _Node) -> int | None:
         """Apply the node's policy to its exit: None to go on, else the run's exit code."""
@@ -366,7 +363,7 @@ class Launcher:
         if code == 0:
             if spec.required:
                 self._out.info(f"required node {spec.name} exited ({how}): stopping")
-                return 0
+                return 1 if self._failed else 0
             self._out.info(f"{spec.name} exited ({how})")
             return None
         self._failed = True
@@ -393,7 +390,7 @@ class Launcher:
             for node, proc in [(n, p) for n, p in running if self._exited(p)]:
                 if proc.returncode != 0:
                     how = describe_exit(proc.returncode)
-                    self._out.error(f"{node.spec.name} stopped with {how} "
+                    self._out.error(f"{node.spec.name} did not stop cleanly: {how} "
                                     "(expected exit code 0 on SIGTERM)")
                     clean = False
                 self._finish(node, deadline)

@@ -313,7 +313,10 @@ def _resolve_args(raw: Any, file: Path, overrides: _Overrides, env: Mapping[str,
     args: dict[str, Scalar] = {}
     for name, spec in declared.items():
         key = f"args.{name}"
-        if not isinstance(name, str) or not _ARG_NAME.match(name):
+        if not isinstance(name, str):
+            raise LaunchFileError(file, key, f"argument name {name!r} is not text (quote it: "
+                                  "YAML reads on/off/yes/no/true/false as booleans)")
+        if not _ARG_NAME.match(name):
             raise LaunchFileError(file, key, "argument names are letters, digits and _")
         spec = _check_keys({} if spec is None else spec, _ARG_KEYS, file, key, "an argument")
         if not isinstance(spec.get("description", ""), str):
