@@ -73,6 +73,12 @@ class Publisher(Generic[M]):
         self.endpoint.send(encode(msg))
         self.node.stats.messages_out += 1
 
+    @property
+    def subscription_count(self) -> int:
+        """Subscribers connected to this publisher (like rclpy's get_subscription_count);
+        in-process, every subscription of the topic."""
+        return self.endpoint.subscription_count()
+
     def publish_frames(self, frames: list) -> None:
         """Publish already-encoded frames as they are (replay: bit-exact)."""
         self.endpoint.send(frames)

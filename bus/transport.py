@@ -77,6 +77,9 @@ class PublisherEndpoint(ABC):
         """Handle connection events (latched resends); called by the executor."""
 
     @abstractmethod
+    def subscription_count(self) -> int: ...
+
+    @abstractmethod
     def close(self) -> None: ...
 
 
@@ -425,11 +428,12 @@ class ZmqPublisher(PublisherEndpoint):
         self.seq = 0
         self._node_bytes = node.encode()
         self._last: list[Frame] | None = None
-        self.subscriber_count = 0
+        self._subscribers = 0
         sock = ctx.zmq.socket(zmq.XPUB)
         sock.setsockopt(zmq.SNDHWM, 0)  # never drop silently; see topics.QoS
         sock.setsockopt(zmq.LINGER, 1000)
-        sock.setsockopt(zmq.XPUB_VERBOSE, 1)  # see every subscription (latched resend)
+        # Every (un)subscription reaches us: latched resends and subscriber counts.
+        sock.setsockopt(zmq.XPUB_VERBOSER, 1)
         sock.setsockopt(zmq.XPUB_WELCOME_MSG, _WELCOME + self._node_bytes)
         ctx.secure(sock, server=True)
         endpoint = ctx._endpoint_for(spec.name, node)
@@ -464,6 +468,10 @@ class ZmqPublisher(PublisherEndpoint):
             self._last = list(frames)
         self.service()
 
+    def subscription_count(self) -> int:
+        self.service()
+        return self._subscribers
+
     def service(self) -> None:
         """Count subscriptions; resend the last latched message to a new one."""
         resend = False
@@ -473,10 +481,10 @@ class ZmqPublisher(PublisherEndpoint):
             except zmq.Again:
                 break
             if event[:1] == b"\x01":
-                self.subscriber_count += 1
+                self._subscribers += 1
                 resend = True
             elif event[:1] == b"\x00":
-                self.subscriber_count = max(0, self.subscriber_count - 1)
+                self._subscribers = max(0, self._subscribers - 1)
         if resend and self._last is not None:
             env = _ENVELOPE.pack(self.session, self.seq, time.time_ns()) + self._node_bytes
             self.sock.send_multipart([env, *self._last], copy=False)
@@ -631,6 +639,9 @@ class InProcessPublisher(PublisherEndpoint):
         if self.spec.latched:
             self.last = delivery
         self.ctx.deliver(self.spec, delivery)
+
+    def subscription_count(self) -> int:
+        return len(self.ctx._subs[self.spec.name])
 
     def close(self) -> None:
         pubs = self.ctx._pubs[self.spec.name]

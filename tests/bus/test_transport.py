@@ -236,3 +236,19 @@ def test_strict_lockstep_over_zmq_names_the_late_node(bus_env):
     for e, c in ((ex, ctx), (ctrl_ex, ctrl_ctx)):
         e.destroy()
         c.close()
+
+
+def test_publisher_counts_its_subscribers(bus_env):
+    ctx = ZmqContext()
+    src = Node("src", context=ctx, diagnostics=False)
+    pub = src.create_publisher(Chatter, "/demo/chatter")
+    ex = Executor(ctx, [src])
+    assert pub.subscription_count == 0
+    sinks = [Sink(f"s{i}", "/demo/chatter", context=ctx) for i in range(2)]
+    for s in sinks:
+        ex.add_node(s)
+    assert ex.spin_until(lambda: pub.subscription_count == 2, timeout_s=5)
+    sinks[0].destroy()
+    assert ex.spin_until(lambda: pub.subscription_count == 1, timeout_s=5)
+    ex.destroy()
+    ctx.close()
