@@ -54,11 +54,14 @@ def _convert(tp: Any, value: Any, source: str, key: str) -> Any:
     if tp is Any:
         return value
     if origin is Literal:
-        if value in typing.get_args(tp):
+        if any(value == a and type(value) is type(a) for a in typing.get_args(tp)):
             return value
         raise ConfigError(source, key, _describe(tp), value)
     if origin in (Union, types.UnionType):
-        for arg in typing.get_args(tp):
+        args = typing.get_args(tp)
+        if value is None and type(None) in args:
+            return None
+        for arg in args:
             try:
                 return _convert(arg, value, source, key)
             except ConfigError:
@@ -87,7 +90,10 @@ def _convert(tp: Any, value: Any, source: str, key: str) -> Any:
             return value
     elif tp is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
+            try:
+                return float(value)
+            except OverflowError:
+                raise ConfigError(source, key, "a number in float range", value) from None
     elif tp is str:
         if isinstance(value, str):
             return value
@@ -132,9 +138,11 @@ def load_yaml(cls: type[T], path: str | Path) -> T:
     """Load ``cls`` from a YAML file; unreadable or malformed files are ConfigErrors."""
     path = Path(path)
     try:
-        text = path.read_text()
+        text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(str(path), "", "a readable YAML file", exc.strerror) from None
+    except UnicodeDecodeError:
+        raise ConfigError(str(path), "", "a UTF-8 text file") from None
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:

@@ -7,8 +7,9 @@ known), another struct, or ``list`` of those. A *message* is a struct with a
 
 The schema of each struct is compiled once into a list of field checkers; the
 serializer uses them to decode strictly (see ``bus.serialization``), and the same
-checkers validate a message built in Python, so a node cannot publish what a
-subscriber would refuse.
+checkers validate a message when it is built in Python, so a node cannot build what
+a subscriber would refuse. (A field assigned after construction is not re-checked
+until a subscriber decodes it; build a new message instead of mutating one.)
 """
 
 from __future__ import annotations
@@ -93,7 +94,10 @@ def _check_int(v: Any, path: str) -> int:
 def _check_float(v: Any, path: str) -> float:
     if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)):
         raise SchemaError(path, "float", v)
-    return float(v)
+    try:
+        return float(v)
+    except OverflowError:
+        raise SchemaError(path, "a float in range", v) from None
 
 
 def _check_str(v: Any, path: str) -> str:
@@ -195,7 +199,7 @@ class FieldInfo:
     path: str  # "Struct.field", for error messages
     check: Checker
     kind: str  # "scalar" | "array" | "struct" | "list"
-    scalar: type | None = None  # int/float/str/bool for plain scalar fields
+    scalar: type | None = None  # int/float/str/bool fields with no other constraint
 
 
 _FIELDS: dict[type, tuple[FieldInfo, ...]] = {}
@@ -229,8 +233,9 @@ def struct(cls: type[T]) -> type[T]:
             kind = "struct"
         elif typing.get_origin(tp) is list:
             kind = "list"
+        plain = kind == "scalar" and tp in _SCALARS and "choices" not in f.metadata
         infos.append(FieldInfo(f.name, f"{cls.__name__}.{f.name}", _checker_for(tp, f), kind,
-                               tp if kind == "scalar" and tp in _SCALARS else None))
+                               tp if plain else None))
     _FIELDS[cls] = tuple(infos)
     _BUILDERS[cls] = _compile_builder(cls, _FIELDS[cls], user_post_init)
     return cls

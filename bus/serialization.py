@@ -92,7 +92,7 @@ def _unpack_meta(frames: Sequence[Frame]) -> tuple[list, list[bool]]:
             raise
         except Exception as exc:
             raise DecodeError(f"bad array reference: {exc}") from None
-        if not isinstance(index, int) or not 1 <= index < len(frames):
+        if type(index) is not int or not 1 <= index < len(frames):
             raise DecodeError(f"array refers to frame {index!r}, message has {len(frames)}")
         if used[index]:
             raise DecodeError(f"frame {index} referenced twice")
@@ -140,7 +140,7 @@ def peek_type(frames: Sequence[Frame]) -> tuple[str, int]:
         name, version = unpacker.unpack(), unpacker.unpack()
     except Exception as exc:
         raise DecodeError(f"malformed message metadata: {type(exc).__name__}: {exc}") from None
-    if n < 2 or not isinstance(name, str) or not isinstance(version, int):
+    if n < 2 or not isinstance(name, str) or type(version) is not int:
         raise DecodeError("message metadata does not start with name and version")
     return name, version
 
@@ -155,7 +155,7 @@ def decode(frames: Sequence[Frame], expected: type[T] | None = None) -> T:
         raise DecodeError(f"{len(frames)} frames, at most {_MAX_FRAMES} allowed")
     meta, used = _unpack_meta(frames)
     name, version, *values = meta
-    if not isinstance(name, str) or not isinstance(version, int):
+    if not isinstance(name, str) or type(version) is not int:
         raise DecodeError("message metadata does not start with name and version")
     mt = message_type(name)
     if mt is None:

@@ -59,7 +59,7 @@ def _table(*specs: TopicSpec) -> dict[str, TopicSpec]:
     table = {}
     for s in specs:
         bare = s.name.replace(_PATTERN_PARAM, "x")
-        if not _TOPIC_NAME.match(bare):
+        if not _TOPIC_NAME.fullmatch(bare):
             raise ValueError(f"bad topic name {s.name!r}")
         table[s.name] = s
     return table
@@ -97,9 +97,9 @@ def lookup(topic: str) -> TopicSpec:
     """The spec of a concrete topic name; ``/sensors/camera/front`` matches the
     pattern row ``/sensors/camera/<name>``. Unknown names raise UnknownTopicError."""
     spec = TOPICS.get(topic)
-    if spec is not None:
+    if spec is not None and _PATTERN_PARAM not in topic:
         return spec
-    if _TOPIC_NAME.match(topic):
+    if _TOPIC_NAME.fullmatch(topic):
         parent, _, leaf = topic.rpartition("/")
         pattern = TOPICS.get(f"{parent}/{_PATTERN_PARAM}")
         if pattern is not None and leaf:
