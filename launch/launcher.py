@@ -84,7 +84,7 @@ def default_namespace() -> str:
 def node_command(spec: NodeSpec, entry_module: str = NODE_MAIN) -> list[str]:
     """The command line of one node process (the contract of ``launch.node_main``)."""
     cmd = [sys.executable, "-m", entry_module, "--node", spec.node, "--name", spec.name,
-           "--params-json", json.dumps(spec.params)]
+           "--params-json", json.dumps(spec.params), "--params-source", spec.params_source]
     for src, dst in spec.remaps.items():
         cmd += ["--remap", f"{src}:={dst}"]
     return cmd

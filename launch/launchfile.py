@@ -50,7 +50,8 @@ DEFAULT_MAX_RESTARTS = 3
 _TOP_KEYS = ("args", "include", "nodes")
 _ARG_KEYS = ("default", "description")
 _INCLUDE_KEYS = ("file", "args")
-_NODE_KEYS = ("node", "name", "params", "remaps", "restart", "max_restarts", "required")
+_NODE_KEYS = ("node", "name", "params", "params_file", "remaps", "restart", "max_restarts",
+              "required")
 
 _IDENT = r"[A-Za-z_][A-Za-z0-9_]*"
 _ARG_NAME = re.compile(rf"^{_IDENT}$")
@@ -85,6 +86,7 @@ class NodeSpec:
     max_restarts: int = DEFAULT_MAX_RESTARTS
     required: bool = True
     source: str = ""  # "file nodes[i]", so runtime errors can point back at the launch file
+    params_source: str = "parameters"  # where params came from, for the node's errors
 
 
 @dataclass(frozen=True)
@@ -121,6 +123,8 @@ def _read_yaml(path: Path) -> Any:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise LaunchFileError(path, "", f"cannot read launch file ({exc.strerror})") from None
+    except UnicodeDecodeError:
+        raise LaunchFileError(path, "", "expected UTF-8 text") from None
     try:
         return yaml.load(text, Loader=_StrictLoader)  # a SafeLoader subclass: no tags
     except yaml.MarkedYAMLError as exc:
@@ -356,6 +360,11 @@ def _node_spec(entry: Any, scope: _Scope, key: str) -> NodeSpec:
     params = entry.get("params", {})
     if not isinstance(params, dict) or not all(isinstance(k, str) for k in params):
         raise LaunchFileError(file, f"{key}.params", "expected a mapping of names to values")
+    params_source = f"{file} {key}.params"
+    if "params_file" in entry:
+        from_file, params_source = _params_file(file, f"{key}.params_file",
+                                                entry["params_file"])
+        params = {**from_file, **params}  # inline params override the file's
     try:
         json.dumps(params)
     except (TypeError, ValueError) as exc:
@@ -389,7 +398,23 @@ def _node_spec(entry: Any, scope: _Scope, key: str) -> NodeSpec:
     return NodeSpec(
         name=name, node=target, params=params, remaps=remaps, restart=restart,
         max_restarts=max_restarts, required=required, source=f"{file} {key}",
+        params_source=params_source,
     )
+
+
+def _params_file(file: Path, key: str, value: Any) -> tuple[dict[str, Any], str]:
+    """A node's parameters from a YAML mapping, path relative to the launch file."""
+    if not isinstance(value, str) or not value:
+        raise LaunchFileError(file, key, f"expected a path to a YAML file, got {value!r}")
+    path = (file.parent / value).resolve()
+    if not path.is_file():
+        raise LaunchFileError(file, key, f"expected an existing YAML file, {path} is not one")
+    data = _read_yaml(path)
+    if data is None:
+        data = {}
+    if not isinstance(data, dict) or not all(isinstance(k, str) for k in data):
+        raise LaunchFileError(path, "", "expected a mapping of parameter names to values")
+    return data, f"{path} (and {file} {key.rsplit('.', 1)[0]}.params)"
 
 
 def _load(

@@ -48,6 +48,7 @@ FAKE_NODE_MAIN = textwrap.dedent('''
     parser = argparse.ArgumentParser()
     for opt in ("--node", "--name", "--params-json"):
         parser.add_argument(opt, required=True)
+    parser.add_argument("--params-source", default="parameters")
     parser.add_argument("--remap", action="append", default=[])
     args = parser.parse_args()
     params = json.loads(args.params_json)
@@ -209,7 +210,8 @@ def test_node_command_follows_the_node_main_contract() -> None:
     spec = NodeSpec(name="t", node="m.n:C", params={"r": 2}, remaps={"/a": "/b", "/c": "/d"})
     assert node_command(spec) == [
         sys.executable, "-m", "launch.node_main", "--node", "m.n:C", "--name", "t",
-        "--params-json", '{"r": 2}', "--remap", "/a:=/b", "--remap", "/c:=/d"]
+        "--params-json", '{"r": 2}', "--params-source", "parameters", "--remap", "/a:=/b",
+        "--remap", "/c:=/d"]
 
 
 def test_describe_exit() -> None:

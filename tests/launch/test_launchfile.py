@@ -51,7 +51,7 @@ def test_full_node_entry_and_defaults(tmp_path: Path) -> None:
     assert d.nodes[0] == NodeSpec(
         name="talker", node=TALKER, params={"rate_hz": 5.5, "text": "hi", "nested": {"a": [1, 2]}},
         remaps={"/demo/chatter": "/demo/other"}, restart="on-failure", max_restarts=5,
-        required=False, source=f"{f} nodes[0]",
+        required=False, source=f"{f} nodes[0]", params_source=f"{f} nodes[0].params",
     )
     relay = d.nodes[1]
     assert (relay.params, relay.remaps, relay.restart, relay.max_restarts, relay.required) == (
@@ -271,3 +271,42 @@ def test_missing_file() -> None:
         load_launch_file("no_such_launch")
     with pytest.raises(LaunchFileError, match=r"^/nonexistent/x\.yaml: no such launch file"):
         load_launch_file("/nonexistent/x.yaml")
+
+
+def test_params_file_is_merged_under_inline_params(tmp_path: Path) -> None:
+    (tmp_path / "talker.yaml").write_text("rate_hz: 5\ntext: from-file\n")
+    f = tmp_path / "l.yaml"
+    f.write_text("nodes:\n  - node: launch.demo_nodes:Talker\n    name: talker\n"
+                 "    params_file: talker.yaml\n    params: {text: inline}\n")
+    (node,) = load_launch_file(f).nodes
+    assert node.params == {"rate_hz": 5, "text": "inline"}
+    assert str(tmp_path / "talker.yaml") in node.params_source
+
+
+def test_params_file_errors_name_the_file(tmp_path: Path) -> None:
+    f = tmp_path / "l.yaml"
+    f.write_text("nodes:\n  - node: a.b:C\n    name: n\n    params_file: missing.yaml\n")
+    with pytest.raises(LaunchFileError, match=r"nodes\[0\]\.params_file: expected an existing"):
+        load_launch_file(f)
+    (tmp_path / "list.yaml").write_text("- 1\n- 2\n")
+    f.write_text("nodes:\n  - node: a.b:C\n    name: n\n    params_file: list.yaml\n")
+    with pytest.raises(LaunchFileError, match=r"list\.yaml: expected a mapping"):
+        load_launch_file(f)
+
+
+def test_bad_param_value_is_reported_by_the_node_against_the_launch_file(tmp_path: Path) -> None:
+    import os
+    import subprocess
+
+    from launch.launcher import node_command
+
+    f = tmp_path / "l.yaml"
+    f.write_text("nodes:\n  - node: launch.demo_nodes:Talker\n    name: talker\n"
+                 "    params: {rate_hz: fast}\n")
+    (node,) = load_launch_file(f).nodes
+    env = {**os.environ, "DRIVESTACK_RUNTIME_DIR": str(tmp_path), "DRIVESTACK_NS": "pf"}
+    proc = subprocess.run(node_command(node), capture_output=True, text=True, env=env,
+                          timeout=60)
+    assert proc.returncode == 2
+    assert f"{f} nodes[0].params: rate_hz: expected a number, got 'fast'" in proc.stderr
+    assert "Traceback" not in proc.stderr
