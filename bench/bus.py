@@ -582,6 +582,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="few samples (smoke test, < 15 s)")
     ap.add_argument("--protocol", choices=("ipc", "tcp"), default="ipc")
+    ap.add_argument("--rate-small", type=float, default=500.0,
+                    help="pacing of the small-message latency samples, Hz")
+    ap.add_argument("--rate-image", type=float, default=100.0,
+                    help="pacing of the image latency samples, Hz")
     ap.add_argument("--profile", metavar="DIR", default="",
                     help="run the drivestack workers under cProfile, .pstats into DIR")
     return ap.parse_args(argv)
@@ -608,10 +612,11 @@ def main(argv: list[str] | None = None) -> int:
         # rounds (raw and drivestack alternate), then per round: warm-up messages,
         # latency samples, rate (Hz); messages per throughput burst (one per round)
         if args.quick:
-            counts = {"small": (2, 50, 200, 500.0, 2000), "image": (2, 10, 40, 100.0, 100)}
+            counts = {"small": (2, 50, 200, args.rate_small, 2000),
+                      "image": (2, 10, 40, args.rate_image, 100)}
         else:
-            counts = {"small": (3, 100, 1000, 500.0, 10000),
-                      "image": (3, 20, 170, 100.0, 300)}
+            counts = {"small": (3, 100, 1000, args.rate_small, 10000),
+                      "image": (3, 20, 170, args.rate_image, 300)}
         results = {}
         for case in ("small", "image"):
             print(f"measuring {case} ...", file=sys.stderr, flush=True)

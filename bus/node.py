@@ -27,8 +27,6 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from typing import Any, ClassVar, Generic, TypeVar
 
-import numpy as np
-
 from bus import config as cfg
 from bus.messages import Header, NodeStatus
 from bus.serialization import DecodeError, decode, encode
@@ -36,6 +34,7 @@ from bus.topics import QoS, TopicSpec, check_type
 from bus.transport import (
     Context,
     Delivery,
+    InProcessContext,
     InProcessSubscriber,
     PublisherEndpoint,
     SubscriberEndpoint,
@@ -186,12 +185,15 @@ class NodeStats:
         self._latencies.append(seconds)
 
     def take_latencies_ms(self) -> tuple[float, float, float]:
-        """p50, p99, max of the callback latencies since the last call (ms)."""
+        """p50, p99, max (nearest rank) of the callback latencies since the last call,
+        in ms. Plain Python: numpy's percentile imports numpy.ma on first use, a
+        30 ms stall in the middle of a run."""
         if not self._latencies:
             return 0.0, 0.0, 0.0
-        a = np.asarray(self._latencies) * 1e3
+        a = sorted(self._latencies)
         self._latencies.clear()
-        return float(np.percentile(a, 50)), float(np.percentile(a, 99)), float(a.max())
+        n = len(a)
+        return a[(n - 1) // 2] * 1e3, a[min(n - 1, round(0.99 * (n - 1)))] * 1e3, a[-1] * 1e3
 
 
 # ----------------------------------------------------------------------------- nodes
@@ -316,6 +318,7 @@ class Executor:
 
     def __init__(self, context: Context, nodes: Iterable[Node] = ()) -> None:
         self.context = context
+        self._inprocess = isinstance(context, InProcessContext)
         self.nodes: list[Node] = []
         self._stop = False
         for n in nodes:
@@ -345,29 +348,30 @@ class Executor:
             raise ShutdownRequested
         clock = self.context.clock
         subs = self._subscriptions()
-        # Publisher sockets are serviced too: that is when ZeroMQ attaches a new
+        # Publisher sockets are polled too: serving them is when ZeroMQ attaches a new
         # subscriber and sends it the welcome (and a latched topic its last message).
         pubs = [p.endpoint for n in self.nodes for p in n.publishers]
-        for p in pubs:
-            p.service()
-        if self._serve_inprocess(subs) or any(s.poll() for s in subs if not self._inproc(s)):
-            return True
-        if self._run_due_timers():
-            return True
-        timers = self._timers()
-        wait = timeout_s
-        if timers:
-            wait = max(0.0, min(wait, min(t.next_due for t in timers) - clock.now()))
-        self.context.wait([s.endpoint for s in subs], pubs, wait)
-        for p in pubs:
-            p.service()
-        worked = self._serve_inprocess(subs) or any(
-            [s.poll() for s in subs if not self._inproc(s)])
-        return self._run_due_timers() or worked
-
-    @staticmethod
-    def _inproc(s: Subscription) -> bool:
-        return isinstance(s.endpoint, InProcessSubscriber)
+        worked = self._run_due_timers()
+        wait = 0.0
+        if not worked:
+            timers = self._timers()
+            wait = timeout_s
+            if timers:
+                wait = max(0.0, min(wait, min(t.next_due for t in timers) - clock.now()))
+        ready = self.context.wait([s.endpoint for s in subs], pubs, wait)
+        if ready:
+            for p in pubs:
+                if p in ready:
+                    p.service()
+            if self._inprocess:
+                worked = self._serve_inprocess(subs) or worked
+            else:
+                for s in subs:
+                    if s.endpoint in ready:
+                        worked = bool(s.poll()) or worked
+        worked = self._run_due_timers() or worked
+        self.context.maintain()
+        return worked
 
     def _serve_inprocess(self, subs: list[Subscription]) -> bool:
         """In-process: deliver one message at a time, oldest first across all
@@ -375,7 +379,7 @@ class Executor:
         worked = False
         while True:
             pending = [(s.endpoint.oldest(), i) for i, s in enumerate(subs)
-                       if self._inproc(s) and s.endpoint.oldest() is not None]
+                       if s.endpoint.oldest() is not None]
             if not pending:
                 return worked
             _, i = min(pending)

@@ -200,6 +200,7 @@ class FieldInfo:
     check: Checker
     kind: str  # "scalar" | "array" | "struct" | "list"
     scalar: type | None = None  # int/float/str/bool fields with no other constraint
+    nested: type | None = None  # the struct type of a struct field or list-of-struct item
 
 
 _FIELDS: dict[type, tuple[FieldInfo, ...]] = {}
@@ -234,8 +235,11 @@ def struct(cls: type[T]) -> type[T]:
         elif typing.get_origin(tp) is list:
             kind = "list"
         plain = kind == "scalar" and tp in _SCALARS and "choices" not in f.metadata
+        nested = tp if kind == "struct" else None
+        if kind == "list" and is_struct(typing.get_args(tp)[0]):
+            nested = typing.get_args(tp)[0]
         infos.append(FieldInfo(f.name, f"{cls.__name__}.{f.name}", _checker_for(tp, f), kind,
-                               tp if plain else None))
+                               tp if plain else None, nested))
     _FIELDS[cls] = tuple(infos)
     _BUILDERS[cls] = _compile_builder(cls, _FIELDS[cls], user_post_init)
     return cls
@@ -256,6 +260,9 @@ def _compile_builder(
         if info.scalar is not None:  # fast path: already the exact type
             env[f"t{i}"] = info.scalar
             items.append(f"{info.name!r}: v{i} if type(v{i}) is t{i} else c{i}(v{i}, p{i})")
+        elif info.kind == "struct":  # fast path: the nested struct's own builder
+            env[f"b{i}"] = _BUILDERS[info.nested]  # type: ignore[index]
+            items.append(f"{info.name!r}: b{i}(v{i}) if type(v{i}) is list else c{i}(v{i}, p{i})")
         else:
             items.append(f"{info.name!r}: c{i}(v{i}, p{i})")
     unpack = f"    {', '.join(names)}{',' if len(names) == 1 else ''} = values\n" if names else ""

@@ -4,7 +4,8 @@ A message becomes a list of frames (one ZeroMQ multipart message):
 
   frame 0      msgpack array ``[name, version, field_0, field_1, ...]``; nested structs
                are arrays of their fields in declaration order; an ndarray is the
-               msgpack extension ``ExtType(1, msgpack([frame_index, dtype, shape]))``
+               msgpack extension ``ExtType(1, <u16 frame index, u8 dtype code, u8 ndim,
+               ndim x u64 dims>)``, the dtype code indexing ``WIRE_DTYPES``
   frame 1..n   the raw little-endian, C-ordered bytes of each array
 
 Encoding never copies a C-contiguous array. Decoding is strict and never runs code
@@ -21,7 +22,7 @@ For storage (MCAP) the frames are joined into one buffer with :func:`join_frames
 from __future__ import annotations
 
 import struct as _struct
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 import msgpack
@@ -31,7 +32,6 @@ from bus.schema import (
     ALLOWED_DTYPES,
     SchemaError,
     from_values,
-    is_struct,
     message_type,
     struct_fields,
     type_of,
@@ -48,33 +48,66 @@ class DecodeError(ValueError):
     """Bytes that are not a valid drivestack message (the only error decoding raises)."""
 
 
+# Array references. The wire names each dtype by its index in this tuple: append
+# only, never reorder (it is part of the format, like the message versions).
+WIRE_DTYPES = ("bool", "uint8", "int8", "uint16", "int16", "uint32", "int32", "uint64",
+               "int64", "float16", "float32", "float64")
+assert set(WIRE_DTYPES) == ALLOWED_DTYPES
+_NP_DTYPES = tuple(np.dtype(n).newbyteorder("<") for n in WIRE_DTYPES)
+_DTYPE_CODE = {np.dtype(n): i for i, n in enumerate(WIRE_DTYPES)}
+_ARRAY_REF = _struct.Struct("<HBB")  # frame index, dtype code, ndim; then ndim x u64
+_DIMS = [_struct.Struct(f"<{n}Q") for n in range(_MAX_NDIM + 1)]
+
+
 # ------------------------------------------------------------------------- encoding
-def _to_wire(obj: Any, arrays: list[np.ndarray]) -> Any:
-    """Struct -> nested lists, arrays replaced by ExtType references into ``arrays``."""
-    out = []
-    for info in struct_fields(type(obj)):
-        v = getattr(obj, info.name)
+def _array_ref(a: np.ndarray, arrays: list[np.ndarray]) -> msgpack.ExtType:
+    """Queue ``a`` as the next out-of-band frame; return its reference for the metadata."""
+    if not a.flags.c_contiguous:
+        a = np.ascontiguousarray(a)
+    code = _DTYPE_CODE.get(a.dtype)
+    if code is None:  # big-endian or otherwise foreign layout of an allowed dtype
+        a = a.astype(a.dtype.newbyteorder("<"))
+        code = _DTYPE_CODE[a.dtype]
+    arrays.append(a)
+    ref = _ARRAY_REF.pack(len(arrays), code, a.ndim) + _DIMS[a.ndim].pack(*a.shape)
+    return msgpack.ExtType(_EXT_ARRAY, ref)
+
+
+_ENCODERS: dict[type, Callable[[Any, list[np.ndarray]], list]] = {}
+
+
+def _encoder(cls: type) -> Callable[[Any, list[np.ndarray]], list]:
+    """Generate (once per struct) ``enc(obj, arrays)``: the struct as a list of its field
+    values, nested structs as lists, arrays as references. Unrolled like the decoding
+    builders in ``bus.schema``, because this is the publishing hot path."""
+    enc = _ENCODERS.get(cls)
+    if enc is not None:
+        return enc
+    env: dict[str, Any] = {"array_ref": _array_ref}
+    items = []
+    for i, info in enumerate(struct_fields(cls)):
+        value = f"d[{info.name!r}]"
         if info.kind == "array":
-            a = v if v.flags.c_contiguous else np.ascontiguousarray(v)
-            if a.dtype.byteorder == ">":
-                a = a.astype(a.dtype.newbyteorder("<"))
-            ref = msgpack.packb([len(arrays) + 1, a.dtype.name, list(a.shape)])
-            arrays.append(a)
-            out.append(msgpack.ExtType(_EXT_ARRAY, ref))
+            items.append(f"array_ref({value}, arrays)")
         elif info.kind == "struct":
-            out.append(_to_wire(v, arrays))
-        elif info.kind == "list" and v and is_struct(type(v[0])):
-            out.append([_to_wire(x, arrays) for x in v])
+            env[f"e{i}"] = _encoder(info.nested)  # type: ignore[arg-type]
+            items.append(f"e{i}({value}, arrays)")
+        elif info.kind == "list" and info.nested is not None:
+            env[f"e{i}"] = _encoder(info.nested)
+            items.append(f"[e{i}(x, arrays) for x in {value}]")
         else:
-            out.append(v)
-    return out
+            items.append(value)
+    src = f"def enc(obj, arrays):\n    d = obj.__dict__\n    return [{', '.join(items)}]\n"
+    exec(src, env)
+    _ENCODERS[cls] = enc = env["enc"]
+    return enc
 
 
 def encode(msg: Any) -> list[Frame]:
     """Encode a registered message into frames (arrays are not copied)."""
     mt = type_of(type(msg))
     arrays: list[np.ndarray] = []
-    body = _to_wire(msg, arrays)
+    body = _encoder(mt.cls)(msg, arrays)
     meta = msgpack.packb([mt.name, mt.version, *body], use_bin_type=True)
     return [meta, *(memoryview(a).cast("B") if a.size else b"" for a in arrays)]
 
@@ -86,35 +119,30 @@ def _unpack_meta(frames: Sequence[Frame]) -> tuple[list, list[bool]]:
     def ext_hook(code: int, data: bytes) -> np.ndarray:
         if code != _EXT_ARRAY:
             raise DecodeError(f"unknown msgpack extension type {code}")
-        try:
-            index, dtype_name, shape = msgpack.unpackb(data, raw=False)
-        except DecodeError:
-            raise
-        except Exception as exc:
-            raise DecodeError(f"bad array reference: {exc}") from None
-        if type(index) is not int or not 1 <= index < len(frames):
-            raise DecodeError(f"array refers to frame {index!r}, message has {len(frames)}")
+        if len(data) < _ARRAY_REF.size:
+            raise DecodeError(f"bad array reference ({len(data)} bytes, too short)")
+        index, dtype_code, ndim = _ARRAY_REF.unpack_from(data)
+        if ndim > _MAX_NDIM or len(data) != _ARRAY_REF.size + 8 * ndim:
+            raise DecodeError(f"bad array reference ({ndim} dimensions, {len(data)} bytes)")
+        if not 1 <= index < len(frames):
+            raise DecodeError(f"array refers to frame {index}, message has {len(frames)}")
         if used[index]:
             raise DecodeError(f"frame {index} referenced twice")
-        if dtype_name not in ALLOWED_DTYPES:
-            raise DecodeError(f"array dtype {dtype_name!r} is not allowed")
-        if (not isinstance(shape, list) or len(shape) > _MAX_NDIM
-                or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0
-                           for d in shape)):
-            raise DecodeError(f"bad array shape {shape!r}")
-        dtype = np.dtype(dtype_name).newbyteorder("<")
+        if dtype_code >= len(_NP_DTYPES):
+            raise DecodeError(f"array dtype code {dtype_code} is not allowed")
+        dtype = _NP_DTYPES[dtype_code]
+        shape = _DIMS[ndim].unpack_from(data, _ARRAY_REF.size)
         buf = memoryview(frames[index])
-        n = 1
+        n = dtype.itemsize
         for d in shape:
             n *= d
-        if n * dtype.itemsize != buf.nbytes:
-            raise DecodeError(
-                f"array of shape {shape} {dtype_name} needs {n * dtype.itemsize} bytes, "
-                f"frame {index} has {buf.nbytes}"
-            )
+        if n != buf.nbytes:
+            raise DecodeError(f"array of shape {list(shape)} {dtype.name} needs {n} bytes, "
+                              f"frame {index} has {buf.nbytes}")
         used[index] = True
         arr = np.frombuffer(buf, dtype=dtype).reshape(shape)
-        arr.flags.writeable = False
+        if arr.flags.writeable:  # a view of a mutable buffer: make it read-only
+            arr.flags.writeable = False
         return arr
 
     try:

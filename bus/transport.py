@@ -152,8 +152,12 @@ class Context(ABC):
         subscribers: Sequence[SubscriberEndpoint],
         publishers: Sequence[PublisherEndpoint],
         timeout_s: float,
-    ) -> None:
-        """Block until a subscriber may have data, a publisher has events, or timeout."""
+    ) -> set[SubscriberEndpoint | PublisherEndpoint]:
+        """Block until a subscriber has data or a publisher has events (or timeout);
+        return the endpoints that have."""
+
+    def maintain(self) -> None:
+        """Housekeeping between callbacks (ZeroMQ: find new publishers)."""
 
     def close(self) -> None:
         """Release what the context holds."""
@@ -305,7 +309,7 @@ class ZmqContext(Context):
         self.clock = clock or Clock()
         self.dir = namespace_dir(self.namespace)
         self.zmq = zmq.Context()
-        self._poller_cache: tuple[tuple[int, ...], zmq.Poller] | None = None
+        self._poller_cache: tuple[tuple[int, ...], zmq.Poller, dict] | None = None
         self.endpoints: list[ZmqPublisher | ZmqSubscriber] = []  # open ones, for close()
         self._auth = None
         self._curve: tuple[bytes, bytes] | None = None
@@ -348,8 +352,11 @@ class ZmqContext(Context):
         path.parent.mkdir(parents=True, exist_ok=True)
         return f"ipc://{path}"
 
+    def topic_dir(self, topic: str) -> Path:
+        return self.dir / "topics" / _topic_slug(topic)
+
     def _registry_path(self, topic: str, node: str) -> Path:
-        return self.dir / "topics" / _topic_slug(topic) / f"{node}.json"
+        return self.topic_dir(topic) / f"{node}.json"
 
     def publisher(self, spec: TopicSpec, node: str) -> ZmqPublisher:
         if not spec.multi_publisher:
@@ -368,9 +375,8 @@ class ZmqContext(Context):
 
     def entries(self, topic: str) -> list[RegistryEntry]:
         """Live registered publishers of ``topic``; stale entries are removed."""
-        d = self.dir / "topics" / _topic_slug(topic)
         try:
-            paths = list(d.glob("*.json"))
+            paths = list(self.topic_dir(topic).glob("*.json"))
         except OSError:
             return []
         out = []
@@ -402,14 +408,21 @@ class ZmqContext(Context):
             sock.curve_serverkey = (server_key or public.decode()).encode()
 
     def wait(self, subscribers, publishers, timeout_s):  # type: ignore[no-untyped-def]
-        socks = [s.sock for s in subscribers] + [p.sock for p in publishers]
-        key = tuple(id(s) for s in socks)
+        endpoints = [*subscribers, *publishers]
+        key = tuple(id(e) for e in endpoints)
         if self._poller_cache is None or self._poller_cache[0] != key:
             poller = zmq.Poller()
-            for s in socks:
-                poller.register(s, zmq.POLLIN)
-            self._poller_cache = (key, poller)
-        self._poller_cache[1].poll(max(0, int(timeout_s * 1000)))
+            for e in endpoints:
+                poller.register(e.sock, zmq.POLLIN)
+            self._poller_cache = (key, poller, {e.sock: e for e in endpoints})
+        _, poller, by_sock = self._poller_cache
+        return {by_sock[s] for s, _ in poller.poll(max(0, int(timeout_s * 1000)))}
+
+    def maintain(self) -> None:
+        now = time.monotonic()
+        for e in self.endpoints:
+            if isinstance(e, ZmqSubscriber) and now >= e.next_scan:
+                e.rescan(full=False)
 
     def close(self) -> None:
         """Close every endpoint still open (removing registry entries and sockets)."""
@@ -466,7 +479,6 @@ class ZmqPublisher(PublisherEndpoint):
         self.sock.send_multipart([env, *frames], copy=False)
         if self.spec.latched:
             self._last = list(frames)
-        self.service()
 
     def subscription_count(self) -> int:
         self.service()
@@ -475,11 +487,8 @@ class ZmqPublisher(PublisherEndpoint):
     def service(self) -> None:
         """Count subscriptions; resend the last latched message to a new one."""
         resend = False
-        while True:
-            try:
-                event = self.sock.recv(zmq.NOBLOCK)
-            except zmq.Again:
-                break
+        while self.sock.getsockopt(zmq.EVENTS) & zmq.POLLIN:
+            event = self.sock.recv()
             if event[:1] == b"\x01":
                 self._subscribers += 1
                 resend = True
@@ -514,7 +523,9 @@ class ZmqSubscriber(SubscriberEndpoint):
         self._connected: dict[str, str] = {}  # endpoint -> node
         self._welcomed: set[str] = set()  # nodes whose welcome arrived
         self._live: set[str] = set()  # nodes registered at the last scan
-        self._next_scan = 0.0
+        self.next_scan = 0.0
+        self._full_scan = 0.0
+        self._dir_mtime = -1
         for endpoint in ctx.config.remote.get(spec.name, []):
             ctx.secure(sock, server=False)
             sock.connect(endpoint)
@@ -522,14 +533,26 @@ class ZmqSubscriber(SubscriberEndpoint):
             self._live.add(f"remote:{endpoint}")
         self.rescan()
 
-    def rescan(self) -> None:
+    def rescan(self, full: bool = True) -> None:
         """Connect to newly registered publishers; forget the welcome of vanished ones.
 
         A vanished publisher's endpoint is deliberately not disconnected: an explicit
         ``disconnect`` can terminate the pipe while a multipart message is half read,
         which aborts libzmq (``Assertion failed: !_more (fq.cpp)``, libzmq #3663).
-        Left connected, ZeroMQ retries quietly and picks up a restarted publisher."""
-        self._next_scan = time.monotonic() + _RESCAN_S
+        Left connected, ZeroMQ retries quietly and picks up a restarted publisher.
+
+        ``full=False`` skips the work when the topic's registry directory has not
+        changed since the last scan (a killed publisher changes nothing there, so a
+        full scan, which checks every publisher's pid, still runs every second)."""
+        now = time.monotonic()
+        self.next_scan = now + _RESCAN_S
+        try:
+            mtime = os.stat(self.ctx.topic_dir(self.spec.name)).st_mtime_ns
+        except OSError:
+            mtime = -1
+        if not full and mtime == self._dir_mtime and now < self._full_scan:
+            return
+        self._dir_mtime, self._full_scan = mtime, now + 1.0
         live = {e.endpoint: e for e in self.ctx.entries(self.spec.name)}
         for endpoint, entry in live.items():
             if endpoint not in self._connected:
@@ -542,28 +565,29 @@ class ZmqSubscriber(SubscriberEndpoint):
         self._live = now_live
 
     def take(self) -> list[Delivery]:
-        if time.monotonic() >= self._next_scan:
-            self.rescan()
+        """Every whole message queued now. Frames 0 and 1 (envelope, metadata) are
+        small and copied; array frames are received zero-copy. Queue state is read
+        with EVENTS rather than by a recv that fails: no exception per call."""
         out = []
-        recv = self.sock.recv_multipart
-        while True:
-            try:
-                parts = recv(zmq.NOBLOCK, copy=False)
-            except zmq.Again:
-                return out
+        sock = self.sock
+        while sock.getsockopt(zmq.EVENTS) & zmq.POLLIN:
+            parts = sock.recv_multipart(copy=False)
             head = parts[0].bytes
-            if len(parts) == 1 and head.startswith(_WELCOME):
-                self._welcomed.add(head[len(_WELCOME):].decode(errors="replace"))
-                continue
-            if len(head) < _ENVELOPE.size or len(parts) < 2:
-                continue  # not from a drivestack publisher; nothing to decode
+            if len(parts) == 1:
+                if head.startswith(_WELCOME):
+                    self._welcomed.add(head[len(_WELCOME):].decode(errors="replace"))
+                continue  # a welcome, or nothing a drivestack publisher sends
+            if len(head) < _ENVELOPE.size:
+                continue  # not from a drivestack publisher
+            frames: list[Frame] = [p.buffer if len(p) >= 65536 else p.bytes
+                                   for p in parts[1:]]
             session, seq, send_ns = _ENVELOPE.unpack_from(head)
             publisher = head[_ENVELOPE.size:].decode(errors="replace")
-            frames = [p.bytes if len(p) < 65536 else p.buffer for p in parts[1:]]
             out.append(Delivery(frames, publisher, session, seq, send_ns))
+        return out
 
     def connected(self) -> bool:
-        if time.monotonic() >= self._next_scan:
+        if time.monotonic() >= self.next_scan:
             self.rescan()
         if self.spec.multi_publisher:
             return True
@@ -621,8 +645,10 @@ class InProcessContext(Context):
             sub.push(delivery)
 
     def wait(self, subscribers, publishers, timeout_s):  # type: ignore[no-untyped-def]
-        if not any(s.queue for s in subscribers):
+        ready = {s for s in subscribers if s.queue}
+        if not ready:
             self.clock.sleep(timeout_s)
+        return ready
 
 
 class InProcessPublisher(PublisherEndpoint):

@@ -26,6 +26,7 @@ import bus.serialization as ser
 from bus import messages as m
 from bus.schema import ALLOWED_DTYPES, registered_messages
 from bus.serialization import (
+    WIRE_DTYPES,
     DecodeError,
     decode,
     encode,
@@ -57,7 +58,17 @@ def _pack(meta: list) -> bytes:
 
 
 def _ref(index: Any, dtype: Any, shape: Any) -> msgpack.ExtType:
-    return msgpack.ExtType(1, msgpack.packb([index, dtype, shape], use_bin_type=True))
+    """An array reference as the encoder writes it (frame index, dtype code, dims).
+    A dtype that is not a wire dtype gets an unassigned code; values the binary form
+    cannot hold (negative, bool, float, str, ...) give a reference too short to parse."""
+    code = WIRE_DTYPES.index(dtype) if dtype in WIRE_DTYPES else 250
+    try:
+        if type(index) is not int or not all(type(d) is int for d in shape):
+            raise TypeError
+        return msgpack.ExtType(1, struct.pack(f"<HBB{len(shape)}Q", index, code, len(shape),
+                                              *shape))
+    except (TypeError, struct.error):
+        return msgpack.ExtType(1, b"bad")
 
 
 def _traj(n: int = 4) -> m.Trajectory:
@@ -470,7 +481,7 @@ def test_bool_frame_index_is_refused() -> None:
     frames = _b(encode(_traj(2)))
     meta = _meta(frames)
     meta[3] = _ref(True, "float64", [2, 3])
-    _decode_error([_pack(meta), *frames[1:]], "refers to frame")
+    _decode_error([_pack(meta), *frames[1:]], "bad array reference")
 
 
 # ---------------------------------------------------------------- joined form / peek
