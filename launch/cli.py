@@ -52,13 +52,24 @@ def _context(ns: str | None):  # type: ignore[no-untyped-def]
 
 
 def _tool_node(ns: str | None, kind: str):  # type: ignore[no-untyped-def]
-    from bus import Executor, Node, install_signal_handlers
+    """A diagnostics-free node on the live bus for a tool, and its executor."""
+    from bus import Executor, Node
 
     ctx = _context(ns)
     node = Node(f"{kind}_{os.getpid()}", context=ctx, diagnostics=False)
-    executor = Executor(ctx, [node])
+    return node, Executor(ctx, [node])
+
+
+def _spin_until_signal(executor) -> None:  # type: ignore[no-untyped-def]
+    """Spin until Ctrl-C/SIGTERM (or executor.shutdown()), then release the bus."""
+    from bus import install_signal_handlers
+
     install_signal_handlers(executor)
-    return ctx, node, executor
+    try:
+        executor.spin()
+    finally:
+        executor.destroy()
+        executor.context.close()
 
 
 # ---------------------------------------------------------------------------- topics
@@ -116,7 +127,7 @@ def cmd_echo(args: argparse.Namespace) -> int:
     import yaml
 
     spec = lookup(args.topic)
-    ctx, node, executor = _tool_node(args.ns, "echo")
+    node, executor = _tool_node(args.ns, "echo")
     printed = 0
 
     def show(msg: Any) -> None:
@@ -128,11 +139,7 @@ def cmd_echo(args: argparse.Namespace) -> int:
             executor.shutdown()
 
     node.create_subscription(spec.msg_type, args.topic, show)
-    try:
-        executor.spin()
-    finally:
-        executor.destroy()
-        ctx.close()
+    _spin_until_signal(executor)
     return 0
 
 
@@ -142,9 +149,11 @@ class RateMeter:
 
     def __init__(self, window: int) -> None:
         self.times: deque[float] = deque(maxlen=window + 1)
+        self.count = 0
 
     def tick(self, t: float) -> None:
         self.times.append(t)
+        self.count += 1
 
     def stats(self) -> tuple[float, float, float, float, int] | None:
         """(rate Hz, min period s, max period s, period std dev s, window) or None."""
@@ -160,26 +169,25 @@ class RateMeter:
 
 def cmd_hz(args: argparse.Namespace) -> int:
     spec = lookup(args.topic)
-    ctx, node, executor = _tool_node(args.ns, "hz")
+    node, executor = _tool_node(args.ns, "hz")
     meter = RateMeter(args.window)
     node.create_subscription(spec.msg_type, args.topic, lambda _m: meter.tick(time.monotonic()),
                              raw=True)
+    reported = 0
 
     def report() -> None:
+        nonlocal reported
         s = meter.stats()
-        if s is None:
+        if s is None or meter.count == reported:
             print(f"no new messages on {args.topic}", flush=True)
             return
+        reported = meter.count
         rate, lo, hi, std, n = s
         print(f"average rate: {rate:.3f}\n\tmin: {lo:.4f}s max: {hi:.4f}s std dev: "
               f"{std:.5f}s window: {n}", flush=True)
 
     node.create_timer(1.0, report)
-    try:
-        executor.spin()
-    finally:
-        executor.destroy()
-        ctx.close()
+    _spin_until_signal(executor)
     return 0
 
 
@@ -202,24 +210,22 @@ def git_revision() -> str:
 
 
 def cmd_record(args: argparse.Namespace) -> int:
-    from bus import Executor, install_signal_handlers
+    from bus import Executor
     from bus.recorder import Recorder
 
     ctx = _context(args.ns)
     output = args.output or time.strftime("runs/record-%Y%m%d-%H%M%S/drive.mcap")
     for t in args.topics:
         lookup(t)
-    rec = Recorder("recorder", context=ctx, params={
-        "output": output, "topics": args.topics, "compression": args.compression,
-        "metadata": {"command": " ".join(sys.argv), "git": git_revision()}})
-    executor = Executor(ctx, [rec])
-    install_signal_handlers(executor)
-    print(f"recording namespace {ctx.namespace} to {output} (Ctrl-C to stop)", flush=True)
     try:
-        executor.spin()
-    finally:
-        executor.destroy()
+        rec = Recorder("recorder", context=ctx, params={
+            "output": output, "topics": args.topics, "compression": args.compression,
+            "metadata": {"command": " ".join(sys.argv), "git": git_revision()}})
+    except OSError as exc:
         ctx.close()
+        raise UserError(f"cannot write the recording {output}: {exc.strerror}") from None
+    print(f"recording namespace {ctx.namespace} to {output} (Ctrl-C to stop)", flush=True)
+    _spin_until_signal(Executor(ctx, [rec]))
     print(f"recorded {rec.recorded} messages to {output}")
     return 0
 

@@ -43,6 +43,8 @@ def test_user_errors_are_one_line_and_exit_2(bus_env):
         (["echo", "/no/topic"], "unknown topic '/no/topic'"),
         (["launch", "no_such_launch_file"], "no_such_launch_file"),
         (["echo", "/demo/chatter", "--ns", "bad/ns"], "bad bus namespace"),
+        (["record", "-o", "/proc/no/such/dir/x.mcap", "--ns", bus_env],
+         "cannot write the recording /proc/no/such/dir/x.mcap"),
     ):
         proc = subprocess.run([*CLI, *argv], capture_output=True, text=True, timeout=60)
         assert proc.returncode == 2, (argv, proc.stderr)

@@ -396,19 +396,34 @@ def test_all_nodes_exiting_0_ends_the_run_with_0(
 
 
 # -------------------------------------------------------------------- real nodes
-@pytest.mark.skipif(not (REPO / "launch" / "node_main.py").exists(), reason="no node_main yet")
+DEMO = ("import sys\nfrom launch.launcher import launch_main\n"
+        f"sys.exit(launch_main('demo', ['rate:=50', 'text:=ping'], namespace={NS!r}))\n")
+
+
 def test_demo_with_real_nodes_relays_and_stops_on_ctrl_c(
     env: Path, launch_process: type[LaunchProcess]
 ) -> None:
-    lp = launch_process(
-        "import sys\nfrom launch.launcher import launch_main\n"
-        f"sys.exit(launch_main('demo', ['rate:=50', 'text:=ping'], namespace={NS!r}))\n"
-    )
+    lp = launch_process(DEMO)
     lp.wait_for(r"up: 3 nodes ready", timeout=20)
     lp.wait_for(r"\[listener\] .*heard: PING \d+")  # talker -> relay -> listener
     pids = started_pids(lp.output)
     assert namespace_dir(NS).is_dir()
     os.killpg(lp.proc.pid, signal.SIGINT)
     assert lp.finish(5) == 0, lp.output
+    assert wait_gone(list(pids.values()), 1) == []
+    assert not namespace_dir(NS).exists()
+
+
+def test_demo_with_a_real_node_killed_ends_with_an_error_and_no_orphans(
+    env: Path, launch_process: type[LaunchProcess]
+) -> None:
+    lp = launch_process(DEMO)
+    lp.wait_for(r"up: 3 nodes ready", timeout=20)
+    lp.wait_for(r"\[listener\] .*heard: PING \d+")
+    pids = started_pids(lp.output)
+    os.kill(pids["relay"], signal.SIGKILL)
+    assert lp.finish(5) == 1, lp.output
+    assert re.search(r"error: required node relay \(launch.demo_nodes:Relay, .*demo.yaml "
+                     r"nodes\[1\]\) died: killed by SIGKILL", lp.output), lp.output
     assert wait_gone(list(pids.values()), 1) == []
     assert not namespace_dir(NS).exists()
