@@ -100,6 +100,7 @@ class Subscription(Generic[M]):
         self.buffer: deque[M] = deque()
         self.last_publisher = ""
         self._seen: dict[tuple[str, int], int] = {}  # (publisher, session) -> last seq
+        self.busy = False  # re-entrancy guard: a callback that spins is not re-entered
 
     def _accept(self, d: Delivery) -> bool:
         """Drop repeats (latched resends), count sequence gaps as drops."""
@@ -126,6 +127,8 @@ class Subscription(Generic[M]):
 
     def poll(self, one: bool = False) -> int:
         """Take what arrived and hand it on (callback or buffer). Returns how many."""
+        if self.busy:
+            return 0
         if one and isinstance(self.endpoint, InProcessSubscriber):
             deliveries = self.endpoint.take_one()
         else:
@@ -150,7 +153,11 @@ class Subscription(Generic[M]):
                 self.buffer.append(msg)
             else:
                 t0 = time.perf_counter()
-                self.callback(msg)
+                self.busy = True
+                try:
+                    self.callback(msg)
+                finally:
+                    self.busy = False
                 self.node.stats.record_latency(time.perf_counter() - t0)
         return handled
 
@@ -379,7 +386,7 @@ class Executor:
         worked = False
         while True:
             pending = [(s.endpoint.oldest(), i) for i, s in enumerate(subs)
-                       if s.endpoint.oldest() is not None]
+                       if not s.busy and s.endpoint.oldest() is not None]
             if not pending:
                 return worked
             _, i = min(pending)

@@ -214,3 +214,28 @@ def test_lockstep_realtime_reuses_the_last_command_and_counts_the_miss():
     assert sim.step(2).header.frame == 1  # the last one received
     assert sim.waiter.misses == 1 and sim.stats.deadline_misses == 1
     assert sim.step(3).header.frame == 3
+
+
+def test_a_callback_that_spins_is_not_re_entered():
+    """A subscription callback may wait (e.g. lockstep) and so spin the executor: the
+    other callbacks run meanwhile, its own does not run inside itself."""
+    ctx = InProcessContext()
+    src = Node("src", context=ctx, diagnostics=False)
+    pub = src.create_publisher(Chatter, "/demo/chatter")
+    relay_pub = src.create_publisher(Chatter, "/demo/relay")
+    events: list[str] = []
+    dst = Node("dst", context=ctx, diagnostics=False)
+
+    def on_chatter(msg: Chatter) -> None:
+        events.append(f"start {msg.count}")
+        dst.executor.spin_until(lambda: "relay" in events, timeout_s=1)
+        events.append(f"end {msg.count}")
+
+    dst.create_subscription(Chatter, "/demo/chatter", on_chatter)
+    dst.create_subscription(Chatter, "/demo/relay", lambda m: events.append("relay"))
+    ex = Executor(ctx, [src, dst])
+    pub.publish(Chatter(count=1))
+    pub.publish(Chatter(count=2))
+    relay_pub.publish(Chatter())
+    ex.spin_until(lambda: "end 2" in events, timeout_s=5)
+    assert events == ["start 1", "relay", "end 1", "start 2", "end 2"]
