@@ -427,3 +427,25 @@ def test_demo_with_a_real_node_killed_ends_with_an_error_and_no_orphans(
                      r"nodes\[1\]\) died: killed by SIGKILL", lp.output), lp.output
     assert wait_gone(list(pids.values()), 1) == []
     assert not namespace_dir(NS).exists()
+
+
+def test_demo_record_launch_records_the_pipeline(
+    env: Path, tmp_path: Path, launch_process: type[LaunchProcess]
+) -> None:
+    from bus.recording import Recording
+
+    out = tmp_path / "drive.mcap"
+    lp = launch_process(
+        "import sys\nfrom launch.launcher import launch_main\n"
+        f"sys.exit(launch_main('demo_record', ['rate:=50', 'out:={out}'], "
+        f"namespace={NS!r}))\n")
+    lp.wait_for(r"up: 4 nodes ready", timeout=20)
+    lp.wait_for(r"\[listener\] .*heard: HELLO 1\d\d")  # 2 s at 50 Hz
+    os.killpg(lp.proc.pid, signal.SIGINT)
+    assert lp.finish(5) == 0, lp.output
+    with Recording.open(out) as rec:
+        assert not rec.recovered
+        topics = rec.topics()
+        assert topics["/demo/chatter"][2] >= 50 and topics["/demo/relay"][2] >= 50
+        relayed = [m.decode().text for m in rec.messages(["/demo/relay"])]
+    assert relayed[0].startswith("HELLO")
