@@ -1,0 +1,179 @@
+"""Scenario files: what the embedded simulator runs, as validated YAML.
+
+A scenario names the map (built-in name or .xodr path), where the ego starts, the
+route (waypoints, or a CARLA leaderboard route file and id), traffic, weather,
+cameras, scripted events, the duration and the seed. Every key is checked at load
+(``bus.config``): a misspelled key or a bad value is one error naming the file.
+
+Coordinates are CARLA world (metres, degrees). ``drivestack run --scenario FILE``
+and the sim node load it with :func:`load_scenario`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from bus import config as cfg
+
+
+@dataclass
+class Pose:
+    """A world pose; ``yaw`` in degrees (CARLA: 0 along +x, 90 along +y)."""
+
+    x: float = 0.0
+    y: float = 0.0
+    z: float = 0.0
+    yaw: float = 0.0
+
+
+@dataclass
+class EgoConfig:
+    vehicle: str = "default_car"  # a file in sim/vehicles/ (without .yaml) or a path
+    spawn: Pose | None = None  # None: the route's first point, else spawn_index
+    spawn_index: int = 0  # index into the map's spawn points
+
+    def __post_init__(self) -> None:
+        if self.spawn_index < 0:
+            raise ValueError(f"ego.spawn_index must be >= 0, not {self.spawn_index}")
+
+
+@dataclass
+class RouteConfig:
+    """Either ``waypoints`` or ``file`` + ``id`` (a CARLA leaderboard route file)."""
+
+    waypoints: list[Pose] = field(default_factory=list)
+    file: str = ""
+    id: str = ""
+
+    def __post_init__(self) -> None:
+        if self.file and self.waypoints:
+            raise ValueError("route: give waypoints or file, not both")
+        if self.file and not self.id:
+            raise ValueError("route: a route file needs an id")
+        if self.waypoints and len(self.waypoints) < 2:
+            raise ValueError("route.waypoints: need at least 2")
+
+
+@dataclass
+class TrafficConfig:
+    vehicles: int = 0  # NPC vehicles
+    pedestrians: int = 0
+    vehicle_max_speed_factor: float = 1.0  # NPC target speed / speed limit
+
+    def __post_init__(self) -> None:
+        if self.vehicles < 0 or self.pedestrians < 0:
+            raise ValueError("traffic: counts must be >= 0")
+
+
+@dataclass
+class WeatherConfig:
+    """Appearance only: the ground truth never changes with the weather."""
+
+    time_of_day: Literal["day", "dusk", "night"] = "day"
+    fog: float = 0.0  # 0..1
+    rain: float = 0.0  # 0..1
+
+    def __post_init__(self) -> None:
+        for name in ("fog", "rain"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"weather.{name} must be in [0, 1]")
+
+
+@dataclass
+class CameraConfig:
+    """CARLA's camera attributes; ``mount`` in the ego frame (x fwd, y right, z up)."""
+
+    name: str = "front"
+    image_size_x: int = 640
+    image_size_y: int = 360
+    fov: float = 90.0
+    x: float = 1.5
+    y: float = 0.0
+    z: float = 1.6
+    pitch: float = 0.0
+    yaw: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not (16 <= self.image_size_x <= 4096 and 16 <= self.image_size_y <= 4096):
+            raise ValueError(f"camera {self.name}: image size must be 16..4096 px")
+        if not 1.0 <= self.fov <= 170.0:
+            raise ValueError(f"camera {self.name}: fov must be in [1, 170] degrees")
+
+
+EventKind = Literal["pedestrian_steps_out", "lead_vehicle_brakes", "stopped_vehicle",
+                    "cut_in"]
+
+
+@dataclass
+class EventConfig:
+    """A scripted event. It triggers when the ego is within ``trigger_distance`` m
+    (along its route) of ``at_route_m`` m from the route start, or at ``at_time_s``."""
+
+    kind: EventKind = "pedestrian_steps_out"
+    at_route_m: float = -1.0
+    at_time_s: float = -1.0
+    trigger_distance: float = 25.0
+    ahead_m: float = 20.0  # where the actor appears/acts, ahead of the ego
+    speed: float = 1.5  # pedestrian walking speed or NPC speed, m/s
+    decel: float = 6.0  # lead_vehicle_brakes: m/s^2
+
+    def __post_init__(self) -> None:
+        if self.at_route_m < 0 and self.at_time_s < 0:
+            raise ValueError(f"event {self.kind}: set at_route_m or at_time_s")
+
+
+@dataclass
+class LockstepConfig:
+    mode: Literal["strict", "realtime"] = "strict"
+    deadline_s: float = 5.0
+
+    def __post_init__(self) -> None:
+        if self.deadline_s <= 0:
+            raise ValueError("lockstep.deadline_s must be > 0")
+
+
+@dataclass
+class Scenario:
+    map: str = "town_grid"
+    map_dir: str = ""  # where a route's town (e.g. Town01) is found as <town>.xodr
+    seed: int = 0
+    duration_s: float = 120.0
+    rate_hz: float = 20.0
+    substeps: int = 10
+    ego: EgoConfig = field(default_factory=EgoConfig)
+    route: RouteConfig = field(default_factory=RouteConfig)
+    traffic: TrafficConfig = field(default_factory=TrafficConfig)
+    weather: WeatherConfig = field(default_factory=WeatherConfig)
+    cameras: list[CameraConfig] = field(default_factory=lambda: [CameraConfig()])
+    events: list[EventConfig] = field(default_factory=list)
+    lockstep: LockstepConfig = field(default_factory=LockstepConfig)
+    ground_truth: bool = True  # publish /sim/ground_truth
+
+    def __post_init__(self) -> None:
+        if self.duration_s <= 0 or self.rate_hz <= 0 or self.substeps < 1:
+            raise ValueError("duration_s and rate_hz must be > 0, substeps >= 1")
+        names = [c.name for c in self.cameras]
+        if len(set(names)) != len(names):
+            raise ValueError(f"cameras: names must be unique, got {names}")
+
+    @property
+    def dt(self) -> float:
+        return 1.0 / self.rate_hz
+
+
+def load_scenario(path: str | Path) -> Scenario:
+    """A scenario from YAML; relative paths in it resolve against its directory."""
+    path = Path(path)
+    scenario = cfg.load_yaml(Scenario, path)
+    base = path.resolve().parent
+
+    def resolve(value: str) -> str:
+        return value if not value or Path(value).is_absolute() else str(base / value)
+
+    if scenario.map.endswith(".xodr") or "/" in scenario.map:  # else a built-in name
+        scenario.map = resolve(scenario.map)
+    scenario.map_dir = resolve(scenario.map_dir)
+    scenario.route.file = resolve(scenario.route.file)
+    return scenario

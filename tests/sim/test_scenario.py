@@ -1,0 +1,110 @@
+"""Scenario YAML and CARLA leaderboard route files: loading and clear errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bus.config import ConfigError
+from sim.routes import RouteError, load_route, load_routes
+from sim.scenario import load_scenario
+
+ROUTES = """<?xml version='1.0' encoding='UTF-8'?>
+<routes>
+  <route id="0" town="Town01">
+    <weather cloudiness="0" sun_altitude_angle="70"/>
+    <waypoint pitch="0" roll="0" x="338.7" y="226.75" yaw="269.98" z="0.0"/>
+    <waypoint pitch="0" roll="0" x="321.9" y="194.6" yaw="179.8" z="0.0"/>
+  </route>
+  <route id="7" town="Town02">
+    <waypoint x="1" y="2"/><waypoint x="4" y="6"/>
+  </route>
+</routes>
+"""
+
+
+def test_routes_load(tmp_path: Path):
+    f = tmp_path / "r.xml"
+    f.write_text(ROUTES)
+    routes = load_routes(f)
+    assert [(r.id, r.town, len(r.points)) for r in routes] == [("0", "Town01", 2),
+                                                              ("7", "Town02", 2)]
+    assert routes[0].points[0].yaw == pytest.approx(269.98)
+    assert routes[0].weather["sun_altitude_angle"] == 70
+    assert load_route(f, 7).length_m() == pytest.approx(5.0)
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("", "not valid XML"),
+    ("<routes/>", "no <route> elements"),
+    ("<scenario/>", "expected a <routes> document"),
+    ("<routes><route id='1' town='T'><waypoint x='1' y='2'/></route></routes>",
+     "at least 2 waypoints"),
+    ("<routes><route id='1' town='T'><waypoint x='a' y='2'/><waypoint x='1' y='2'/></route>"
+     "</routes>", "x='a' is not a number"),
+    ("<routes><route id='1' town='T'><waypoint y='2'/><waypoint x='1' y='2'/></route>"
+     "</routes>", "without attribute 'x'"),
+    ("<routes><route town='T'/></routes>", "needs id and town"),
+])
+def test_bad_route_files_name_the_file(tmp_path: Path, text: str, message: str):
+    f = tmp_path / "bad.xml"
+    f.write_text(text)
+    with pytest.raises(RouteError, match=message) as exc:
+        load_routes(f)
+    assert str(f) in str(exc.value)
+
+
+def test_missing_route_id_lists_the_ids(tmp_path: Path):
+    f = tmp_path / "r.xml"
+    f.write_text(ROUTES)
+    with pytest.raises(RouteError, match=r"no route with id '3' \(ids: 0, 7\)"):
+        load_route(f, "3")
+    with pytest.raises(RouteError, match="cannot read"):
+        load_routes(tmp_path / "none.xml")
+
+
+def test_shared_leaderboard_routes_load(shared_dir: Path):
+    routes = load_routes(shared_dir / "routes" / "carla_lb1_town01_town02.xml")
+    assert len(routes) == 17
+    assert {r.town for r in routes} == {"Town01", "Town02"}
+    assert all(r.length_m() > 50 for r in routes)
+
+
+def test_scenario_loads_with_defaults_and_resolves_paths(tmp_path: Path):
+    f = tmp_path / "s.yaml"
+    f.write_text("map: maps/custom.xodr\nseed: 3\nroute: {file: r.xml, id: '7'}\n"
+                 "traffic: {vehicles: 5}\ncameras: [{name: front}, {name: left, yaw: -60}]\n"
+                 "events: [{kind: lead_vehicle_brakes, at_route_m: 50}]\n")
+    s = load_scenario(f)
+    assert s.map == str(tmp_path / "maps" / "custom.xodr")
+    assert s.route.file == str(tmp_path / "r.xml")
+    assert s.traffic.vehicles == 5 and s.seed == 3 and s.dt == pytest.approx(0.05)
+    assert [c.name for c in s.cameras] == ["front", "left"]
+    assert s.events[0].kind == "lead_vehicle_brakes"
+    assert s.lockstep.mode == "strict"
+
+
+def test_builtin_map_name_is_not_a_path(tmp_path: Path):
+    f = tmp_path / "s.yaml"
+    f.write_text("map: highway\n")
+    assert load_scenario(f).map == "highway"
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("mapp: town_grid\n", "mapp: expected one of the keys"),
+    ("traffic: {vehicles: -1}\n", "counts must be >= 0"),
+    ("weather: {fog: 2}\n", r"weather.fog must be in \[0, 1\]"),
+    ("cameras: [{name: a}, {name: a}]\n", "names must be unique"),
+    ("route: {file: r.xml}\n", "needs an id"),
+    ("events: [{kind: explode, at_time_s: 1}]\n", "events\\[0\\].kind: expected one of"),
+    ("events: [{kind: cut_in}]\n", "set at_route_m or at_time_s"),
+    ("lockstep: {mode: lazy}\n", "lockstep.mode"),
+    ("cameras: [{name: a, fov: 0}]\n", "fov must be"),
+])
+def test_bad_scenarios_are_one_clear_error(tmp_path: Path, text: str, message: str):
+    f = tmp_path / "bad.yaml"
+    f.write_text(text)
+    with pytest.raises(ConfigError, match=message) as exc:
+        load_scenario(f)
+    assert str(f) in str(exc.value)
