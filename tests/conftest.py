@@ -26,7 +26,7 @@ def bus_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     shutil.rmtree(root, ignore_errors=True)
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def shared_dir() -> Path:
     """../shared (CARLA maps and routes); tests that need it skip without it."""
     if not SHARED.is_dir():
