@@ -34,12 +34,14 @@ from sim import dynamics
 from sim.geometry import Box2D
 from sim.infractions import Collider, InfractionMonitor
 from sim.labels import Label
+from sim.pedestrians import WALKER_HALF_SIZE, Pedestrians, sidewalk_beside
 from sim.scenario import Pose, Scenario
 from sim.traffic import Obstacle, Traffic, road_speed_limits
 from sim.traffic_lights import TrafficLights
 
 EGO_ID = 1
 NPC_ID_BASE = 100
+WALKER_ID_BASE = 10_000
 SPAWN_Z = 0.5  # m above the road, like CARLA's spawn points
 
 
@@ -88,6 +90,8 @@ class World:
         self.speed_limits = road_speed_limits(self.opendrive)
         self.traffic = Traffic(self.speed_limits)
         self._spawn_npcs()
+        self.pedestrians = Pedestrians()
+        self._spawn_walkers()
         self.route = self._route_polyline()
         self.monitor = InfractionMonitor(self.map, EGO_ID, route=self.route)
         self.events: list[RunEvent] = []
@@ -126,6 +130,20 @@ class World:
                 [self.scenario.seed, 2, i]), speed_factor=self.scenario.traffic.
                 vehicle_max_speed_factor * float(rng.uniform(0.8, 1.0)))
 
+    def _spawn_walkers(self) -> None:
+        """Walkers on the sidewalks beside seeded spawn points."""
+        n = self.scenario.traffic.pedestrians
+        rng = np.random.default_rng([self.scenario.seed, 3])
+        for k in rng.permutation(len(self.spawn_points)):
+            if len(self.pedestrians.walkers) >= n:
+                break
+            sidewalk = sidewalk_beside(self.spawn_points[int(k)])
+            if sidewalk is None:
+                continue
+            i = len(self.pedestrians.walkers)
+            self.pedestrians.spawn(WALKER_ID_BASE + i, sidewalk,
+                                   np.random.default_rng([self.scenario.seed, 4, i]))
+
     def _route_polyline(self) -> np.ndarray | None:
         pts = self.scenario.route.waypoints
         if not pts:
@@ -141,7 +159,10 @@ class World:
         self.lights.tick(self.dt)
         ego_obstacle = Obstacle(EGO_ID, self.ego.x, self.ego.y, self.ego.yaw,
                                 self.ego.speed, self.ego_params.length / 2)
-        self.traffic.step(self.dt, [ego_obstacle], self._light_ahead)
+        walkers = [Obstacle(w.id, w.x, w.y, w.yaw, 0.0, WALKER_HALF_SIZE)
+                   for w in self.pedestrians.walkers if w.crossing]
+        self.traffic.step(self.dt, [ego_obstacle, *walkers], self._light_ahead)
+        self.pedestrians.step(self.dt)
         self.frame += 1
         self.time = self.frame * self.dt
         events = self.monitor.check(self.header(), self.ego_box(), abs(self.ego.speed),
@@ -173,7 +194,10 @@ class World:
 
     def colliders(self) -> list[Collider]:
         return [Collider(n.id, "vehicle", (n.x, n.y, n.yaw, n.half_length, n.half_width))
-                for n in self.traffic.npcs]
+                for n in self.traffic.npcs] + [
+            Collider(w.id, "pedestrian", (w.x, w.y, w.yaw, WALKER_HALF_SIZE,
+                                          WALKER_HALF_SIZE))
+            for w in self.pedestrians.walkers]
 
     def ego_waypoint(self) -> carla.Waypoint | None:
         return self.map.get_waypoint(carla.Location(self.ego.x, self.ego.y, 0.0),
@@ -204,6 +228,15 @@ class World:
                 velocity=Vector3(n.speed * math.cos(yaw), n.speed * math.sin(yaw), 0.0),
                 bounding_box=BoundingBox(Vector3(0.0, 0.0, 0.75),
                                          Vector3(n.half_length, n.half_width, 0.75))))
+        for w in self.pedestrians.walkers:
+            yaw = math.radians(w.yaw)
+            v = w.speed
+            actors.append(ActorState(
+                id=w.id, type_id="walker.pedestrian.drivestack", label=int(Label.PEDESTRIANS),
+                transform=Transform(Vector3(w.x, w.y, 0.0), Rotation(0.0, w.yaw, 0.0)),
+                velocity=Vector3(v * math.cos(yaw), v * math.sin(yaw), 0.0),
+                bounding_box=BoundingBox(Vector3(0.0, 0.0, 0.9),
+                                         Vector3(WALKER_HALF_SIZE, WALKER_HALF_SIZE, 0.9))))
         wp = self.ego_waypoint()
         lane = LaneRef(wp.road_id, wp.section_id, wp.lane_id) if wp is not None else LaneRef()
         return GroundTruth(header=self.header(), ego_id=EGO_ID, actors=actors,
@@ -213,7 +246,8 @@ class World:
         """A digest of the ego and every actor's pose and speed (determinism tests)."""
         h = hashlib.sha256()
         rows = [(self.ego.x, self.ego.y, self.ego.yaw, self.ego.speed)] + [
-            (n.x, n.y, n.yaw, n.speed) for n in self.traffic.npcs]
+            (n.x, n.y, n.yaw, n.speed) for n in self.traffic.npcs] + [
+            (w.x, w.y, w.yaw, w.speed) for w in self.pedestrians.walkers]
         h.update(np.array(rows, float).tobytes())
         h.update(",".join(self.lights.state_of(light.id) for light in self.lights.lights)
                  .encode())

@@ -22,8 +22,8 @@ def town01(shared_dir: Path) -> MapSource:
 
 
 def run(source: MapSource, seed: int, ticks: int = 500) -> tuple[list[str], World]:
-    world = World(Scenario(map="Town01", seed=seed, traffic=TrafficConfig(vehicles=20)),
-                  source)
+    world = World(Scenario(map="Town01", seed=seed,
+                           traffic=TrafficConfig(vehicles=20, pedestrians=10)), source)
     hashes = []
     for _ in range(ticks):
         world.step(VehicleControl())
@@ -37,7 +37,7 @@ def test_same_seed_same_world_different_seed_different_traffic(town01):
     c, _ = run(town01, seed=8)
     assert a == b
     assert a[-1] != c[-1]
-    assert len(world.traffic.npcs) == 20
+    assert len(world.traffic.npcs) == 20 and len(world.pedestrians.walkers) == 10
     assert world.frame == 500 and world.time == pytest.approx(25.0)
     moved = [n for n in world.traffic.npcs if n.speed > 1.0]
     assert len(moved) >= 5  # traffic flows

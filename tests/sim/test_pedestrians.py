@@ -1,0 +1,69 @@
+"""Pedestrians walk their sidewalks, turn or cross where they end, cross on demand."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from sim.pedestrians import Pedestrians, far_sidewalk, sidewalk_beside
+
+
+@pytest.fixture(scope="module")
+def town01(shared_dir: Path):
+    import carla
+
+    return carla.Map("Town01", (shared_dir / "maps" / "carla" / "Town01.xodr").read_text())
+
+
+def sidewalks(town01, n: int) -> list:
+    out = []
+    for wp in town01.generate_waypoints(25.0):
+        if not wp.is_junction and (s := sidewalk_beside(wp)) is not None:
+            out.append(s)
+        if len(out) == n:
+            break
+    return out
+
+
+def test_walkers_stay_on_sidewalks_or_cross(town01):
+    import carla
+
+    peds = Pedestrians()
+    for i, s in enumerate(sidewalks(town01, 12)):
+        peds.spawn(200 + i, s, np.random.default_rng([3, i]))
+    crossed = set()
+    for _ in range(1200):  # 60 s
+        peds.step(0.05)
+        for w in peds.walkers:
+            if w.crossing:
+                crossed.add(w.id)
+                continue
+            lane = town01.get_waypoint(carla.Location(w.x, w.y, 0.0), project_to_road=False,
+                                       lane_type=carla.LaneType.Sidewalk)
+            assert lane is not None, (w.id, w.x, w.y)
+    assert all(math.isfinite(w.x) and math.isfinite(w.y) for w in peds.walkers)
+    assert crossed  # someone crossed a road at the end of a sidewalk
+
+
+def test_cross_now_reaches_the_far_sidewalk(town01):
+    import carla
+
+    s = sidewalks(town01, 1)[0]
+    far = far_sidewalk(s)
+    assert far is not None
+    peds = Pedestrians()
+    w = peds.spawn(1, s, np.random.default_rng(0))
+    assert peds.cross_now(w)
+    start = (w.x, w.y)
+    for _ in range(400):
+        peds.step(0.05)
+        if not w.crossing:
+            break
+    assert not w.crossing
+    assert math.hypot(w.x - start[0], w.y - start[1]) > 6.0  # across two lanes at least
+    lane = town01.get_waypoint(carla.Location(w.x, w.y, 0.0), project_to_road=False,
+                               lane_type=carla.LaneType.Sidewalk)
+    assert lane is not None and lane.lane_id * s.lane_id < 0  # the other side
