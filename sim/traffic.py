@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 PATH_STEP_M = 2.0  # spacing of the waypoints an NPC follows
 LOOKAHEAD_M = 50.0  # how far ahead an NPC keeps its path and looks for leaders
 NPC_HALF_LENGTH = 2.3
+LANE_CHANGE_S = 2.5  # an NPC's lane change takes this long
 NPC_HALF_WIDTH = 0.95
 
 
@@ -72,6 +73,7 @@ class NPC:
     braking_event: float = 0.0  # scripted hard braking, m/s^2 (0: none)
     stopped: bool = False  # scripted: parked, never moves
     dead_end: bool = False  # its path ends (the lane leads nowhere)
+    offset: float = 0.0  # m right of its path's centre line (during a lane change)
     x: float = 0.0
     y: float = 0.0
     z: float = 0.0
@@ -150,6 +152,22 @@ class Traffic:
         else:
             npc.x, npc.y, npc.z, npc.yaw = (a.location.x, a.location.y, a.location.z,
                                             a.rotation.yaw)
+        if npc.offset:
+            yaw = math.radians(npc.yaw)
+            npc.x -= npc.offset * math.sin(yaw)
+            npc.y += npc.offset * math.cos(yaw)
+
+    def change_lane(self, npc: NPC, target: carla.Waypoint) -> None:
+        """Move ``npc`` onto the lane of ``target`` (a waypoint beside it) smoothly:
+        its path becomes the target lane and its lateral offset shrinks to zero over
+        LANE_CHANGE_S."""
+        yaw = math.radians(target.transform.rotation.yaw)
+        dx = npc.x - target.transform.location.x
+        dy = npc.y - target.transform.location.y
+        npc.offset = -dx * math.sin(yaw) + dy * math.cos(yaw)  # m right of the target
+        npc.path, npc.s, npc.dead_end = [target], 0.0, False
+        self._extend(npc)
+        self._place(npc)
 
     def path_length_ahead(self, npc: NPC) -> float:
         return max(0.0, (len(npc.path) - 1) * PATH_STEP_M - npc.s)
@@ -170,6 +188,10 @@ class Traffic:
             npc.s += min(0.5 * (npc.speed + v) * dt, self.path_length_ahead(npc))
             npc.accel = (v - npc.speed) / dt
             npc.speed = v
+            if npc.offset:
+                shrink = 3.5 / LANE_CHANGE_S * dt
+                npc.offset = 0.0 if abs(npc.offset) <= shrink else \
+                    npc.offset - math.copysign(shrink, npc.offset)
             self._extend(npc)
             self._place(npc)
 

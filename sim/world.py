@@ -31,6 +31,7 @@ from bus.messages import (
     VehicleControl,
 )
 from sim import dynamics
+from sim.events import ScenarioEvents
 from sim.geometry import Box2D
 from sim.infractions import Collider, InfractionMonitor
 from sim.labels import Label
@@ -95,6 +96,7 @@ class World:
         self.route = self._route_polyline()
         self.monitor = InfractionMonitor(self.map, EGO_ID, route=self.route)
         self.events: list[RunEvent] = []
+        self.script = ScenarioEvents(scenario.events)
 
     # ------------------------------------------------------------------ set-up
     def _ego_start(self) -> dynamics.VehicleState:
@@ -157,6 +159,7 @@ class World:
         self.ego = dynamics.step(self.ego, control, self.ego_params, self.dt,
                                  self.scenario.substeps)
         self.lights.tick(self.dt)
+        self.script.update(self)
         ego_obstacle = Obstacle(EGO_ID, self.ego.x, self.ego.y, self.ego.yaw,
                                 self.ego.speed, self.ego_params.length / 2)
         walkers = [Obstacle(w.id, w.x, w.y, w.yaw, 0.0, WALKER_HALF_SIZE)
