@@ -33,9 +33,8 @@ substeps. The powertrain (gear, rpm, engine force) is evaluated once per step an
 held over its substeps (in 50 ms the rpm changes by under ~2 %); speed, drag,
 steering, the friction circle and the pose are integrated every substep. The pose
 advances at the substep's mean speed along its midpoint heading, so circles close
-accurately.
-Everything is plain float arithmetic with no randomness and no clock: the same inputs
-give bit-identical outputs.
+accurately. Everything is plain float arithmetic with no randomness and no clock:
+the same inputs give bit-identical outputs.
 
 :func:`step` moves one vehicle (pure ``math``, for the ego); :func:`step_many` moves
 N vehicles sharing one parameter set with numpy (for NPCs). They run the same
@@ -47,6 +46,7 @@ from __future__ import annotations
 
 import bisect
 import dataclasses
+import itertools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -142,7 +142,7 @@ class VehicleParams:
                "at least two [rpm, torque] pairs", curve)
         rpms = tuple(p[0] for p in curve)
         torques = tuple(p[1] for p in curve)
-        _check(all(a < b for a, b in zip(rpms, rpms[1:], strict=False)) and rpms[0] >= 0,
+        _check(all(a < b for a, b in itertools.pairwise(rpms)) and rpms[0] >= 0,
                "torque_curve", "rpm values >= 0 and strictly increasing", rpms)
         _check(all(t >= 0 for t in torques), "torque_curve", "torques >= 0", torques)
         _check(self.idle_rpm < rpms[-1], "idle_rpm",
@@ -150,7 +150,7 @@ class VehicleParams:
 
         ratios = self.gear_ratios
         _check(len(ratios) >= 1 and all(r > 0 for r in ratios)
-               and all(a > b for a, b in zip(ratios, ratios[1:], strict=False)),
+               and all(a > b for a, b in itertools.pairwise(ratios)),
                "gear_ratios", "positive ratios, strictly decreasing", ratios)
         for name in ("upshift_rpm", "downshift_rpm"):
             pair = getattr(self, name)
@@ -160,7 +160,7 @@ class VehicleParams:
         # No gear hunting: after any upshift the rpm must still be above the downshift
         # point, and after any downshift still below the upshift point (at both ends
         # of the throttle range; the points are linear in throttle, so in between too).
-        steps = [b / a for a, b in zip(ratios, ratios[1:], strict=False)]
+        steps = [b / a for a, b in itertools.pairwise(ratios)]
         if steps:
             worst = min(steps)
             for i in (0, 1):
@@ -235,8 +235,9 @@ class VehicleState:
         is ``yaw + slip`` (see :meth:`velocity`).
     steer: actual road-wheel angle, degrees, positive right.
     accel: longitudinal acceleration over the last step (d speed/dt), m/s^2.
-    lateral_accel: centripetal acceleration, m/s^2, positive towards the vehicle's
-        right (ego frame +y).
+    lateral_accel: centripetal acceleration the tyres delivered at the end of the
+        step, m/s^2, positive towards the vehicle's right (ego frame +y).
+        ``hypot(accel, lateral_accel)`` stays within ``tyre_friction * g``.
     yaw_rate: deg/s, positive clockwise seen from above (CARLA angular velocity z).
     slip: body slip angle, degrees: direction of travel relative to the heading.
     gear: -1 reverse, 0 neutral, 1..n forward.
@@ -327,8 +328,6 @@ def step(state: VehicleState, control: VehicleControl, params: VehicleParams,
     L2, lr2, half_h = L * L, lr * lr, 0.5 * h
     x, y, v, odo = state.x, state.y, state.speed, state.odometer
     yaw = math.radians(state.yaw)
-    steer = steer0
-    kappa = 0.0
     for k in range(1, substeps + 1):
         # Road-wheel angle and the kinematic path curvature it demands at the origin
         # (1/m, > 0 turning right): kappa = sin(beta)/lr, tan(beta) = lr/L tan(delta).
@@ -365,7 +364,7 @@ def step(state: VehicleState, control: VehicleControl, params: VehicleParams,
 
     return VehicleState(
         x=x, y=y, yaw=_wrap_deg(math.degrees(yaw)), speed=v, steer=steer,
-        accel=(v - state.speed) / dt, lateral_accel=v * v * kappa,
+        accel=(v - state.speed) / dt, lateral_accel=a_lat * scale,
         yaw_rate=math.degrees(v * kappa), slip=math.degrees(math.asin(kappa * lr)),
         gear=gear, rpm=rpm, odometer=odo,
     )
@@ -439,8 +438,8 @@ def step_many(states: FleetState, controls: FleetControls, params: VehicleParams
         raise ValueError(f"dt must be > 0 and substeps >= 1, got dt={dt}, substeps={substeps}")
     p = params
     h = dt / substeps
-    throttle = np.clip(controls.throttle, 0.0, 1.0)
-    brake = np.clip(controls.brake, 0.0, 1.0)
+    throttle = np.minimum(np.maximum(controls.throttle, 0.0), 1.0)
+    brake = np.minimum(np.maximum(controls.brake, 0.0), 1.0)
     hand_brake = controls.hand_brake
     v0 = states.speed
     abs_v0 = np.abs(v0)
@@ -459,7 +458,8 @@ def step_many(states: FleetState, controls: FleetControls, params: VehicleParams
     rpm = np.maximum(p.idle_rpm, abs_v0 / p.wheel_radius * abs_ratio * _RPM_PER_RAD_S)
     torque = np.interp(rpm, p.curve_rpm, p.curve_torque, right=0.0)
     a_drive = np.where(hand_brake, 0.0, throttle * torque * ratio * p.accel_per_torque)
-    rev_share = np.clip((rpm - p.idle_rpm) / (p.redline_rpm - p.idle_rpm), 0.0, 1.0)
+    rev_share = np.minimum(np.maximum((rpm - p.idle_rpm) / (p.redline_rpm - p.idle_rpm),
+                                      0.0), 1.0)
     engine_brake = ((1.0 - throttle) * p.engine_brake_torque * rev_share
                     * abs_ratio * p.accel_per_torque)
     a_resist_fixed = np.where(hand_brake, p.hand_brake_decel, engine_brake)
@@ -467,7 +467,7 @@ def step_many(states: FleetState, controls: FleetControls, params: VehicleParams
 
     # 2. Steering ramps for all substeps at once (rows: substeps), and the curvature.
     steer0 = states.steer
-    steer_err = np.clip(controls.steer, -1.0, 1.0) * p.max_steer_deg - steer0
+    steer_err = np.minimum(np.maximum(controls.steer, -1.0), 1.0) * p.max_steer_deg - steer0
     lim = p.max_steer_rate_deg_s * h * np.arange(1, substeps + 1)[:, None]
     steers = steer0 + np.minimum(np.maximum(steer_err, -lim), lim)
     tan_d = np.tan(np.radians(steers))
@@ -478,7 +478,6 @@ def step_many(states: FleetState, controls: FleetControls, params: VehicleParams
     x, y, v, odo = states.x, states.y, v0, states.odometer
     yaw = np.radians(states.yaw)
     drive_h = a_drive * h
-    kappa = kappa_ds[0]
     for k in range(substeps):
         kappa_d = kappa_ds[k]
         vv = v * v
@@ -502,7 +501,7 @@ def step_many(states: FleetState, controls: FleetControls, params: VehicleParams
 
     return FleetState(
         x=x, y=y, yaw=(np.degrees(yaw) + 180.0) % 360.0 - 180.0, speed=v,
-        steer=steers[-1], accel=(v - v0) / dt, lateral_accel=v * v * kappa,
+        steer=steers[-1], accel=(v - v0) / dt, lateral_accel=a_lat * scale,
         yaw_rate=np.degrees(v * kappa), slip=np.degrees(np.arcsin(kappa * lr)),
         gear=gear.astype(np.int64), rpm=rpm, odometer=odo,
     )
