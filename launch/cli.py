@@ -22,6 +22,7 @@ from typing import Any
 from bus.config import ConfigError
 from bus.topics import TOPICS, UnknownTopicError, lookup
 from bus.transport import TransportError
+from sim.maps import MapError
 
 EXIT_USER_ERROR = 2
 
@@ -37,7 +38,6 @@ PLANNED = {
     "train": ("train the perception network", "perception training"),
     "bench": ("run the benchmarks in bench/", "the bench runner (run bench/*.py directly)"),
     "viz": ("convert a recording for Foxglove, or serve it live", "the Foxglove views"),
-    "maps": ("list the built-in maps, or render one", "the embedded simulator's maps"),
 }
 
 
@@ -230,6 +230,52 @@ def cmd_record(args: argparse.Namespace) -> int:
     return 0
 
 
+# ---------------------------------------------------------------------------- maps
+def cmd_maps(args: argparse.Namespace) -> int:
+    if args.action == "render":
+        return _maps_render(args)
+    from rich.console import Console
+    from rich.table import Table
+
+    from sim.maps import builtin_maps, load_map, map_info
+
+    table = Table(title="drivestack built-in maps (drivestack maps render NAME -o map.png)")
+    for col in ("map", "driving lanes km", "junctions", "traffic lights", "stop signs",
+                "crosswalks", "speed km/h", "file"):
+        table.add_column(col, no_wrap=True)
+    for name, path in builtin_maps().items():
+        info = map_info(load_map(name))
+        speed = (f"{info.speed_kmh[0]:g}-{info.speed_kmh[1]:g}" if info.speed_kmh else "-")
+        table.add_row(name, f"{info.driving_km:.1f}", str(info.junctions),
+                      str(info.traffic_lights), str(info.stop_signs), str(info.crosswalks),
+                      speed, str(path))
+    console = Console()
+    Console(width=console.width if console.is_terminal else 160).print(table)
+    return 0
+
+
+def _maps_render(args: argparse.Namespace) -> int:
+    from sim.maps import load_map
+    from sim.maps.render import render_png
+    from sim.spawn import spawn_points
+
+    if args.resolution is not None and not args.resolution > 0:
+        raise UserError(f"--resolution must be > 0 m/px, not {args.resolution:g}")
+    loaded = load_map(args.map)
+    output = Path(args.output or f"{loaded.name}.png")
+    if not output.parent.is_dir():
+        raise UserError(f"cannot write {output}: no directory {output.parent}")
+    spawns = spawn_points(loaded.map) if args.spawn_points else ()
+    try:
+        w, h = render_png(loaded, output, args.resolution, spawns)
+    except OSError as exc:
+        raise UserError(f"cannot write {output}: {exc.strerror or exc}") from None
+    except ValueError as exc:  # too many pixels for the resolution
+        raise UserError(f"cannot render {args.map}: {exc}") from None
+    print(f"wrote {output} ({w} x {h} px)")
+    return 0
+
+
 # ------------------------------------------------------------------------------ main
 def _planned(name: str, what: str) -> Callable[[argparse.Namespace], int]:
     def cmd(args: argparse.Namespace) -> int:
@@ -282,6 +328,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--topics", nargs="*", default=[], help="only these topics")
     p.add_argument("--compression", choices=("lz4", "zstd", "none"), default="lz4")
     p.add_argument("--ns", help=ns_help)
+
+    p = add("maps", "list the built-in maps, or render one to a PNG", cmd_maps)
+    p.set_defaults(action=None)
+    actions = p.add_subparsers(dest="action", metavar="ACTION")
+    r = actions.add_parser("render", help="draw a map top-down to a PNG",
+                           description="Draw a map top-down (lanes, sidewalks, markings, "
+                                       "junctions, crosswalks, traffic lights) to a PNG.")
+    r.add_argument("map", help="built-in map name (see `drivestack maps`) or .xodr file")
+    r.add_argument("-o", "--output", help="PNG file (default: <map>.png)")
+    r.add_argument("--resolution", type=float, metavar="M_PER_PX",
+                   help="metres per pixel (default: the finest that fits 4096 px)")
+    r.add_argument("--spawn-points", action="store_true", help="also draw spawn points")
     return parser
 
 
@@ -292,7 +350,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (UserError, UnknownTopicError, TransportError, ConfigError) as exc:
+    except (UserError, UnknownTopicError, TransportError, ConfigError, MapError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USER_ERROR
     except KeyboardInterrupt:
