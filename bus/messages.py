@@ -323,7 +323,7 @@ class NodeStatus:
 EVENT_KINDS = (
     "collision_pedestrian", "collision_vehicle", "collision_static", "red_light",
     "stop_sign", "off_route", "route_deviation", "lane_invasion", "blocked",
-    "route_timeout", "route_completed", "deadline_miss",
+    "route_timeout", "route_completed", "deadline_miss", "scenario_end",
 )
 
 

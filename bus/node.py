@@ -361,7 +361,7 @@ class Executor:
         worked = self._run_due_timers()
         wait = 0.0
         if not worked:
-            timers = self._timers()
+            timers = [t for t in self._timers() if not t.running]  # not the one we are in
             wait = timeout_s
             if timers:
                 wait = max(0.0, min(wait, min(t.next_due for t in timers) - clock.now()))

@@ -74,6 +74,7 @@ class WeatherConfig:
     time_of_day: Literal["day", "dusk", "night"] = "day"
     fog: float = 0.0  # 0..1
     rain: float = 0.0  # 0..1
+    sample: bool = False  # draw time of day, fog and rain from the seed instead
 
     def __post_init__(self) -> None:
         for name in ("fog", "rain"):

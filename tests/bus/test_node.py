@@ -239,3 +239,14 @@ def test_a_callback_that_spins_is_not_re_entered():
     relay_pub.publish(Chatter())
     ex.spin_until(lambda: "end 2" in events, timeout_s=5)
     assert events == ["start 1", "relay", "end 1", "start 2", "end 2"]
+
+
+def test_a_lockstep_wait_inside_a_timer_times_out_on_the_manual_clock():
+    """The waiting timer is overdue while it waits: it must not pin the executor's
+    wait at zero (the manual clock would never reach the deadline)."""
+    ctx = InProcessContext()
+    sim = Stepper("sim", context=ctx)
+    ex = Executor(ctx, [sim])
+    sim.create_timer(0.001, lambda: sim.step(1))
+    with pytest.raises(DeadlineMissed, match=r"frame 1 within 0\.5 s"):
+        ex.spin_until(lambda: False, timeout_s=5)

@@ -1,0 +1,108 @@
+"""What the cameras see of a world: the map rasterised as ground, seeded scenery,
+and the world's actors and traffic lights as boxes, drawn by ``sim.render``.
+
+The ground raster and the scenery are built once per world; per tick only the
+actors and the lights' lamps change. World frame: CARLA's (m, deg).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import numpy as np
+
+from bus.messages import CameraIntrinsics, Image, Rotation, Transform, Vector3
+from sim.labels import Label
+from sim.maps.render import rasterize
+from sim.render import Appearance, CameraSpec, GroundRaster, Renderer, RenderObject
+from sim.render.scenery import place_scenery, traffic_light_objects
+from sim.scenario import CameraConfig, WeatherConfig
+from sim.world import World
+
+MAX_GROUND_PIXELS = 40_000_000  # ~120 MB of raster layers; coarser beyond that
+LIGHT_ID_BASE = 20_000
+
+
+def ground_raster(world: World, resolution: float = 0.1) -> GroundRaster:
+    """The map top-down (labels and BGR colours) at ``resolution`` m/px, or coarser
+    if the map is too large for MAX_GROUND_PIXELS."""
+    x0, y0, x1, y1 = _map_bounds(world)
+    area = (x1 - x0 + 20) * (y1 - y0 + 20)
+    resolution = max(resolution, math.sqrt(area / MAX_GROUND_PIXELS))
+    r = rasterize(world.map, resolution=resolution, max_pixels=MAX_GROUND_PIXELS + 10**6)
+    half = r.resolution / 2  # GroundRaster's origin is a pixel centre
+    return GroundRaster(r.labels, np.ascontiguousarray(r.color[..., ::-1]),
+                        r.origin[0] + half, r.origin[1] + half, r.resolution)
+
+
+def _map_bounds(world: World) -> tuple[float, float, float, float]:
+    pts = np.array([[w.transform.location.x, w.transform.location.y]
+                    for w in world.map.generate_waypoints(10.0)])
+    return float(pts[:, 0].min()), float(pts[:, 1].min()), float(pts[:, 0].max()), float(
+        pts[:, 1].max())
+
+
+def appearance_for(weather: WeatherConfig, seed: int) -> Appearance:
+    """The episode's look: textures, colours and sun from ``seed``; time of day, fog
+    and rain as the scenario says (``weather.sample`` draws those from the seed too)."""
+    look = Appearance.sample(seed)
+    if weather.sample:
+        return look
+    gain = {"day": 1.0, "dusk": 0.7, "night": 0.38}[weather.time_of_day]
+    tint = {"day": (1.0, 1.0, 1.0), "dusk": (0.85, 1.0, 1.15), "night": (1.12, 0.98, 0.85)}[
+        weather.time_of_day]
+    rain_dark = 1.0 - 0.35 * weather.rain
+    return dataclasses.replace(
+        look, gain=tuple(gain * t * rain_dark for t in tint),  # type: ignore[arg-type]
+        fog_density=0.04 * weather.fog, rain=weather.rain)
+
+
+def camera_spec(c: CameraConfig) -> CameraSpec:
+    return CameraSpec(c.name, c.image_size_x, c.image_size_y, c.fov,
+                      Transform(Vector3(c.x, c.y, c.z), Rotation(c.pitch, c.yaw, 0.0)))
+
+
+class SceneRenderer:
+    """Camera images of one world, as bus ``Image`` messages."""
+
+    def __init__(self, world: World, cameras: list[CameraConfig], weather: WeatherConfig,
+                 seed: int) -> None:
+        self.ground = ground_raster(world)
+        self.specs = [camera_spec(c) for c in cameras]
+        self.renderer = Renderer(self.ground, self.specs, appearance_for(weather, seed),
+                                 place_scenery(self.ground, seed))
+
+    @staticmethod
+    def objects(world: World) -> list[RenderObject]:
+        """The world's dynamic boxes: NPC vehicles, walkers, traffic lights."""
+        objs = []
+        for n in world.traffic.npcs:
+            objs.append(RenderObject(n.id, int(Label.CAR), Transform(
+                Vector3(n.x, n.y, n.z + 0.75), Rotation(0.0, n.yaw, 0.0)),
+                (n.half_length, n.half_width, 0.75)))
+        for w in world.pedestrians.walkers:
+            objs.append(RenderObject(w.id, int(Label.PEDESTRIANS), Transform(
+                Vector3(w.x, w.y, 0.9), Rotation(0.0, w.yaw, 0.0)), (0.25, 0.3, 0.9)))
+        for light in world.lights.lights:
+            head = light.transform.location
+            facing = light.heading_deg + 180.0  # lamps face the approaching vehicles
+            objs += traffic_light_objects(
+                LIGHT_ID_BASE + light.id,
+                Transform(Vector3(head.x, head.y, 0.0), Rotation(0.0, facing, 0.0)),
+                world.lights.state_of(light.id))
+        return objs
+
+    def render(self, world: World) -> dict[str, Image]:
+        ego = Transform(Vector3(world.ego.x, world.ego.y, 0.0), Rotation(0.0, world.ego.yaw,
+                                                                         0.0))
+        frames = self.renderer.render(ego, self.objects(world), tick=world.frame)
+        out = {}
+        for spec in self.specs:
+            f = frames[spec.name]
+            out[spec.name] = Image(
+                header=world.header(), camera=spec.name, encoding="bgr8", data=f.rgb,
+                intrinsics=CameraIntrinsics.from_fov(spec.image_size_x, spec.image_size_y,
+                                                     spec.fov),
+                mount=spec.mount)
+        return out
