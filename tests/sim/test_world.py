@@ -3,12 +3,14 @@ arrive as RunEvents, ground truth and ego state are consistent."""
 
 from __future__ import annotations
 
+import hashlib
 import math
 from pathlib import Path
 
 import pytest
 
-from bus.messages import VehicleControl
+from bus.messages import EVENT_KINDS, VehicleControl
+from bus.serialization import to_bytes
 from sim.scenario import Scenario, TrafficConfig
 from sim.world import MapSource, World
 
@@ -27,7 +29,8 @@ def run(source: MapSource, seed: int, ticks: int = 500) -> tuple[list[str], Worl
     hashes = []
     for _ in range(ticks):
         world.step(VehicleControl())
-        hashes.append(world.state_hash())
+        gt = to_bytes(world.ground_truth())
+        hashes.append(hashlib.sha256(gt).hexdigest() + world.state_hash())
     return hashes, world
 
 
@@ -68,3 +71,36 @@ def test_driving_into_an_npc_is_a_vehicle_collision(town01):
         kinds += [e.kind for e in world.step(VehicleControl(throttle=0.6))]
     assert kinds.count("collision_vehicle") >= 1
 
+
+
+def follow_lane(world: World, target_speed: float = 8.0) -> VehicleControl:
+    """A crude lane follower for tests: steer at a point 8 m ahead on the lane."""
+    import carla
+
+    wp = world.map.get_waypoint(carla.Location(world.ego.x, world.ego.y, 0.0))
+    ahead = wp.next(8.0)
+    target = (ahead[0] if ahead else wp).transform.location
+    heading = math.degrees(math.atan2(target.y - world.ego.y, target.x - world.ego.x))
+    err = (heading - world.ego.yaw + 180.0) % 360.0 - 180.0
+    steer = max(-1.0, min(1.0, err / 30.0))
+    throttle = 0.4 if world.ego.speed < target_speed else 0.0
+    return VehicleControl(throttle=throttle, steer=steer)
+
+
+@pytest.mark.parametrize("name", ["town_grid", "highway", "rural", "Town01", "Town02"])
+def test_every_map_drives_200_ticks(name: str, request: pytest.FixtureRequest):
+    from sim.maps import load_map
+
+    if name.startswith("Town"):
+        shared = request.getfixturevalue("shared_dir")
+        name = str(shared / "maps" / "carla" / f"{name}.xodr")
+    loaded = load_map(name)
+    world = World(Scenario(map=name, seed=1, traffic=TrafficConfig(vehicles=10, pedestrians=5)),
+                  MapSource(loaded.name, loaded.xodr, loaded.map))
+    kinds = []
+    for _ in range(200):
+        kinds += [e.kind for e in world.step(follow_lane(world))]
+    assert world.frame == 200 and world.ego.odometer > 40.0  # the ego drove
+    # (the crude follower ignores lights and cuts corners: infractions may happen)
+    assert set(kinds) <= set(EVENT_KINDS)
+    assert all(math.isfinite(n.x) for n in world.traffic.npcs)
