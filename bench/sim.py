@@ -28,9 +28,14 @@ line one JSON object: ``render_actors_fps``, ``render_fps``, ``render_weather_fp
 ``target_fps`` (100), ``target_met`` (render_actors_fps >= target_fps) and
 ``target_met_with_scenery`` (render_fps >= target_fps).
 
-A new measurement (a full simulator step, say) is a function of (frames, rounds)
-returning its figures as a dict, added to ``MEASUREMENTS``; ``main`` runs each and
-merges the figures.
+full_step
+    a whole tick of the embedded simulator on the town_grid map with 30 NPCs and 10
+    pedestrians: world step, front camera render with scenery, and the tick's
+    messages built; ``full_step_fps`` against ``scene_render_fps`` (render alone)
+    and ``world_step_fps`` (world alone), measured in the same rounds.
+
+A new measurement is a function of (frames, rounds) returning its figures as a
+dict, added to ``MEASUREMENTS``; ``main`` runs each and merges the figures.
 """
 
 from __future__ import annotations
@@ -238,7 +243,55 @@ def bench_render(frames: int, rounds: int) -> dict[str, Any]:
     }
 
 
-MEASUREMENTS: dict[str, Callable[[int, int], dict[str, Any]]] = {"render": bench_render}
+def bench_full_step(frames: int, rounds: int) -> dict[str, Any]:
+    """A whole simulator tick on the town_grid map with 30 NPC vehicles and 10
+    pedestrians: the world step (ego dynamics, traffic, lights, infractions), the
+    front camera's render (640x360, scenery) and building the tick's bus messages
+    (EgoState, GroundTruth, Image), against the render alone in the same rounds."""
+    from bus.messages import VehicleControl
+    from sim.maps import load_map
+    from sim.scenario import Scenario, TrafficConfig
+    from sim.scene import SceneRenderer
+    from sim.world import MapSource, World
+
+    loaded = load_map("town_grid")
+    scenario = Scenario(map="town_grid", seed=SEED,
+                        traffic=TrafficConfig(vehicles=30, pedestrians=10))
+    world = World(scenario, MapSource(loaded.name, loaded.xodr, loaded.map))
+    scene = SceneRenderer(world, scenario.cameras, scenario.weather, SEED)
+    control = VehicleControl(throttle=0.3)
+
+    def full() -> None:
+        for _ in range(frames):
+            world.step(control)
+            world.ego_state()
+            world.ground_truth()
+            scene.render(world)
+
+    def render_only() -> None:
+        for _ in range(frames):
+            scene.render(world)
+
+    def world_only() -> None:
+        for _ in range(frames):
+            world.step(control)
+
+    cases = {"full_step": full, "render_only": render_only, "world_step": world_only}
+    full()  # warm-up
+    seconds = _time_rounds(cases, rounds)
+    fps = {name: frames / sec for name, sec in seconds.items()}
+    return {
+        "full_step_fps": round(fps["full_step"], 1),
+        "world_step_fps": round(fps["world_step"], 1),
+        "scene_render_fps": round(fps["render_only"], 1),
+        "full_step_vs_render": round(fps["full_step"] / fps["render_only"], 3),
+        "full_step_npcs": len(world.traffic.npcs),
+        "full_step_walkers": len(world.pedestrians.walkers),
+    }
+
+
+MEASUREMENTS: dict[str, Callable[[int, int], dict[str, Any]]] = {
+    "render": bench_render, "full_step": bench_full_step}
 
 
 def main(argv: list[str] | None = None) -> int:
