@@ -30,7 +30,7 @@ from bus.messages import (
     VehicleControl,
 )
 from sim.maps import load_map
-from sim.scenario import Scenario, load_scenario
+from sim.scenario import Scenario, load_scenario, resolve_route
 from sim.scene import SceneRenderer
 from sim.world import MapSource, World
 
@@ -56,7 +56,7 @@ def build_scenario(p: SimParams) -> Scenario:
         scenario.duration_s = p.duration_s
     if p.mode:
         scenario.lockstep.mode = p.mode
-    return scenario
+    return resolve_route(scenario)
 
 
 class SimNode(Node):

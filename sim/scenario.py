@@ -137,7 +137,7 @@ class LockstepConfig:
 
 @dataclass
 class Scenario:
-    map: str = "town_grid"
+    map: str = ""  # built-in name or .xodr; empty: the route file's town, else town_grid
     map_dir: str = ""  # where a route's town (e.g. Town01) is found as <town>.xodr
     seed: int = 0
     duration_s: float = 120.0
@@ -162,6 +162,25 @@ class Scenario:
     @property
     def dt(self) -> float:
         return 1.0 / self.rate_hz
+
+
+def resolve_route(scenario: Scenario) -> Scenario:
+    """Fill in what a route file implies: its waypoints, and (when the scenario names
+    no map) its town, found as ``map_dir/<town>.xodr`` or a built-in map.
+    Raises sim.routes.RouteError / sim.maps.MapError naming the file."""
+    from sim.maps import resolve_town
+    from sim.routes import load_route
+
+    r = scenario.route
+    if r.file:
+        route = load_route(r.file, r.id)
+        r.waypoints = [Pose(p.x, p.y, p.z, p.yaw) for p in route.points]
+        r.file = ""  # resolved: the waypoints are the route now
+        if not scenario.map:
+            scenario.map = str(resolve_town(route.town, scenario.map_dir or None))
+    if not scenario.map:
+        scenario.map = "town_grid"
+    return scenario
 
 
 def load_scenario(path: str | Path) -> Scenario:

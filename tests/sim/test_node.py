@@ -93,3 +93,20 @@ def test_realtime_mode_reuses_the_last_command_and_counts_the_miss(tmp_path):
     assert ex.spin_until(lambda: sim.done, timeout_s=120)
     assert sim.stats.deadline_misses == 2
     assert len(tape.got["/ego/state"]) == 20
+
+
+def test_sim_drives_a_carla_leaderboard_route(tmp_path, shared_dir):
+    routes = shared_dir / "routes" / "carla_lb1_town01_town02.xml"
+    f = tmp_path / "lb.yaml"
+    f.write_text(f"map_dir: {shared_dir / 'maps' / 'carla'}\n"
+                 f"route: {{file: {routes}, id: '0'}}\nduration_s: 0.5\n"
+                 "cameras: [{name: front, image_size_x: 160, image_size_y: 90}]\n")
+    ctx = InProcessContext()
+    tape = Tape("tape", context=ctx)
+    sim = SimNode("sim", context=ctx, params={"scenario": str(f), "exit_when_done": False})
+    ex = Executor(ctx, [tape, Throttle("control", context=ctx), sim])
+    assert ex.spin_until(lambda: sim.done, timeout_s=60)
+    ex.spin_once(0)
+    assert tape.got["/map/opendrive"][0].name == "Town01"
+    first = tape.got["/ego/state"][0].transform.location
+    assert (first.x, first.y) == pytest.approx((338.70, 226.75), abs=0.01)

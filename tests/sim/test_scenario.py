@@ -108,3 +108,28 @@ def test_bad_scenarios_are_one_clear_error(tmp_path: Path, text: str, message: s
     with pytest.raises(ConfigError, match=message) as exc:
         load_scenario(f)
     assert str(f) in str(exc.value)
+
+
+def test_a_leaderboard_route_file_gives_waypoints_and_town(shared_dir: Path, tmp_path: Path):
+    from sim.scenario import resolve_route
+
+    f = tmp_path / "s.yaml"
+    routes = shared_dir / "routes" / "carla_lb1_town01_town02.xml"
+    f.write_text(f"map_dir: {shared_dir / 'maps' / 'carla'}\n"
+                 f"route: {{file: {routes}, id: '0'}}\n")
+    s = resolve_route(load_scenario(f))
+    assert s.map == str(shared_dir / "maps" / "carla" / "Town01.xodr")
+    assert len(s.route.waypoints) == 11 and s.route.waypoints[0].x == pytest.approx(338.70,
+                                                                                   abs=0.01)
+
+
+def test_a_route_town_that_cannot_be_found_is_a_clear_error(tmp_path: Path):
+    from sim.maps import MapError
+    from sim.scenario import resolve_route
+
+    routes = tmp_path / "r.xml"
+    routes.write_text(ROUTES)
+    f = tmp_path / "s.yaml"
+    f.write_text(f"map_dir: {tmp_path}\nroute: {{file: {routes}, id: '0'}}\n")
+    with pytest.raises(MapError, match="Town01"):
+        resolve_route(load_scenario(f))
