@@ -8,6 +8,8 @@ Each check takes the world as it is after a step and returns ``RunEvent`` messag
   lane invasion   like CARLA's client-side LaneInvasionSensor: a corner of the ego's
                   box moved into another lane across a lane marking
   red light       the ego's front crossed a stop line whose light was red
+  stop sign       the ego's front crossed a stop-sign line without having stood
+                  still (< 0.1 m/s) within 3 s before (the Leaderboard's rule)
   off route       off the road (no driving lane under the ego centre) or driving
                   against the lane direction, reported when it starts
   route deviation farther than ``max_deviation_m`` (30 m) from the route polyline
@@ -29,6 +31,7 @@ if TYPE_CHECKING:
     import carla
 
 COLLISION_REPEAT_S = 5.0
+STOP_SIGN_WINDOW_S = 3.0
 
 
 @dataclass(frozen=True)
@@ -55,16 +58,21 @@ class InfractionMonitor:
     _was_off_route: bool = False
     _deviated: bool = False
     _prev_front: np.ndarray | None = None
+    _last_stopped: float = -math.inf  # sim time the ego last stood still
 
     def check(self, header: Header, ego: Box2D, ego_speed: float,
               colliders: Sequence[Collider],
-              red_light_crossed: Callable[[np.ndarray, np.ndarray], int | None]
+              red_light_crossed: Callable[[np.ndarray, np.ndarray], int | None],
+              stop_line_crossed: Callable[[np.ndarray, np.ndarray], int | None] | None = None,
               ) -> list[RunEvent]:
         """All infractions of this tick. ``red_light_crossed(prev_front, front)``
-        returns the id of a red light whose stop line the segment crosses, or None."""
+        returns the id of a red light whose stop line the segment crosses, or None;
+        ``stop_line_crossed`` likewise for stop signs."""
+        if ego_speed < 0.1:
+            self._last_stopped = header.stamp
         events = self._collisions(header, ego, colliders)
         events += self._lane_invasion(header, ego)
-        events += self._red_light(header, ego, red_light_crossed)
+        events += self._stop_lines(header, ego, red_light_crossed, stop_line_crossed)
         events += self._off_route(header, ego, ego_speed)
         events += self._route_deviation(header, ego)
         return events
@@ -132,20 +140,26 @@ class InfractionMonitor:
                             description="crossed " + ", ".join(sorted(set(crossed))))]
 
     # ------------------------------------------------------------------ red light
-    def _red_light(self, header: Header, ego: Box2D,
-                   red_light_crossed: Callable[[np.ndarray, np.ndarray], int | None]
-                   ) -> list[RunEvent]:
+    def _stop_lines(self, header: Header, ego: Box2D,
+                    red_light_crossed: Callable[[np.ndarray, np.ndarray], int | None],
+                    stop_line_crossed: Callable[[np.ndarray, np.ndarray], int | None] | None,
+                    ) -> list[RunEvent]:
         yaw = math.radians(ego.yaw)
         front = np.array([ego.x + ego.half_length * math.cos(yaw),
                           ego.y + ego.half_length * math.sin(yaw)])
         prev, self._prev_front = self._prev_front, front
         if prev is None:
             return []
+        events = []
         light = red_light_crossed(prev, front)
-        if light is None:
-            return []
-        return [self._event(header, "red_light", float(front[0]), float(front[1]), light,
-                            description=f"ran red light {light}")]
+        if light is not None:
+            events.append(self._event(header, "red_light", float(front[0]), float(front[1]),
+                                      light, description=f"ran red light {light}"))
+        sign = stop_line_crossed(prev, front) if stop_line_crossed is not None else None
+        if sign is not None and header.stamp - self._last_stopped > STOP_SIGN_WINDOW_S:
+            events.append(self._event(header, "stop_sign", float(front[0]), float(front[1]),
+                                      sign, description=f"did not stop at stop sign {sign}"))
+        return events
 
     # ------------------------------------------------------------------- off route
     def _off_route(self, header: Header, ego: Box2D, speed: float) -> list[RunEvent]:

@@ -29,6 +29,7 @@ PATH_STEP_M = 2.0  # spacing of the waypoints an NPC follows
 LOOKAHEAD_M = 50.0  # how far ahead an NPC keeps its path and looks for leaders
 NPC_HALF_LENGTH = 2.3
 LANE_CHANGE_S = 2.5  # an NPC's lane change takes this long
+STOP_SIGN_WAIT_S = 1.5  # how long an NPC stands at a stop line before it goes
 NPC_HALF_WIDTH = 0.95
 
 
@@ -74,6 +75,8 @@ class NPC:
     stopped: bool = False  # scripted: parked, never moves
     dead_end: bool = False  # its path ends (the lane leads nowhere)
     offset: float = 0.0  # m right of its path's centre line (during a lane change)
+    stop_waited: float = 0.0  # s stood still at the current stop-sign line
+    stop_cleared: tuple[int, int, int] | None = None  # the stop-sign lane it may now pass
     x: float = 0.0
     y: float = 0.0
     z: float = 0.0
@@ -100,8 +103,9 @@ class Obstacle:
 
 
 LightQuery = Callable[["carla.Waypoint"], "tuple[str, float] | None"]
-"""(carla.Waypoint of the lane ahead) -> (light state, stop-line distance from that
-waypoint in m) of the light governing that lane, or None."""
+"""(carla.Waypoint of the lane ahead) -> (state, stop-line distance from that
+waypoint in m) of the light or stop sign governing that lane, or None. States are a
+light's ('red', 'yellow', 'green', ...) or 'stop' for a stop sign."""
 
 
 class Traffic:
@@ -188,6 +192,7 @@ class Traffic:
             npc.s += min(0.5 * (npc.speed + v) * dt, self.path_length_ahead(npc))
             npc.accel = (v - npc.speed) / dt
             npc.speed = v
+            npc.stop_waited = npc.stop_waited + dt if v < 0.1 else 0.0
             if npc.offset:
                 shrink = 3.5 / LANE_CHANGE_S * dt
                 npc.offset = 0.0 if abs(npc.offset) <= shrink else \
@@ -254,6 +259,16 @@ class Traffic:
             gap = (i * PATH_STEP_M - npc.s) + dist - npc.half_length
             if gap < -0.5:
                 continue
+            # IDM keeps s0 to a leader; a stop line is no car: stop ~0.5 m before it.
+            gap += self.idm.s0 - 0.5
+            if state == "stop":  # stand at the line for a while, then go
+                lane = (wp.road_id, wp.section_id, wp.lane_id)
+                if npc.stop_cleared == lane:
+                    return None
+                if gap < self.idm.s0 + 1.0 and npc.stop_waited >= STOP_SIGN_WAIT_S:
+                    npc.stop_cleared = lane
+                    return None
+                return max(gap, 0.0)
             if state == "red" or (state == "yellow" and
                                   npc.speed ** 2 / (2 * self.idm.b) < max(gap, 0.0)):
                 return max(gap, 0.0)

@@ -40,6 +40,7 @@ from bus.frames import from_carla_transform
 from bus.messages import LIGHT_STATES, LaneRef, TrafficLightInfo, Vector3
 
 __all__ = [
+    "STOP_SIGN_TYPE",
     "TRAFFIC_LIGHT_TYPE",
     "LaneKey",
     "TrafficLight",
@@ -50,6 +51,7 @@ __all__ = [
 
 #: OpenDRIVE signal type of a traffic light (CARLA's ``get_all_landmarks_of_type``).
 TRAFFIC_LIGHT_TYPE = "1000001"
+STOP_SIGN_TYPE = "206"  # OpenDRIVE/CARLA stop sign: the same approach grouping applies
 
 #: A lane as (road_id, section_id, lane_id), the fields of ``bus.messages.LaneRef``;
 #: a tuple so it can key a dict (LaneRef is a mutable struct).
@@ -199,8 +201,10 @@ def _stop_waypoint(near_entry: carla.Waypoint,
     return driving[0] if driving else None
 
 
-def discover_traffic_lights(carla_map: carla.Map, max_walk_m: float = 60.0) -> list[TrafficLight]:
+def discover_traffic_lights(carla_map: carla.Map, max_walk_m: float = 60.0,
+                            signal_type: str = TRAFFIC_LIGHT_TYPE) -> list[TrafficLight]:
     """Every signalised approach of ``carla_map``, one :class:`TrafficLight` each.
+    (``signal_type=STOP_SIGN_TYPE`` finds the stop-sign approaches the same way.)
 
     Each landmark of type 1000001 governs some lanes (:func:`_landmark_lanes`);
     each lane is followed to the junction it enters (at most ``max_walk_m`` metres
@@ -213,7 +217,7 @@ def discover_traffic_lights(carla_map: carla.Map, max_walk_m: float = 60.0) -> l
     entries = {_key(a): a for a, _ in carla_map.get_topology() if a.is_junction}
     stops: dict[tuple[int, int, int], dict[LaneKey, carla.Waypoint]] = {}
     heads: dict[tuple[int, int, int], dict[str, carla.Transform]] = {}
-    for landmark in carla_map.get_all_landmarks_of_type(TRAFFIC_LIGHT_TYPE):
+    for landmark in carla_map.get_all_landmarks_of_type(signal_type):
         resolved = False
         for lane_wp in _landmark_lanes(carla_map, landmark):
             near_entry = _junction_entry(lane_wp, max_walk_m)

@@ -38,7 +38,7 @@ from sim.labels import Label
 from sim.pedestrians import WALKER_HALF_SIZE, Pedestrians, sidewalk_beside
 from sim.scenario import Pose, Scenario
 from sim.traffic import Obstacle, Traffic, road_speed_limits
-from sim.traffic_lights import TrafficLights
+from sim.traffic_lights import STOP_SIGN_TYPE, TrafficLights, discover_traffic_lights
 
 EGO_ID = 1
 NPC_ID_BASE = 100
@@ -88,6 +88,12 @@ class World:
         self.ego = self._ego_start()
         self.control = VehicleControl()
         self.lights = TrafficLights.from_map(self.map, seed=scenario.seed)
+        # Stop signs group into approaches like lights; held red, their crossing test
+        # finds the ego passing a stop line.
+        self.stop_signs = TrafficLights(discover_traffic_lights(self.map,
+                                                                signal_type=STOP_SIGN_TYPE))
+        for sign in self.stop_signs.lights:
+            self.stop_signs.set_state(sign.id, "red")
         self.speed_limits = road_speed_limits(self.opendrive)
         self.traffic = Traffic(self.speed_limits)
         self._spawn_npcs()
@@ -169,19 +175,28 @@ class World:
         self.frame += 1
         self.time = self.frame * self.dt
         events = self.monitor.check(self.header(), self.ego_box(), abs(self.ego.speed),
-                                    self.colliders(), self._red_light_crossed)
+                                    self.colliders(), self._red_light_crossed,
+                                    self._stop_line_crossed)
         self.events.extend(events)
         return events
 
     def _light_ahead(self, wp: carla.Waypoint) -> tuple[str, float] | None:
-        light = self.lights.light_for_lane(wp.road_id, wp.section_id, wp.lane_id)
-        if light is None:
-            return None
-        stop = next(s for s in light.stop_waypoints if
-                    (s.road_id, s.section_id, s.lane_id) == (wp.road_id, wp.section_id,
-                                                             wp.lane_id))
-        d = stop.transform.location.distance(wp.transform.location)
-        return self.lights.state_of(light.id), d
+        """What governs the lane of ``wp`` at its end: a light's state or 'stop', and
+        the distance (m) from ``wp`` to the stop line."""
+        lane = (wp.road_id, wp.section_id, wp.lane_id)
+        for signals, state in ((self.lights, None), (self.stop_signs, "stop")):
+            light = signals.light_for_lane(*lane)
+            if light is None:
+                continue
+            stop = next(s for s in light.stop_waypoints
+                        if (s.road_id, s.section_id, s.lane_id) == lane)
+            d = stop.transform.location.distance(wp.transform.location)
+            return (state or signals.state_of(light.id)), d
+        return None
+
+    def _stop_line_crossed(self, prev: np.ndarray, cur: np.ndarray) -> int | None:
+        sign = self.stop_signs.red_light_crossed(prev, cur)
+        return None if sign is None else sign.id
 
     def _red_light_crossed(self, prev: np.ndarray, cur: np.ndarray) -> int | None:
         light = self.lights.red_light_crossed(prev, cur)

@@ -7,11 +7,12 @@ import hashlib
 import math
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from bus.messages import EVENT_KINDS, VehicleControl
 from bus.serialization import to_bytes
-from sim.scenario import Scenario, TrafficConfig
+from sim.scenario import EgoConfig, Pose, Scenario, TrafficConfig
 from sim.world import MapSource, World
 
 
@@ -104,3 +105,59 @@ def test_every_map_drives_200_ticks(name: str, request: pytest.FixtureRequest):
     # (the crude follower ignores lights and cuts corners: infractions may happen)
     assert set(kinds) <= set(EVENT_KINDS)
     assert all(math.isfinite(n.x) for n in world.traffic.npcs)
+
+
+@pytest.fixture(scope="module")
+def rural() -> MapSource:
+    from sim.maps import load_map
+
+    loaded = load_map("rural")
+    return MapSource(loaded.name, loaded.xodr, loaded.map)
+
+
+def before_stop_sign(world: World, metres: float):  # -> (carla.Waypoint, carla.Waypoint)
+    sign = world.stop_signs.lights[0]
+    stop = sign.stop_waypoints[0]
+    return stop.previous(metres)[0], stop
+
+
+def test_npcs_stand_at_a_stop_sign_then_go(rural):
+    world = World(Scenario(map="rural"), rural)
+    start, stop = before_stop_sign(world, 40.0)
+    npc = world.traffic.spawn(999, start, np.random.default_rng(0), speed=10.0)
+    line = stop.transform.location
+    speeds_near_line, passed = [], False
+    for _ in range(600):
+        world.step(VehicleControl(brake=1.0))
+        d = math.hypot(npc.x - line.x, npc.y - line.y)
+        if d < 5.0:
+            speeds_near_line.append(npc.speed)
+        passed = passed or (npc.stop_cleared is not None and d > 10.0)
+    assert min(speeds_near_line) < 0.1  # it stood at the line
+    assert passed  # and then went on
+
+
+def drive_through(world: World, stop, stand: bool) -> list[str]:
+    kinds, stopped = [], False
+    line = stop.transform.location
+    for _ in range(400):
+        front = (world.ego.x + 2.45 * math.cos(math.radians(world.ego.yaw)),
+                 world.ego.y + 2.45 * math.sin(math.radians(world.ego.yaw)))
+        d = math.hypot(front[0] - line.x, front[1] - line.y)
+        control = follow_lane(world, target_speed=8.0)
+        if stand and not stopped and d < 6.0:
+            control = VehicleControl(brake=1.0, steer=control.steer)
+            stopped = world.ego.speed < 0.05
+        kinds += [e.kind for e in world.step(control)]
+    return kinds
+
+
+@pytest.mark.parametrize("stand", [False, True])
+def test_running_a_stop_sign_is_an_infraction_stopping_is_not(rural, stand: bool):
+    probe = World(Scenario(map="rural"), rural)
+    start, stop = before_stop_sign(probe, 30.0)
+    t = start.transform
+    world = World(Scenario(map="rural", ego=EgoConfig(spawn=Pose(
+        t.location.x, t.location.y, 0.0, t.rotation.yaw))), rural)
+    kinds = drive_through(world, stop, stand)
+    assert kinds.count("stop_sign") == (0 if stand else 1), kinds
