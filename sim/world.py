@@ -37,13 +37,13 @@ from sim.infractions import Collider, InfractionMonitor
 from sim.labels import Label
 from sim.pedestrians import WALKER_HALF_SIZE, Pedestrians, sidewalk_beside
 from sim.scenario import Pose, Scenario
+from sim.spawn import spawn_points
 from sim.traffic import Obstacle, Traffic, road_speed_limits
 from sim.traffic_lights import STOP_SIGN_TYPE, TrafficLights, discover_traffic_lights
 
 EGO_ID = 1
 NPC_ID_BASE = 100
 WALKER_ID_BASE = 10_000
-SPAWN_Z = 0.5  # m above the road, like CARLA's spawn points
 
 
 @dataclass(frozen=True)
@@ -55,19 +55,10 @@ class MapSource:
     carla_map: carla.Map
 
 
-def driving_spawn_points(carla_map: carla.Map, spacing_m: float = 20.0) -> list[carla.Waypoint]:
-    """Waypoints on driving lanes, ``spacing_m`` apart, not inside or within 10 m
-    before a junction, in a deterministic order (the offline Map has no spawn points)."""
-    out = []
-    for wp in carla_map.generate_waypoints(spacing_m):
-        if wp.is_junction:
-            continue
-        ahead = wp.next(10.0)
-        if any(w.is_junction for w in ahead):
-            continue
-        out.append(wp)
-    out.sort(key=lambda w: (w.road_id, w.section_id, w.lane_id, round(w.s, 3)))
-    return out
+def spawn_waypoints(carla_map: carla.Map) -> list[carla.Waypoint]:
+    """The map's spawn points (``sim.spawn``: driving lanes, clear of junctions,
+    deterministic order) as the lane waypoints NPCs and the ego start on."""
+    return [carla_map.get_waypoint(t.location) for t in spawn_points(carla_map)]
 
 
 class World:
@@ -81,7 +72,7 @@ class World:
         self.dt = scenario.dt
         self.frame = 0
         self.time = 0.0
-        self.spawn_points = driving_spawn_points(self.map)
+        self.spawn_points = spawn_waypoints(self.map)
         if not self.spawn_points:
             raise ValueError(f"map {source.name}: no driving lane to spawn on")
         self.ego_params = dynamics.load_vehicle(scenario.ego.vehicle)
