@@ -1,0 +1,52 @@
+"""Local planner: trajectory along the route, stops for lights and at the route end."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from bus.messages import (
+    EgoState,
+    Header,
+    ObjectList,
+    Rotation,
+    TrafficLightState,
+    Transform,
+    Vector3,
+)
+from planning.local_planner import LocalPlanner
+
+ROUTE = np.stack([np.arange(0.0, 300.0, 2.0), np.full(150, 5.0)], axis=1)  # along +x, y=5
+
+
+def ego_at(x: float, speed: float, frame: int = 0) -> EgoState:
+    return EgoState(header=Header(frame, frame * 0.05),
+                    transform=Transform(Vector3(x, 5.0, 0.0), Rotation(0, 0, 0)),
+                    speed=speed, speed_limit=13.9)
+
+
+def test_trajectory_follows_the_route_ahead_for_about_6_s():
+    lp = LocalPlanner(ROUTE)
+    traj = lp.plan(ego_at(10.0, 10.0), ObjectList(), TrafficLightState())
+    assert traj.poses[0, 0] == pytest.approx(10.0, abs=1.0)
+    assert np.allclose(traj.poses[:, 1], 5.0) and np.allclose(traj.poses[:, 2], 0.0)
+    assert traj.times[-1] >= 5.9 and np.all(np.diff(traj.times) > 0)
+    assert traj.speeds[0] == pytest.approx(10.0) and traj.speeds.max() <= 13.9 + 1e-9
+    assert lp.progress() == pytest.approx(10.0, abs=1.0)
+
+
+def test_red_light_gives_a_stopping_trajectory():
+    lp = LocalPlanner(ROUTE)
+    traj = lp.plan(ego_at(10.0, 13.9), ObjectList(),
+                   TrafficLightState(state="red", distance=45.0))
+    stop_x = 10.0 + 45.0 - 2.45 - 1.0
+    assert traj.speeds[traj.poses[:, 0] > stop_x + 0.5].max(initial=0.0) == 0.0
+
+
+def test_the_end_of_the_route_is_a_stop():
+    lp = LocalPlanner(ROUTE)
+    for x in np.arange(0.0, 290.0, 10.0):
+        traj = lp.plan(ego_at(x, 8.0), ObjectList(), TrafficLightState())
+    assert traj.speeds[-1] == 0.0
+    lp.plan(ego_at(297.0, 0.0), ObjectList(), TrafficLightState())
+    assert lp.finished()
