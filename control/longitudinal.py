@@ -19,8 +19,9 @@ The algorithm, top to bottom:
    coasting acceleration the service brake supplies the rest, ``brake =
    (a_coast - a) / brake_decel``. A deadband below the coasting line uses neither
    pedal, so the controller does not flicker between throttle and brake.
-5. Standstill hold: when the target is (near) zero and the car is nearly stopped,
-   hold a fixed brake so it stays put.
+5. Standstill hold: when the target is (near) zero, the profile does not set off
+   (no positive acceleration) and the car is nearly stopped, hold a fixed brake so
+   it stays put.
 6. Rate limits on each pedal (change per step), then the pedal limits.
 """
 
@@ -166,8 +167,9 @@ class LongitudinalController:
         ``target_speed`` and ``target_accel`` the profile's (m/s, m/s^2)."""
         p = self.params
 
-        # Standstill hold: stand on the brake, keep the PID from winding up.
-        if target_speed <= p.stop_speed and speed <= p.hold_speed:
+        # Standstill hold: stand on the brake, keep the PID from winding up -- unless
+        # the profile sets off from here (zero speed now, accelerating).
+        if target_speed <= p.stop_speed and speed <= p.hold_speed and target_accel <= 0.0:
             self.integral, self.last_error = 0.0, None
             return self._output(0.0, p.hold_brake)
 

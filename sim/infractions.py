@@ -11,7 +11,8 @@ Each check takes the world as it is after a step and returns ``RunEvent`` messag
   stop sign       the ego's front crossed a stop-sign line without having stood
                   still (< 0.1 m/s) within 3 s before (the Leaderboard's rule)
   off route       off the road (no driving lane under the ego centre) or driving
-                  against the lane direction, reported when it starts
+                  against the lane direction outside junctions (inside, lanes of
+                  every direction overlap), reported when it starts
   route deviation farther than ``max_deviation_m`` (30 m) from the route polyline
 """
 
@@ -171,7 +172,8 @@ class InfractionMonitor:
         reason = ""
         if wp is None:
             reason = "off the road"
-        elif speed > 0.5 and abs(wrap_deg(ego.yaw - wp.transform.rotation.yaw)) > 120.0:
+        elif (speed > 0.5 and not wp.is_junction  # junction lanes overlap every way
+              and abs(wrap_deg(ego.yaw - wp.transform.rotation.yaw)) > 120.0):
             reason = "driving against the lane direction"
         was, self._was_off_route = self._was_off_route, bool(reason)
         if not reason or was:

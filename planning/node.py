@@ -1,0 +1,116 @@
+"""The planning node: map, ego state, perceived objects and traffic light in; the
+trajectory for the same frame out.
+
+It builds its own ``carla.Map`` and lane graph from the latched /map/opendrive,
+plans the route once it knows where the ego is (the scenario's route waypoints, a
+CARLA leaderboard route, or, with none, the lane ahead for ``free_drive_m``), and
+each frame k answers /ego/state k, /perception/objects k and
+/perception/traffic_light k with /planning/trajectory k (``planning.local_planner``).
+With ``use_perception: false`` it plans without objects and lights.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from bus import Node
+from bus.messages import EgoState, MapData, ObjectList, TrafficLightState, Trajectory
+from planning.behaviour import BehaviourParams
+from planning.local_planner import LocalPlanner, LocalPlannerParams
+from planning.route import RoutePlanner, UnreachableError
+
+
+@dataclass
+class PlanningParams:
+    scenario: str = ""  # a scenario YAML: its route is the one to drive
+    waypoints: list[list[float]] = field(default_factory=list)  # [[x, y], ...] world
+    free_drive_m: float = 1000.0  # without a route: follow the lane this far
+    use_perception: bool = True
+    max_speed: float = 0.0  # m/s; 0: speed limits
+
+    def __post_init__(self) -> None:
+        if any(len(p) < 2 for p in self.waypoints):
+            raise ValueError("waypoints: each is [x, y]")
+        if self.free_drive_m <= 0:
+            raise ValueError("free_drive_m must be > 0")
+
+
+class PlanningNode(Node):
+    Params = PlanningParams
+
+    def __init__(self, name: str = "planning", **kwargs) -> None:
+        super().__init__(name, **kwargs)
+        self.carla_map = None
+        self.router: RoutePlanner | None = None
+        self.local: LocalPlanner | None = None
+        self.inputs: dict[int, dict[str, object]] = {}
+        self.pub = self.create_publisher(Trajectory, "/planning/trajectory")
+        self.create_subscription(MapData, "/map/opendrive", self.on_map)
+        self.create_subscription(EgoState, "/ego/state", lambda m: self._add(m, "ego"))
+        if self.params.use_perception:
+            self.create_subscription(ObjectList, "/perception/objects",
+                                     lambda m: self._add(m, "objects"))
+            self.create_subscription(TrafficLightState, "/perception/traffic_light",
+                                     lambda m: self._add(m, "light"))
+
+    def on_map(self, msg: MapData) -> None:
+        import carla
+
+        self.carla_map = carla.Map(msg.name or "map", msg.opendrive)
+        self.router = RoutePlanner(self.carla_map)
+        self.local = None
+
+    def _route_points(self, ego: EgoState) -> list[tuple[float, float]]:
+        loc = ego.transform.location
+        if self.params.waypoints:
+            return [(loc.x, loc.y)] + [(p[0], p[1]) for p in self.params.waypoints]
+        if self.params.scenario:
+            from sim.scenario import load_scenario, resolve_route
+
+            route = resolve_route(load_scenario(self.params.scenario)).route.waypoints
+            if route:
+                return [(loc.x, loc.y)] + [(p.x, p.y) for p in route[1:]]
+        return self._lane_ahead(ego)
+
+    def _lane_ahead(self, ego: EgoState) -> list[tuple[float, float]]:
+        """Without a route: the ego's lane ahead, first branch at splits."""
+        import carla
+
+        loc = ego.transform.location
+        wp = self.carla_map.get_waypoint(carla.Location(loc.x, loc.y, loc.z))
+        points = [(loc.x, loc.y)]
+        travelled = 0.0
+        while wp is not None and travelled < self.params.free_drive_m:
+            ahead = wp.next(10.0)
+            if not ahead:
+                break
+            wp = ahead[0]
+            points.append((wp.transform.location.x, wp.transform.location.y))
+            travelled += 10.0
+        return points
+
+    def _add(self, msg: object, kind: str) -> None:
+        frame = msg.header.frame  # type: ignore[attr-defined]
+        slot = self.inputs.setdefault(frame, {})
+        slot[kind] = msg
+        needed = ("ego", "objects", "light") if self.params.use_perception else ("ego",)
+        if all(k in slot for k in needed) and self.router is not None:
+            self._plan(frame, slot)
+
+    def _plan(self, frame: int, slot: dict[str, object]) -> None:
+        ego: EgoState = slot["ego"]  # type: ignore[assignment]
+        if self.local is None:
+            points = self._route_points(ego)
+            try:
+                route = self.router.plan_through(points)
+            except UnreachableError as exc:  # the run stops at the sim's deadline,
+                self.state = "error"  # which names this node; here is why
+                self.get_logger().error("no route: %s", exc)
+                return
+            self.local = LocalPlanner(route.xy(), LocalPlannerParams(
+                behaviour=BehaviourParams(max_speed=self.params.max_speed)))
+        objects = slot.get("objects", ObjectList(header=ego.header))
+        light = slot.get("light", TrafficLightState(header=ego.header))
+        trajectory = self.local.plan(ego, objects, light)  # type: ignore[arg-type]
+        self.pub.publish(trajectory)
+        self.inputs = {f: s for f, s in self.inputs.items() if f > frame}

@@ -1,0 +1,126 @@
+"""``drivestack collect``: files, index, resume, the Dataset reading them back, CLI."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from launch.cli import main
+from perception.classes import NUM_CLASSES
+from perception.collect import (
+    DONE_FILE,
+    CollectConfig,
+    collect,
+    decode_depth,
+    encode_depth,
+    plan_episodes,
+)
+from perception.dataset import CollectedDataset, DatasetError
+
+FRAMES = 3
+
+
+@pytest.fixture(scope="module")
+def collected(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("data") / "set"
+    rc = main(["collect", "--out", str(out), "--maps", "town_grid", "--episodes", "1",
+               "--frames-per-episode", str(FRAMES), "--image-size", "320x180", "--seed", "3",
+               "--no-progress"])
+    assert rc == 0
+    return out
+
+
+def test_collect_writes_samples_and_index(collected: Path,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    rows = [json.loads(line) for line in (collected / "index.jsonl").read_text().splitlines()]
+    assert len(rows) == FRAMES
+    ep = collected / rows[0]["episode"]
+    assert (ep / DONE_FILE).is_file() and (ep / "episode.json").is_file()
+    for r in rows:
+        assert r["map"] == "town_grid" and isinstance(r["seed"], int) and "weather" in r
+        for suffix in ("_rgb.jpg", "_labels.png", "_depth.png", "_meta.json"):
+            assert (collected / (r["sample"] + suffix)).is_file()
+    meta = json.loads((collected / (rows[0]["sample"] + "_meta.json")).read_text())
+    assert meta["camera"]["width"] == 320 and meta["camera"]["height"] == 180
+    assert meta["traffic_light"]["state"] in ("red", "yellow", "green", "none")
+    for a in meta["actors"]:
+        assert a["kind"] in ("vehicle", "pedestrian") and len(a["extent"]) == 3
+
+
+def test_dataset_reads_the_collection(collected: Path) -> None:
+    ds = CollectedDataset(collected, input_size=(256, 128))
+    assert len(ds) == FRAMES
+    item = ds[0]
+    assert item["image"].shape == (3, 128, 256) and item["image"].dtype == torch.float32
+    assert item["labels"].shape == (128, 256) and item["labels"].dtype == torch.long
+    assert item["depth"].shape == (128, 256) and item["depth"].dtype == torch.float32
+    assert int(item["labels"].min()) >= 0 and int(item["labels"].max()) < NUM_CLASSES
+    assert len(item["labels"].unique()) >= 3  # road, background, ... are in view
+    assert float(item["depth"].min()) > 0 and float(item["depth"].max()) == 1000.0
+    batch = torch.utils.data.default_collate([ds[0], ds[1]])
+    assert batch["image"].shape == (2, 3, 128, 256)
+
+
+def test_dataset_names_a_missing_or_corrupt_file(collected: Path, tmp_path: Path) -> None:
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(collected, copy)
+    ds = CollectedDataset(copy)
+    prefix = copy / ds.rows[0]["sample"]
+    depth = prefix.parent / (prefix.name + "_depth.png")
+    depth.unlink()
+    with pytest.raises(DatasetError, match=r"_depth\.png"):
+        ds[0]
+    labels = prefix.parent / (prefix.name + "_labels.png")
+    labels.write_bytes(b"not a png")
+    with pytest.raises(DatasetError, match=r"_labels\.png"):
+        ds[0]
+    with pytest.raises(DatasetError, match=r"index\.jsonl"):
+        CollectedDataset(tmp_path / "nowhere")
+
+
+def test_resume_skips_a_finished_episode(collected: Path,
+                                         capsys: pytest.CaptureFixture[str]) -> None:
+    cfg = CollectConfig(out=collected, maps=("town_grid",), episodes=1,
+                        frames_per_episode=FRAMES, seed=3, image_size=(320, 180), resume=True)
+    ep = collected / plan_episodes(cfg)[0].name
+    before = {p.name: p.stat().st_mtime_ns for p in ep.iterdir()}
+    result = collect(cfg, progress=False)
+    assert (result.episodes_run, result.episodes_skipped, result.samples) == (0, 1, FRAMES)
+    assert {p.name: p.stat().st_mtime_ns for p in ep.iterdir()} == before
+    assert "3 samples" in capsys.readouterr().out
+    # without --resume a non-empty directory is refused
+    assert main(["collect", "--out", str(collected), "--maps", "town_grid",
+                 "--no-progress"]) == 2
+
+
+def test_episode_plans_are_deterministic() -> None:
+    cfg = CollectConfig(out=Path("unused"), episodes=4, seed=11)
+    plans = plan_episodes(cfg)
+    assert plans == plan_episodes(cfg)
+    assert [p.map for p in plans] == ["town_grid", "rural", "highway", "town_grid"]
+    assert len({p.seed for p in plans}) == 4
+    assert plans != plan_episodes(CollectConfig(out=Path("unused"), episodes=4, seed=12))
+
+
+def test_depth_encoding_round_trip() -> None:
+    d = np.array([[0.5, 12.345, 655.0, 1000.0, np.inf]], np.float32)
+    back = decode_depth(encode_depth(d))
+    assert back[0, :3] == pytest.approx([0.5, 12.345, 655.0], abs=0.006)  # 1 cm steps
+    assert back[0, 3] == back[0, 4] == 1000.0
+
+
+def test_cli_help_and_bad_map(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(["collect", "--help"])
+    assert exc.value.code == 0
+    assert "--frames-per-episode" in capsys.readouterr().out
+    assert main(["collect", "--out", str(tmp_path / "o"), "--maps", "Town01"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: unknown map 'Town01'") and "\n" not in err
+    assert not (tmp_path / "o").exists()

@@ -1,0 +1,96 @@
+"""The perception network: shapes, size, losses, and that it can learn."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from perception.classes import (
+    CARLA_TO_CLASS_LUT,
+    LIGHT_STATES,
+    NUM_CLASSES,
+    TrainClass,
+    carla_to_class,
+)
+from perception.model import (
+    MAX_DEPTH,
+    ModelConfig,
+    build_model,
+    class_weights,
+    count_parameters,
+    depth_loss,
+    multitask_loss,
+)
+from sim.labels import Label
+
+
+@pytest.mark.parametrize("size", [(320, 160), (256, 128)])
+def test_output_shapes(size: tuple[int, int]) -> None:
+    w, h = size
+    model = build_model(ModelConfig(input_size=size)).eval()
+    with torch.inference_mode():
+        out = model(torch.randn(2, 3, h, w))
+    assert out["seg"].shape == (2, NUM_CLASSES, h, w)
+    assert out["log_depth"].shape == (2, h, w)
+    assert out["depth"].shape == (2, h, w)
+    assert bool((out["depth"] > 0).all())
+    assert out["light"].shape == (2, len(LIGHT_STATES))
+
+
+def test_bad_input_size_is_a_clear_error() -> None:
+    with pytest.raises(ValueError, match="multiples of 32"):
+        build_model()(torch.randn(1, 3, 100, 200))
+
+
+def test_parameter_count_is_small() -> None:
+    assert count_parameters(build_model()) < 5_000_000
+
+
+def test_label_mapping() -> None:
+    carla = np.array([[Label.ROADS, Label.ROAD_LINES, Label.SIDEWALKS, Label.CAR],
+                      [Label.TRUCK, Label.PEDESTRIANS, Label.TRAFFIC_LIGHT, Label.SKY]],
+                     np.uint8)
+    assert carla_to_class(carla).tolist() == [
+        [TrainClass.ROAD, TrainClass.ROAD_LINE, TrainClass.SIDEWALK, TrainClass.VEHICLE],
+        [TrainClass.VEHICLE, TrainClass.PEDESTRIAN, TrainClass.TRAFFIC_LIGHT,
+         TrainClass.BACKGROUND]]
+    assert int(CARLA_TO_CLASS_LUT.max()) < NUM_CLASSES
+
+
+def test_depth_loss_masks_sky_and_is_zero_when_exact() -> None:
+    depth = torch.tensor([[5.0, 20.0, MAX_DEPTH]])
+    pred = torch.log(torch.tensor([[5.0, 20.0, 3.0]]))  # sky pixel wrong: ignored
+    assert float(depth_loss(pred, depth)) == pytest.approx(0.0, abs=1e-6)
+    # scale-invariant: a global scale error costs (almost) nothing with lambda=1
+    assert float(depth_loss(pred + 0.5, depth, "silog", si_lambda=1.0)) < 1e-3
+    assert float(depth_loss(pred + 0.5, depth, "l1")) == pytest.approx(0.5, abs=1e-5)
+
+
+def test_class_weights_favour_small_classes() -> None:
+    w = class_weights(torch.tensor([1000, 10, 1]))
+    assert w[2] > w[1] > w[0]
+
+
+def test_training_step_lowers_the_loss() -> None:
+    torch.manual_seed(0)
+    h, w = 64, 128
+    model = build_model(ModelConfig(input_size=(w, h))).train()
+    image = torch.randn(2, 3, h, w)
+    labels = torch.zeros(2, h, w, dtype=torch.long)
+    labels[:, h // 2:] = TrainClass.ROAD
+    labels[:, h // 2:, w // 3:w // 2] = TrainClass.VEHICLE
+    image[:, 0, h // 2:] += 1.0
+    image[:, 1, h // 2:, w // 3:w // 2] += 2.0
+    depth = torch.full((2, h, w), MAX_DEPTH)
+    depth[:, h // 2:] = torch.linspace(30.0, 3.0, h - h // 2)[:, None]
+    light = torch.tensor([0, 3])
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    losses = []
+    for _ in range(20):
+        loss, parts = multitask_loss(model(image), labels, depth, light)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(parts["total"])
+    assert losses[-1] < 0.5 * losses[0], losses
