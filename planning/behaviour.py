@@ -40,6 +40,7 @@ class BehaviourParams:
     pedestrian_horizon: float = 3.0  # s, a walker entering the corridor within this
     ttc_emergency: float = 2.0  # s
     ego_half_length: float = 2.45  # m, centre to front bumper
+    lateral_accel: float = 2.5  # m/s^2, the most the speed profile allows in curves
 
 
 @dataclass
@@ -116,16 +117,30 @@ def decide(path_ego: np.ndarray, speed: float, speed_limit: float, objects: Obje
     return d
 
 
-def speed_profile(s: np.ndarray, speed: float, d: Decision, p: BehaviourParams
-                  ) -> np.ndarray:
+def curvature(points: np.ndarray) -> np.ndarray:
+    """|curvature| (1/m) at each point of a polyline (N x 2), from the turn of its
+    heading per metre."""
+    if len(points) < 3:
+        return np.zeros(len(points))
+    heading = np.unwrap(np.arctan2(*np.diff(points, axis=0).T[::-1]))
+    seg = np.hypot(*np.diff(points, axis=0).T)
+    k = np.abs(np.diff(heading)) / np.maximum((seg[:-1] + seg[1:]) / 2, 1e-6)
+    return np.concatenate([[k[0]], k, [k[-1]]])
+
+
+def speed_profile(s: np.ndarray, speed: float, d: Decision, p: BehaviourParams,
+                  kappa: np.ndarray | None = None) -> np.ndarray:
     """Speeds (m/s) at the path distances ``s`` (m the ego's centre travels; ``stop_s``
     and ``lead_s`` are measured the same way, for the front bumper).
 
-    Caps: the target speed; before a stop, sqrt(2 a (s_stop - s)); behind a lead,
-    its speed plus what closes the gap to the desired time gap; then a forward pass
-    limits acceleration from the current speed and a backward pass deceleration."""
+    Caps: the target speed; in curves (``kappa``, 1/m), sqrt(a_lat / kappa); before a
+    stop, sqrt(2 a (s_stop - s)); behind a lead, its speed plus what closes the gap to
+    the desired time gap; then a forward pass limits acceleration from the current
+    speed and a backward pass deceleration."""
     decel = p.emergency_decel if d.emergency else p.comfort_decel
     cap = np.full_like(s, d.target_speed)
+    if kappa is not None:  # curves: |a_lat| = v^2 kappa <= lateral_accel
+        cap = np.minimum(cap, np.sqrt(p.lateral_accel / np.maximum(kappa, 1e-9)))
     if d.stop_s < math.inf:
         cap = np.minimum(cap, np.sqrt(2 * decel * np.clip(d.stop_s - s, 0.0, None)))
     if d.lead_s < math.inf:

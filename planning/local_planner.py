@@ -19,6 +19,7 @@ from bus.messages import EgoState, Header, ObjectList, TrafficLightState, Trajec
 from planning.behaviour import (
     BehaviourParams,
     Decision,
+    curvature,
     decide,
     path_s,
     profile_times,
@@ -84,7 +85,7 @@ class LocalPlanner:
         if end >= len(self.route):  # the route ends: stop at its end
             d.stop_s = min(d.stop_s, max(0.0, s_new[-1] - b.ego_half_length))
         self.decision = d
-        v = speed_profile(s_new, ego.speed, d, b)
+        v = speed_profile(s_new, ego.speed, d, b, curvature(xy))
         t = profile_times(s_new, v)
         keep = max(2, int(np.searchsorted(t, self.p.horizon_s)) + 1)
         xy, v, t = xy[:keep], v[:keep], t[:keep]

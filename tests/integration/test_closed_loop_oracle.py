@@ -31,7 +31,7 @@ def test_oracle_loop_drives_without_infractions(tmp_path):
     ex.spin_once(0)
     assert len(states) == 600
     odometer = sum(s.speed for s in states) * 0.05
-    assert odometer > 80.0, odometer  # it drove
+    assert odometer > 50.0, odometer  # it drove (it also waits at a red light)
     kinds = [e.kind for e in events]
     assert not [k for k in kinds if k.startswith("collision") or k in ("red_light",
                                                                         "off_route")], kinds

@@ -50,3 +50,14 @@ def test_the_end_of_the_route_is_a_stop():
     assert traj.speeds[-1] == 0.0
     lp.plan(ego_at(297.0, 0.0), ObjectList(), TrafficLightState())
     assert lp.finished()
+
+
+def test_curves_limit_the_speed_to_the_lateral_acceleration():
+    theta = np.linspace(0.0, np.pi, 160)
+    arc = np.stack([30.0 * np.sin(theta), 30.0 * (1 - np.cos(theta))], axis=1)  # r = 30 m
+    lp = LocalPlanner(arc)
+    ego = EgoState(header=Header(0, 0.0), transform=Transform(Vector3(0.0, 0.0, 0.0)),
+                   speed=10.0, speed_limit=20.0)
+    traj = lp.plan(ego, ObjectList(), TrafficLightState())
+    a_lat = traj.speeds ** 2 / 30.0
+    assert a_lat[5:].max() <= 2.5 * 1.05
