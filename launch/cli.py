@@ -34,7 +34,6 @@ PLANNED = {
                "record-and-replay regression"),
     "eval": ("evaluate many scenarios or CARLA leaderboard routes, one table",
              "batch evaluation"),
-    "collect": ("collect perception training data from the simulator", "data collection"),
     "train": ("train the perception network", "perception training"),
     "bench": ("run the benchmarks in bench/", "the bench runner (run bench/*.py directly)"),
     "viz": ("convert a recording for Foxglove, or serve it live", "the Foxglove views"),
@@ -276,6 +275,32 @@ def _maps_render(args: argparse.Namespace) -> int:
     return 0
 
 
+# ------------------------------------------------------------------------- collect
+def _image_size(text: str) -> tuple[int, int]:
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT, e.g. 640x360, not {text!r}")\
+            from None
+    return w, h
+
+
+def cmd_collect(args: argparse.Namespace) -> int:
+    from perception.collect import CollectConfig, CollectError, collect
+
+    cfg = CollectConfig(out=Path(args.out), maps=tuple(args.maps), episodes=args.episodes,
+                        frames_per_episode=args.frames_per_episode, seed=args.seed,
+                        every=args.every, image_size=args.image_size, resume=args.resume)
+    try:
+        collect(cfg, progress=not args.no_progress)
+    except CollectError as exc:
+        raise UserError(str(exc)) from None
+    except OSError as exc:
+        raise UserError(f"cannot write the data set in {args.out}: "
+                        f"{exc.strerror or exc}") from None
+    return 0
+
+
 # ------------------------------------------------------------------------------ main
 def _planned(name: str, what: str) -> Callable[[argparse.Namespace], int]:
     def cmd(args: argparse.Namespace) -> int:
@@ -302,6 +327,22 @@ def build_parser() -> argparse.ArgumentParser:
     for name, (help_, what) in PLANNED.items():
         p = add(name, help_ + " [not yet available]", _planned(name, what))
         p.add_argument("rest", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+
+    p = add("collect", "collect perception training data (RGB, labels, depth, boxes) from "
+                       "the embedded simulator on the built-in maps", cmd_collect)
+    p.add_argument("--out", required=True, help="output directory")
+    p.add_argument("--maps", nargs="+", default=["town_grid", "rural", "highway"],
+                   metavar="MAP", help="built-in maps, used in turn (default: all three)")
+    p.add_argument("--episodes", type=int, default=6, help="episodes in all (default 6)")
+    p.add_argument("--frames-per-episode", type=int, default=50,
+                   help="samples per episode (default 50)")
+    p.add_argument("--every", type=int, default=5, help="sim ticks between samples (default 5)")
+    p.add_argument("--seed", type=int, default=0, help="data set seed (default 0)")
+    p.add_argument("--image-size", type=_image_size, default=(640, 360), metavar="WxH",
+                   help="camera image size (default 640x360)")
+    p.add_argument("--resume", action="store_true",
+                   help="continue a collection: keep finished episodes, redo the rest")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     p = add("topics", "print the topic table", cmd_topics)
     p.add_argument("--live", action="store_true", help="also show live publishers")

@@ -1,0 +1,390 @@
+"""``drivestack collect``: perception training data from the embedded simulator.
+
+Episodes
+    ``--episodes N`` episodes in all, map ``maps[i % len(maps)]`` for episode i.
+    Each episode's seed is drawn from ``--seed`` and its index
+    (``numpy.random.default_rng([seed, i])``), so the same command gives the same
+    data set. From the episode seed: the ego's spawn point, the traffic density
+    (NPC vehicles and pedestrians), the ego's speed factor, and the look
+    (``WeatherConfig(sample=True)``: time of day, fog, rain, textures, sun).
+
+Autopilot
+    The ego is driven like an NPC: a private :class:`sim.traffic.Traffic` holds one
+    lane follower (seeded turns at junctions, IDM car following that sees the
+    world's NPCs and crossing walkers, stopping for red lights and stop signs via
+    the world's own light query). Each tick the world steps (NPCs, walkers,
+    lights), then the driver steps and its pose (x, y, yaw, speed) is copied onto
+    ``world.ego``. It is an oracle driver: it never leaves its lane centre, which is
+    what a data-collection autopilot needs (the planner and controller are not in
+    the loop). Any backend that gives a renderer plus a world with these views can
+    be collected the same way.
+
+On-disk format (``OUT/``)
+    ``index.jsonl``: one JSON object per sample: ``sample`` (path prefix relative to
+    OUT), ``episode``, ``map``, ``seed``, ``frame``, ``weather``.
+    ``<episode>/episode.json``: the episode's map, seed, traffic, weather, camera.
+    ``<episode>/done``: written last; an episode without it is redone on resume.
+    Per sample ``<episode>/<frame:06d>``:
+      ``_rgb.jpg``    BGR image, JPEG quality 95;
+      ``_labels.png`` uint8 training class ids (:mod:`perception.classes`);
+      ``_depth.png``  uint16 depth along the optical axis in cm;
+                      65535 = at or beyond 655.35 m (sky, far plane);
+      ``_meta.json``  ego pose (world), camera intrinsics and mount, actors
+                      (vehicles, pedestrians: ego-frame position, yaw, size,
+                      velocity, visible pixels), the ego lane's traffic light.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from perception.classes import CLASS_NAMES, TrainClass, carla_to_class
+
+DEPTH_SCALE = 100.0  # depth PNG units per metre (cm)
+DEPTH_FAR = 65535  # depth PNG value for >= 655.35 m (sky)
+JPEG_QUALITY = 95
+INDEX_FILE = "index.jsonl"
+DONE_FILE = "done"
+WARMUP_TICKS = 60  # 3 s: traffic gets moving before the first sample
+LIGHT_LOOKAHEAD_M = 60.0
+
+
+class CollectError(ValueError):
+    """A user error in the collect settings (one line)."""
+
+
+@dataclass(frozen=True)
+class CollectConfig:
+    out: Path
+    maps: tuple[str, ...] = ("town_grid", "rural", "highway")
+    episodes: int = 6
+    frames_per_episode: int = 50
+    seed: int = 0
+    every: int = 5  # ticks between samples
+    image_size: tuple[int, int] = (640, 360)  # (width, height)
+    fov: float = 90.0
+    max_vehicles: int = 40
+    max_pedestrians: int = 40
+    resume: bool = False
+
+    def validate(self) -> None:
+        from sim.maps import builtin_maps
+
+        builtins = builtin_maps()
+        for name in self.maps:
+            if name not in builtins:
+                raise CollectError(f"unknown map {name!r}: collect uses the built-in maps "
+                                   f"only ({', '.join(builtins)})")
+        if not self.maps:
+            raise CollectError("no maps given")
+        if self.episodes < 1 or self.frames_per_episode < 1 or self.every < 1:
+            raise CollectError("--episodes, --frames-per-episode and --every must be >= 1")
+        w, h = self.image_size
+        if not (16 <= w <= 4096 and 16 <= h <= 4096):
+            raise CollectError(f"image size must be 16..4096 px, not {w}x{h}")
+        if self.out.exists() and not self.out.is_dir():
+            raise CollectError(f"--out {self.out} exists and is not a directory")
+        if (self.out.is_dir() and any(self.out.iterdir()) and not self.resume):
+            raise CollectError(f"--out {self.out} is not empty (use --resume to continue it)")
+
+
+@dataclass(frozen=True)
+class EpisodePlan:
+    index: int
+    name: str
+    map: str
+    seed: int
+    vehicles: int
+    pedestrians: int
+    speed_factor: float
+    spawn_draw: float  # in [0, 1): which spawn point (fraction of the map's list)
+
+
+def plan_episodes(cfg: CollectConfig) -> list[EpisodePlan]:
+    """Deterministic episode plans from ``cfg.seed``."""
+    plans = []
+    for i in range(cfg.episodes):
+        rng = np.random.default_rng([cfg.seed, i])
+        name = cfg.maps[i % len(cfg.maps)]
+        plans.append(EpisodePlan(
+            index=i, name=f"ep{i:05d}_{name}", map=name,
+            seed=int(rng.integers(2**31 - 1)),
+            vehicles=int(rng.integers(0, cfg.max_vehicles + 1)),
+            pedestrians=int(rng.integers(0, cfg.max_pedestrians + 1)),
+            speed_factor=float(rng.uniform(0.6, 1.0)),
+            spawn_draw=float(rng.random())))
+    return plans
+
+
+# ------------------------------------------------------------------ ego autopilot
+class EgoAutopilot:
+    """Drives ``world.ego`` as an NPC lane follower (see the module doc)."""
+
+    def __init__(self, world: Any, spawn_index: int, seed: int, speed_factor: float) -> None:
+        from sim.traffic import Traffic
+        from sim.world import EGO_ID
+
+        self.world = world
+        self.traffic = Traffic(world.speed_limits)
+        self.npc = self.traffic.spawn(EGO_ID, world.spawn_points[spawn_index],
+                                      np.random.default_rng([seed, 0xE60]),
+                                      speed_factor=speed_factor)
+        self.npc.half_length = world.ego_params.length / 2
+        self._copy_pose()
+
+    def _copy_pose(self) -> None:
+        n = self.npc
+        self.world.ego = dataclasses.replace(self.world.ego, x=n.x, y=n.y, yaw=n.yaw,
+                                             speed=n.speed, accel=n.accel)
+
+    def step(self) -> None:
+        from bus.messages import VehicleControl
+        from sim.pedestrians import WALKER_HALF_SIZE
+        from sim.traffic import Obstacle
+
+        w = self.world
+        w.step(VehicleControl())
+        others = [Obstacle(n.id, n.x, n.y, n.yaw, n.speed, n.half_length)
+                  for n in w.traffic.npcs]
+        others += [Obstacle(p.id, p.x, p.y, p.yaw, 0.0, WALKER_HALF_SIZE)
+                   for p in w.pedestrians.walkers if p.crossing]
+        self.traffic.step(w.dt, others, w._light_ahead)
+        self._copy_pose()
+
+    def light_ahead(self) -> dict[str, Any]:
+        """The traffic light governing the ego's lane ahead (before the next
+        junction, within LIGHT_LOOKAHEAD_M): state, id, distance to its stop line."""
+        from sim.traffic import PATH_STEP_M
+
+        n, lights = self.npc, self.world.lights
+        i0 = int(n.s // PATH_STEP_M)
+        for i in range(i0, len(n.path)):
+            wp = n.path[i]
+            along = i * PATH_STEP_M - n.s
+            if wp.is_junction or along > LIGHT_LOOKAHEAD_M:
+                break
+            light = lights.light_for_lane(wp.road_id, wp.section_id, wp.lane_id)
+            if light is None:
+                continue
+            stop = next(s for s in light.stop_waypoints
+                        if (s.road_id, s.section_id, s.lane_id) ==
+                        (wp.road_id, wp.section_id, wp.lane_id))
+            d = along + stop.transform.location.distance(wp.transform.location)
+            return {"state": lights.state_of(light.id), "id": light.id,
+                    "distance": round(float(d), 3)}
+        return {"state": "none", "id": None, "distance": None}
+
+
+# ------------------------------------------------------------------ per sample
+def encode_depth(depth_m: np.ndarray) -> np.ndarray:
+    """float metres -> uint16 cm, DEPTH_FAR for >= 655.35 m or non-finite."""
+    d = np.nan_to_num(depth_m.astype(np.float32), nan=np.inf, posinf=np.inf)
+    cm = np.rint(np.minimum(d * DEPTH_SCALE, DEPTH_FAR))
+    return np.clip(cm, 0, DEPTH_FAR).astype(np.uint16)
+
+
+def decode_depth(png: np.ndarray, far: float = 1000.0) -> np.ndarray:
+    """uint16 cm -> float32 metres, ``far`` where the PNG says DEPTH_FAR."""
+    d = png.astype(np.float32) / DEPTH_SCALE
+    d[png == DEPTH_FAR] = far
+    return d
+
+
+def _write_image(path: Path, img: np.ndarray, params: Sequence[int] = ()) -> None:
+    if not cv2.imwrite(str(path), img, list(params)):
+        raise OSError(f"cannot write {path}")
+
+
+def sample_meta(world: Any, autopilot: EgoAutopilot, frame: Any, camera: Any,
+                plan: EpisodePlan) -> dict[str, Any]:
+    """Ground truth of one sample as plain JSON."""
+    from bus.frames import vector_world_to_ego, world_to_ego, yaw_world_to_ego
+    from bus.messages import CameraIntrinsics, Rotation, Transform, Vector3
+    from sim.labels import Label
+
+    ego = world.ego
+    ego_tf = Transform(Vector3(ego.x, ego.y, 0.0), Rotation(0.0, ego.yaw, 0.0))
+    gt = world.ground_truth()
+    visible = np.bincount(frame.instances.ravel().clip(0),
+                          minlength=1) if frame.instances.size else np.zeros(1, int)
+    actors = []
+    for a in gt.actors:
+        if a.id == gt.ego_id:
+            continue
+        t = a.transform.location
+        p = world_to_ego([t.x, t.y, t.z], ego_tf)
+        v = vector_world_to_ego([a.velocity.x, a.velocity.y, a.velocity.z], ego_tf)
+        e = a.bounding_box.extent
+        actors.append({
+            "id": a.id,
+            "kind": "pedestrian" if a.label == int(Label.PEDESTRIANS) else "vehicle",
+            "x": round(float(p[0]), 3), "y": round(float(p[1]), 3),
+            "z": round(float(p[2]), 3),
+            "yaw": round(float(yaw_world_to_ego(a.transform.rotation.yaw, ego.yaw)), 3),
+            "extent": [round(float(e.x), 3), round(float(e.y), 3), round(float(e.z), 3)],
+            "velocity": [round(float(v[0]), 3), round(float(v[1]), 3)],
+            "visible_pixels": int(visible[a.id]) if a.id < len(visible) else 0,
+        })
+    K = CameraIntrinsics.from_fov(camera.image_size_x, camera.image_size_y, camera.fov)
+    return {
+        "episode": plan.name, "map": plan.map, "seed": plan.seed,
+        "frame": int(world.frame), "time": round(float(world.time), 4),
+        "ego": {"x": ego.x, "y": ego.y, "yaw": ego.yaw, "speed": ego.speed},
+        "camera": {"name": camera.name, "width": camera.image_size_x,
+                   "height": camera.image_size_y, "fov": camera.fov,
+                   "fx": K.fx, "fy": K.fy, "cx": K.cx, "cy": K.cy,
+                   "mount": {"x": camera.x, "y": camera.y, "z": camera.z,
+                             "pitch": camera.pitch, "yaw": camera.yaw}},
+        "actors": actors,
+        "traffic_light": autopilot.light_ahead(),
+    }
+
+
+def _weather_json(appearance: Any) -> dict[str, Any]:
+    g = appearance.gain
+    return {"brightness": round(float(sum(g) / 3), 4), "night": bool(sum(g) / 3 < 0.5),
+            "fog_density": round(float(appearance.fog_density), 5),
+            "rain": round(float(appearance.rain), 4),
+            "noise_sigma": round(float(appearance.noise_sigma), 3)}
+
+
+# ------------------------------------------------------------------ episodes
+def run_episode(cfg: CollectConfig, plan: EpisodePlan, on_sample: Callable[[], None],
+                map_cache: dict[str, Any]) -> list[dict[str, Any]]:
+    """Collect one episode into ``cfg.out/plan.name``; returns its index rows."""
+    from sim.maps import load_map
+    from sim.scenario import CameraConfig, EgoConfig, Scenario, TrafficConfig, WeatherConfig
+    from sim.scene import SceneRenderer, appearance_for
+    from sim.world import MapSource, World, spawn_waypoints
+
+    if plan.map not in map_cache:
+        loaded = load_map(plan.map)
+        map_cache[plan.map] = (loaded, len(spawn_waypoints(loaded.map)))
+    loaded, n_spawn = map_cache[plan.map]
+    spawn_index = min(int(plan.spawn_draw * n_spawn), n_spawn - 1)
+    w, h = cfg.image_size
+    camera = CameraConfig(name="front", image_size_x=w, image_size_y=h, fov=cfg.fov)
+    weather = WeatherConfig(sample=True)
+    scenario = Scenario(map=plan.map, seed=plan.seed, duration_s=1e6,
+                        ego=EgoConfig(spawn_index=spawn_index),
+                        traffic=TrafficConfig(plan.vehicles, plan.pedestrians),
+                        weather=weather, cameras=[camera])
+    world = World(scenario, MapSource(loaded.name, loaded.xodr, loaded.map))
+    scene = SceneRenderer(world, [camera], weather, plan.seed)
+    autopilot = EgoAutopilot(world, spawn_index, plan.seed, plan.speed_factor)
+    weather_info = _weather_json(appearance_for(weather, plan.seed))
+
+    ep_dir = cfg.out / plan.name
+    if ep_dir.exists():
+        shutil.rmtree(ep_dir)  # an unfinished episode: start it again
+    ep_dir.mkdir(parents=True)
+    rows = []
+    for _ in range(WARMUP_TICKS):
+        autopilot.step()
+    from bus.messages import Rotation, Transform, Vector3
+
+    for _ in range(cfg.frames_per_episode):
+        for _ in range(cfg.every):
+            autopilot.step()
+        ego = world.ego
+        ego_tf = Transform(Vector3(ego.x, ego.y, 0.0), Rotation(0.0, ego.yaw, 0.0))
+        frame = scene.renderer.render(ego_tf, scene.objects(world), tick=world.frame)[
+            camera.name]
+        stem = f"{world.frame:06d}"
+        _write_image(ep_dir / f"{stem}_rgb.jpg", frame.rgb,
+                     (cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY))
+        _write_image(ep_dir / f"{stem}_labels.png", carla_to_class(frame.labels),
+                     (cv2.IMWRITE_PNG_COMPRESSION, 1))
+        _write_image(ep_dir / f"{stem}_depth.png", encode_depth(frame.depth),
+                     (cv2.IMWRITE_PNG_COMPRESSION, 1))
+        meta = sample_meta(world, autopilot, frame, camera, plan)
+        (ep_dir / f"{stem}_meta.json").write_text(json.dumps(meta))
+        rows.append({"sample": f"{plan.name}/{stem}", "episode": plan.name, "map": plan.map,
+                     "seed": plan.seed, "frame": int(world.frame), "weather": weather_info,
+                     "traffic_light": meta["traffic_light"]["state"]})
+        on_sample()
+    (ep_dir / "episode.json").write_text(json.dumps({
+        **dataclasses.asdict(plan), "spawn_index": spawn_index, "weather": weather_info,
+        "camera": dataclasses.asdict(camera), "every": cfg.every,
+        "classes": list(CLASS_NAMES), "samples": rows}, indent=1))
+    (ep_dir / DONE_FILE).write_text("ok\n")
+    return rows
+
+
+def _done_rows(ep_dir: Path) -> list[dict[str, Any]] | None:
+    if not (ep_dir / DONE_FILE).is_file():
+        return None
+    try:
+        return list(json.loads((ep_dir / "episode.json").read_text())["samples"])
+    except (OSError, ValueError, KeyError):
+        return None  # done but unreadable: redo it
+
+
+@dataclass
+class CollectResult:
+    samples: int
+    episodes_run: int
+    episodes_skipped: int
+    bytes: int
+    seconds: float
+
+    @property
+    def megabytes(self) -> float:
+        return self.bytes / 1e6
+
+
+def collect(cfg: CollectConfig, progress: bool = True,
+            log: Callable[[str], None] = print) -> CollectResult:
+    """Run the collection; writes ``cfg.out`` and returns what it did."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    cfg.validate()
+    cfg.out.mkdir(parents=True, exist_ok=True)
+    plans = plan_episodes(cfg)
+    t0 = time.perf_counter()
+    all_rows: list[dict[str, Any]] = []
+    run = skipped = 0
+    map_cache: dict[str, Any] = {}
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TimeElapsedColumn(), TimeRemainingColumn(), disable=not progress) as bar:
+        task = bar.add_task("collect", total=len(plans) * cfg.frames_per_episode)
+        for plan in plans:
+            rows = _done_rows(cfg.out / plan.name) if cfg.resume else None
+            if rows is not None:
+                skipped += 1
+                bar.advance(task, len(rows))
+            else:
+                bar.update(task, description=f"{plan.name}")
+                rows = run_episode(cfg, plan, lambda: bar.advance(task), map_cache)
+                run += 1
+            all_rows.extend(rows)
+    tmp = cfg.out / (INDEX_FILE + ".tmp")
+    tmp.write_text("".join(json.dumps(r) + "\n" for r in all_rows))
+    tmp.replace(cfg.out / INDEX_FILE)
+    size = sum(p.stat().st_size for p in cfg.out.rglob("*") if p.is_file())
+    result = CollectResult(len(all_rows), run, skipped, size, time.perf_counter() - t0)
+    log(f"data set {cfg.out}: {result.samples} samples, {result.megabytes:.1f} MB "
+        f"({run} episodes collected, {skipped} already done, {result.seconds:.1f} s)")
+    return result
+
+
+def class_pixel_counts(labels: np.ndarray) -> np.ndarray:
+    """Pixel count per training class of a label image (for class weights)."""
+    return np.bincount(labels.ravel(), minlength=len(TrainClass))[:len(TrainClass)]

@@ -1,0 +1,133 @@
+"""A torch Dataset over a directory written by ``drivestack collect``
+(format: :mod:`perception.collect`).
+
+Each item is a dict: ``image`` float32 (3, H, W) RGB normalised with the model's
+IMAGE_MEAN/IMAGE_STD, ``labels`` int64 (H, W) training class ids, ``depth``
+float32 (H, W) metres (MAX_DEPTH = 1000 for sky / beyond 655 m), ``light`` int64
+index into LIGHT_STATES, ``sample`` the sample's path prefix. (H, W) is the model
+input size (default 160 x 320): images are resized with area averaging, labels and
+depth with nearest neighbour (no blended class ids or depths at edges).
+
+Strict: a missing, unreadable or inconsistent file raises :class:`DatasetError`
+naming the file. ``transform`` (optional) is applied to the numpy arrays
+(rgb HxWx3 uint8 RGB, labels, depth) before resizing, for augmentation.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from perception.classes import NUM_CLASSES, light_state_index
+from perception.collect import INDEX_FILE, decode_depth
+from perception.model import DEFAULT_INPUT_SIZE, IMAGE_MEAN, IMAGE_STD, MAX_DEPTH
+
+Arrays = tuple[np.ndarray, np.ndarray, np.ndarray]
+
+
+class DatasetError(ValueError):
+    """A collected data set is missing a file or has a corrupt one."""
+
+
+def read_index(root: str | Path) -> list[dict[str, Any]]:
+    path = Path(root) / INDEX_FILE
+    try:
+        lines = path.read_text().splitlines()
+    except OSError as exc:
+        raise DatasetError(f"cannot read the index {path}: {exc.strerror or exc}") from None
+    rows = []
+    for n, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+            str(row["sample"])
+        except (ValueError, KeyError, TypeError):
+            raise DatasetError(f"{path}:{n}: not a sample record") from None
+        rows.append(row)
+    return rows
+
+
+def _imread(path: Path, flags: int) -> np.ndarray:
+    if not path.is_file():
+        raise DatasetError(f"missing file {path}")
+    img = cv2.imread(str(path), flags)
+    if img is None:
+        raise DatasetError(f"corrupt or unreadable image {path}")
+    return img
+
+
+def normalize_image(rgb: np.ndarray) -> torch.Tensor:
+    """(H, W, 3) uint8 RGB -> (3, H, W) float32 normalised."""
+    x = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1).float() / 255.0
+    mean = torch.tensor(IMAGE_MEAN).view(3, 1, 1)
+    std = torch.tensor(IMAGE_STD).view(3, 1, 1)
+    return (x - mean) / std
+
+
+class CollectedDataset(Dataset):
+    """Samples of a collected directory; ``filter`` keeps index rows it accepts
+    (e.g. by map or episode, for train/validation splits)."""
+
+    def __init__(self, root: str | Path, input_size: tuple[int, int] = DEFAULT_INPUT_SIZE,
+                 filter: Callable[[dict[str, Any]], bool] | None = None,
+                 transform: Callable[[Arrays], Arrays] | None = None,
+                 samples: Sequence[dict[str, Any]] | None = None) -> None:
+        self.root = Path(root)
+        rows = list(samples) if samples is not None else read_index(self.root)
+        self.rows = [r for r in rows if filter is None or filter(r)]
+        self.input_size = input_size
+        self.transform = transform
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def read_arrays(self, i: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
+        """Full-size (rgb RGB uint8, labels uint8, depth float32 m, meta) of sample i."""
+        prefix = self.root / self.rows[i]["sample"]
+        rgb_path = prefix.parent / (prefix.name + "_rgb.jpg")
+        lab_path = prefix.parent / (prefix.name + "_labels.png")
+        dep_path = prefix.parent / (prefix.name + "_depth.png")
+        meta_path = prefix.parent / (prefix.name + "_meta.json")
+        bgr = _imread(rgb_path, cv2.IMREAD_COLOR)
+        labels = _imread(lab_path, cv2.IMREAD_UNCHANGED)
+        depth_png = _imread(dep_path, cv2.IMREAD_UNCHANGED)
+        if labels.dtype != np.uint8 or labels.ndim != 2:
+            raise DatasetError(f"{lab_path}: expected a uint8 single-channel PNG")
+        if labels.max(initial=0) >= NUM_CLASSES:
+            raise DatasetError(f"{lab_path}: class id {int(labels.max())} >= {NUM_CLASSES}")
+        if depth_png.dtype != np.uint16 or depth_png.ndim != 2:
+            raise DatasetError(f"{dep_path}: expected a uint16 single-channel PNG")
+        if not (bgr.shape[:2] == labels.shape == depth_png.shape):
+            raise DatasetError(f"{prefix}: image {bgr.shape[:2]}, labels {labels.shape} and "
+                               f"depth {depth_png.shape} sizes differ")
+        try:
+            meta = json.loads(meta_path.read_text())
+        except FileNotFoundError:
+            raise DatasetError(f"missing file {meta_path}") from None
+        except (OSError, ValueError) as exc:
+            raise DatasetError(f"corrupt JSON {meta_path}: {exc}") from None
+        return bgr[..., ::-1], labels, decode_depth(depth_png, MAX_DEPTH), meta
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        rgb, labels, depth, meta = self.read_arrays(i)
+        if self.transform is not None:
+            rgb, labels, depth = self.transform((rgb, labels, depth))
+        w, h = self.input_size
+        if rgb.shape[:2] != (h, w):
+            rgb = cv2.resize(np.ascontiguousarray(rgb), (w, h), interpolation=cv2.INTER_AREA)
+            labels = cv2.resize(labels, (w, h), interpolation=cv2.INTER_NEAREST)
+            depth = cv2.resize(depth, (w, h), interpolation=cv2.INTER_NEAREST)
+        light = light_state_index(meta.get("traffic_light", {}).get("state"))
+        return {"image": normalize_image(rgb),
+                "labels": torch.from_numpy(np.ascontiguousarray(labels)).long(),
+                "depth": torch.from_numpy(np.ascontiguousarray(depth)).float(),
+                "light": torch.tensor(light, dtype=torch.long),
+                "sample": self.rows[i]["sample"]}

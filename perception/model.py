@@ -1,0 +1,222 @@
+"""The perception network: a light multi-task encoder-decoder in plain PyTorch.
+
+Architecture (``PerceptionNet``), input (B, 3, H, W) normalised RGB, H and W
+multiples of 32 (default 160 x 320, a 640 x 360 camera resized):
+
+- encoder: a strided 3x3 stem (1/2) then stages of depthwise-separable inverted
+  residual blocks (MobileNetV2-style: 1x1 expand, 3x3 depthwise, 1x1 project,
+  residual when the shape allows) down to 1/4, 1/8, 1/16 and 1/32;
+- decoder: FPN/U-Net top-down path: each level is a 1x1 lateral of the encoder
+  skip plus the bilinearly upsampled coarser level, refined by a depthwise-separable
+  conv, down to 1/4 resolution;
+- heads at 1/4, upsampled bilinearly to the input size:
+  ``seg``: per-pixel logits over the 7 classes of :mod:`perception.classes`;
+  ``depth``: per-pixel log-depth (metres); ``exp`` gives the positive depth;
+- traffic-light head: the 1/4 decoder features pooled with the predicted
+  traffic-light probability as weights (attention on the light's pixels), plus
+  the globally pooled 1/32 features, into a small MLP -> red/yellow/green/none.
+
+Losses: :func:`segmentation_loss` (weighted cross-entropy; :func:`class_weights`
+from pixel counts), :func:`depth_loss` (L1 or scale-invariant on log-depth, sky
+and other depth >= ``max_depth`` masked out), :func:`light_loss`, and
+:func:`multitask_loss` summing them.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from perception.classes import LIGHT_STATES, NUM_CLASSES
+
+DEFAULT_INPUT_SIZE = (320, 160)  # (width, height)
+MAX_DEPTH = 1000.0  # sky / far plane: excluded from the depth loss
+MIN_DEPTH = 0.1
+#: Default class weights (background, road, road line, sidewalk, vehicle,
+#: pedestrian, traffic light): small classes count more.
+DEFAULT_CLASS_WEIGHTS = (0.5, 0.5, 2.0, 1.0, 2.0, 4.0, 4.0)
+IMAGE_MEAN = (0.485, 0.456, 0.406)  # RGB
+IMAGE_STD = (0.229, 0.224, 0.225)
+
+
+def _act() -> nn.Module:
+    return nn.ReLU6(inplace=True)
+
+
+class ConvBNAct(nn.Sequential):
+    def __init__(self, cin: int, cout: int, k: int = 3, stride: int = 1,
+                 groups: int = 1, act: bool = True) -> None:
+        layers: list[nn.Module] = [nn.Conv2d(cin, cout, k, stride, k // 2, groups=groups,
+                                             bias=False), nn.BatchNorm2d(cout)]
+        if act:
+            layers.append(_act())
+        super().__init__(*layers)
+
+
+class InvertedResidual(nn.Module):
+    """1x1 expand, 3x3 depthwise (stride s), 1x1 linear project; residual if s == 1
+    and cin == cout."""
+
+    def __init__(self, cin: int, cout: int, stride: int = 1, expand: int = 4) -> None:
+        super().__init__()
+        mid = cin * expand
+        self.use_res = stride == 1 and cin == cout
+        self.block = nn.Sequential(
+            ConvBNAct(cin, mid, 1),
+            ConvBNAct(mid, mid, 3, stride, groups=mid),
+            ConvBNAct(mid, cout, 1, act=False))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.block(x)
+        return x + y if self.use_res else y
+
+
+class SepConv(nn.Sequential):
+    """Depthwise-separable 3x3 conv: depthwise 3x3 then pointwise 1x1."""
+
+    def __init__(self, cin: int, cout: int) -> None:
+        super().__init__(ConvBNAct(cin, cin, 3, groups=cin), ConvBNAct(cin, cout, 1))
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    num_classes: int = NUM_CLASSES
+    stem: int = 12
+    #: (channels, blocks, expand) per stage at 1/4, 1/8, 1/16, 1/32
+    stages: tuple[tuple[int, int, int], ...] = ((16, 1, 2), (32, 2, 4), (64, 3, 4),
+                                                (160, 2, 4))
+    decoder: int = 32
+    light_head: bool = True
+    input_size: tuple[int, int] = DEFAULT_INPUT_SIZE  # (width, height)
+
+
+class PerceptionNet(nn.Module):
+    """Segmentation + depth (+ traffic-light state) network; see the module doc."""
+
+    def __init__(self, config: ModelConfig | None = None) -> None:
+        super().__init__()
+        self.config = cfg = config or ModelConfig()
+        self.stem = ConvBNAct(3, cfg.stem, 3, 2)
+        stages, cin = [], cfg.stem
+        for cout, blocks, expand in cfg.stages:
+            layers = [InvertedResidual(cin, cout, 2, expand)]
+            layers += [InvertedResidual(cout, cout, 1, expand) for _ in range(blocks - 1)]
+            stages.append(nn.Sequential(*layers))
+            cin = cout
+        self.stages = nn.ModuleList(stages)
+        d = cfg.decoder
+        self.laterals = nn.ModuleList(ConvBNAct(c, d, 1) for c, _, _ in cfg.stages)
+        self.refine = nn.ModuleList(SepConv(d, d) for _ in cfg.stages[:-1])
+        self.seg_head = nn.Sequential(SepConv(d, d), nn.Conv2d(d, cfg.num_classes, 1))
+        self.depth_head = nn.Sequential(SepConv(d, d), nn.Conv2d(d, 1, 1))
+        nn.init.constant_(self.depth_head[-1].bias, math.log(10.0))
+        self.light_head = (nn.Sequential(
+            nn.Linear(d + cfg.stages[-1][0], 64), nn.ReLU(inplace=True),
+            nn.Linear(64, len(LIGHT_STATES))) if cfg.light_head else None)
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """``x``: (B, 3, H, W), H and W multiples of 32. Returns ``seg`` logits
+        (B, C, H, W), ``log_depth`` (B, H, W), ``depth`` (B, H, W) metres > 0, and
+        ``light`` logits (B, 4) when the light head is on."""
+        h, w = x.shape[-2:]
+        if h % 32 or w % 32:
+            raise ValueError(f"input height and width must be multiples of 32, got {h}x{w}")
+        feats = []
+        y = self.stem(x)
+        for stage in self.stages:
+            y = stage(y)
+            feats.append(y)
+        top = self.laterals[-1](feats[-1])
+        for i in range(len(feats) - 2, -1, -1):
+            skip = self.laterals[i](feats[i])
+            top = self.refine[i](skip + F.interpolate(top, size=skip.shape[-2:],
+                                                      mode="bilinear", align_corners=False))
+        seg_q = self.seg_head(top)
+        log_depth_q = self.depth_head(top)
+        seg = F.interpolate(seg_q, size=(h, w), mode="bilinear", align_corners=False)
+        log_depth = F.interpolate(log_depth_q, size=(h, w), mode="bilinear",
+                                  align_corners=False)[:, 0]
+        log_depth = log_depth.clamp(math.log(MIN_DEPTH), math.log(MAX_DEPTH))
+        out = {"seg": seg, "log_depth": log_depth, "depth": log_depth.exp()}
+        if self.light_head is not None:
+            from perception.classes import TrainClass
+
+            att = seg_q.softmax(1)[:, int(TrainClass.TRAFFIC_LIGHT):int(
+                TrainClass.TRAFFIC_LIGHT) + 1]
+            pooled = (top * att).sum((2, 3)) / (att.sum((2, 3)) + 1e-3)
+            glob = feats[-1].mean((2, 3))
+            out["light"] = self.light_head(torch.cat([pooled, glob], 1))
+        return out
+
+
+def build_model(config: ModelConfig | None = None) -> PerceptionNet:
+    return PerceptionNet(config)
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+# ------------------------------------------------------------------------ losses
+def class_weights(pixel_counts: torch.Tensor, c: float = 1.02) -> torch.Tensor:
+    """ENet-style weights 1 / ln(c + share) from per-class pixel counts (small
+    classes weigh more), normalised to mean 1."""
+    share = pixel_counts.double() / pixel_counts.sum().clamp(min=1)
+    w = 1.0 / torch.log(c + share)
+    return (w / w.mean()).float()
+
+
+def segmentation_loss(logits: torch.Tensor, labels: torch.Tensor,
+                      weights: torch.Tensor | None = None,
+                      ignore_index: int = 255) -> torch.Tensor:
+    """Weighted cross-entropy; ``labels`` (B, H, W) long class ids."""
+    if weights is None:
+        weights = torch.tensor(DEFAULT_CLASS_WEIGHTS, device=logits.device)
+    return F.cross_entropy(logits, labels, weight=weights.to(logits.device),
+                           ignore_index=ignore_index)
+
+
+def depth_loss(log_depth: torch.Tensor, depth: torch.Tensor, kind: str = "l1",
+               max_depth: float = MAX_DEPTH, si_lambda: float = 0.85) -> torch.Tensor:
+    """Loss on log-depth over pixels with ``MIN_DEPTH <= depth < max_depth`` (sky
+    and the far plane masked). ``kind``: 'l1' (mean |log d_pred - log d|) or 'silog'
+    (scale-invariant, Eigen et al. 2014: sqrt(mean g^2 - lambda mean(g)^2))."""
+    mask = (depth >= MIN_DEPTH) & (depth < max_depth) & torch.isfinite(depth)
+    if not bool(mask.any()):
+        return log_depth.sum() * 0.0
+    g = log_depth[mask] - torch.log(depth[mask])
+    if kind == "l1":
+        return g.abs().mean()
+    if kind == "silog":
+        return torch.sqrt((g * g).mean() - si_lambda * g.mean() ** 2 + 1e-8)
+    raise ValueError(f"depth loss kind must be 'l1' or 'silog', not {kind!r}")
+
+
+def light_loss(logits: torch.Tensor, states: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy over LIGHT_STATES; ``states`` (B,) long, -1 = unlabelled."""
+    valid = states >= 0
+    if not bool(valid.any()):
+        return logits.sum() * 0.0
+    return F.cross_entropy(logits[valid], states[valid])
+
+
+def multitask_loss(out: dict[str, torch.Tensor], labels: torch.Tensor,
+                   depth: torch.Tensor, light: torch.Tensor | None = None,
+                   weights: torch.Tensor | None = None, depth_kind: str = "l1",
+                   depth_weight: float = 1.0, light_weight: float = 0.2,
+                   ) -> tuple[torch.Tensor, dict[str, float]]:
+    """Total loss and its parts (floats, for logging)."""
+    seg = segmentation_loss(out["seg"], labels, weights)
+    dep = depth_loss(out["log_depth"], depth, depth_kind)
+    total = seg + depth_weight * dep
+    parts = {"seg": float(seg.detach()), "depth": float(dep.detach())}
+    if light is not None and "light" in out:
+        li = light_loss(out["light"], light)
+        total = total + light_weight * li
+        parts["light"] = float(li.detach())
+    parts["total"] = float(total.detach())
+    return total, parts
