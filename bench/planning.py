@@ -12,6 +12,12 @@ route
     < 2 s, query p99 < 50 ms (``route_target_met``). Town01 figures are null
     without ../shared.
 
+steps
+    the local planner's and the controller's time per tick (p50, p99, ms) while
+    driving the dynamics model along an S-bend with 20 objects and a red light
+    ahead, and each p99 as a fraction of the 50 ms sim tick. Targets: planner p99
+    <= 5 ms, controller p99 <= 1 ms (``steps_target_met``).
+
 A new measurement is a function of (queries, rounds) returning its figures as a
 dict, added to ``MEASUREMENTS``; ``main`` runs each and merges the figures. Prints a
 table, then as the last line one JSON object with every figure.
@@ -42,6 +48,8 @@ from sim.spawn import spawn_points  # noqa: E402
 SHARED = REPO.parent / "shared"
 BUILD_TARGET_S = 2.0
 QUERY_P99_TARGET_MS = 50.0
+PLANNER_P99_TARGET_MS = 5.0
+CONTROLLER_P99_TARGET_MS = 1.0
 
 
 def _route_maps() -> dict[str, carla.Map | None]:
@@ -92,7 +100,66 @@ def bench_route(queries: int, rounds: int) -> dict[str, Any]:
     return figures
 
 
-MEASUREMENTS: dict[str, Callable[[int, int], dict[str, Any]]] = {"route": bench_route}
+def bench_steps(queries: int, rounds: int) -> dict[str, Any]:
+    """Per-tick cost of the local planner (behaviour + speed profile + trajectory)
+    and of the controller, driving the dynamics model along an S-bend with 20
+    objects around and a red light ahead, as a fraction of the 50 ms sim tick."""
+    from bus.messages import (
+        DetectedObject,
+        EgoState,
+        Header,
+        ObjectList,
+        Rotation,
+        TrafficLightState,
+        Transform,
+        Vector3,
+    )
+    from control.controller import Controller
+    from planning.local_planner import LocalPlanner
+    from sim import dynamics
+
+    theta = np.linspace(0.0, np.pi, 200)
+    bend = np.stack([60.0 * np.sin(theta), 60.0 * (1 - np.cos(theta))], axis=1)
+    route = np.concatenate([bend, bend[-1] + (bend[1:] - bend[0]) * [-1, 1]])
+    rng = np.random.default_rng(0)
+    objects = ObjectList(objects=[DetectedObject(
+        track_id=i, label="vehicle" if i % 3 else "pedestrian",
+        position=Vector3(float(rng.uniform(5, 60)), float(rng.uniform(-8, 8)), 0.8),
+        size=Vector3(4.5, 1.9, 1.5), velocity=Vector3(float(rng.uniform(0, 10)), 0, 0))
+        for i in range(20)])
+    params = dynamics.load_vehicle("default_car")
+    plan_ms, control_ms = [], []
+    for _ in range(rounds):
+        state = dynamics.VehicleState(speed=10.0, gear=3)
+        planner, controller = LocalPlanner(route), Controller()
+        for k in range(queries):
+            ego = EgoState(header=Header(k, k * 0.05), transform=Transform(
+                Vector3(state.x, state.y, 0.0), Rotation(0.0, state.yaw, 0.0)),
+                speed=state.speed, speed_limit=13.9)
+            t0 = time.perf_counter()
+            traj = planner.plan(ego, objects, TrafficLightState(state="red", distance=150.0))
+            t1 = time.perf_counter()
+            control = controller.step(ego, traj)
+            t2 = time.perf_counter()
+            state = dynamics.step(state, control, params, 0.05)
+            plan_ms.append((t1 - t0) * 1e3)
+            control_ms.append((t2 - t1) * 1e3)
+    tick_ms = 50.0
+    p99_plan, p99_control = (float(np.percentile(v, 99)) for v in (plan_ms, control_ms))
+    return {
+        "planner_step_p50_ms": round(float(np.percentile(plan_ms, 50)), 3),
+        "planner_step_p99_ms": round(p99_plan, 3),
+        "controller_step_p50_ms": round(float(np.percentile(control_ms, 50)), 3),
+        "controller_step_p99_ms": round(p99_control, 3),
+        "planner_p99_vs_tick": round(p99_plan / tick_ms, 4),
+        "controller_p99_vs_tick": round(p99_control / tick_ms, 4),
+        "steps_target_met": bool(p99_plan <= PLANNER_P99_TARGET_MS
+                                 and p99_control <= CONTROLLER_P99_TARGET_MS),
+    }
+
+
+MEASUREMENTS: dict[str, Callable[[int, int], dict[str, Any]]] = {
+    "route": bench_route, "steps": bench_steps}
 
 
 def main(argv: list[str] | None = None) -> int:
