@@ -6,8 +6,8 @@ frame k (``bus.lockstep``: strict fails naming the late node; realtime reuses th
 last command and counts a miss), applies it, steps the world to frame k+1 and
 publishes that tick's infractions on /run/events.
 
-It starts ticking once every topic in ``start_when_subscribed`` has a subscriber,
-so the first frames are not lost to nodes that are still connecting, and stops
+It starts ticking once every topic in ``start_when_subscribed`` has that many
+subscribers, so the first frames are not lost to nodes still connecting, and stops
 after the scenario's duration (``exit_when_done``: the process ends, and with it a
 launch whose sim node is required).
 """
@@ -42,7 +42,9 @@ class SimParams:
     seed: int = -1  # overrides the scenario's seed when >= 0
     duration_s: float = 0.0  # overrides the scenario's duration when > 0
     mode: Literal["", "strict", "realtime"] = ""  # overrides the lockstep mode
-    start_when_subscribed: list[str] = field(default_factory=lambda: ["/ego/state"])
+    # topic -> subscribers it must have before the first tick (a launch knows how
+    # many nodes listen; frames published before they connect would be lost)
+    start_when_subscribed: dict[str, int] = field(default_factory=lambda: {"/ego/state": 1})
     exit_when_done: bool = True
 
 
@@ -92,8 +94,9 @@ class SimNode(Node):
         return self.world.header()
 
     def _may_start(self) -> bool:
-        return all(pub.subscription_count > 0 for pub in self.publishers
-                   if pub.topic in self.params.start_when_subscribed)
+        want = self.params.start_when_subscribed
+        return all(pub.subscription_count >= want[pub.topic] for pub in self.publishers
+                   if pub.topic in want)
 
     def tick(self) -> None:
         """Publish frame k, wait for its command, step to k+1."""
