@@ -89,6 +89,26 @@ class PlanningNode(Node):
             travelled += 10.0
         return points
 
+    def _adjacent_lanes(self, ego: EgoState) -> dict[str, float]:
+        """Lanes beside the ego's that it may change into here: driving lanes of the
+        same direction across a marking that allows it; {side: offset m, + right}."""
+        import carla
+
+        loc = ego.transform.location
+        wp = self.carla_map.get_waypoint(carla.Location(loc.x, loc.y, loc.z))
+        if wp is None or wp.is_junction:
+            return {}
+        out = {}
+        for side, lane, marking, sign, allowed in (
+                ("left", wp.get_left_lane(), wp.left_lane_marking, -1.0,
+                 (carla.LaneChange.Left, carla.LaneChange.Both)),
+                ("right", wp.get_right_lane(), wp.right_lane_marking, 1.0,
+                 (carla.LaneChange.Right, carla.LaneChange.Both))):
+            if (lane is not None and lane.lane_type == carla.LaneType.Driving
+                    and lane.lane_id * wp.lane_id > 0 and marking.lane_change in allowed):
+                out[side] = sign * (wp.lane_width + lane.lane_width) / 2
+        return out
+
     def _add(self, msg: object, kind: str) -> None:
         frame = msg.header.frame  # type: ignore[attr-defined]
         slot = self.inputs.setdefault(frame, {})
@@ -111,6 +131,7 @@ class PlanningNode(Node):
                 behaviour=BehaviourParams(max_speed=self.params.max_speed)))
         objects = slot.get("objects", ObjectList(header=ego.header))
         light = slot.get("light", TrafficLightState(header=ego.header))
-        trajectory = self.local.plan(ego, objects, light)  # type: ignore[arg-type]
+        trajectory = self.local.plan(ego, objects, light,  # type: ignore[arg-type]
+                                     self._adjacent_lanes(ego))
         self.pub.publish(trajectory)
         self.inputs = {f: s for f, s in self.inputs.items() if f > frame}

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from bus.messages import (
+    DetectedObject,
     EgoState,
     Header,
     ObjectList,
@@ -61,3 +62,40 @@ def test_curves_limit_the_speed_to_the_lateral_acceleration():
     traj = lp.plan(ego, ObjectList(), TrafficLightState())
     a_lat = traj.speeds ** 2 / 30.0
     assert a_lat[5:].max() <= 2.5 * 1.05
+
+
+def stopped_car(x: float, y: float = 0.0) -> DetectedObject:
+    return DetectedObject(track_id=3, label="vehicle", position=Vector3(x, y, 0.75),
+                          size=Vector3(4.6, 1.9, 1.5))
+
+
+def drive_past(adjacent, extra=()):
+    """Replan every 0.5 m past a car stopped in the lane at x = 60 (route frame)."""
+    lp = LocalPlanner(ROUTE)
+    trajs = []
+    for x in np.arange(0.0, 120.0, 2.0):
+        ego = ego_at(x, 8.0)
+        objs = ObjectList(objects=[stopped_car(60.0 - x), *[
+            DetectedObject(track_id=9, label="vehicle", position=Vector3(px - x, py, 0.75),
+                           size=Vector3(4.6, 1.9, 1.5)) for px, py in extra]])
+        trajs.append(lp.plan(ego, objs, TrafficLightState(), adjacent))
+    return lp, trajs
+
+
+def test_a_stopped_car_is_passed_in_a_free_adjacent_lane_and_the_path_returns():
+    _, trajs = drive_past({"right": 3.5})
+    first = next(t for t in trajs if t.poses[:, 0].max() > 62.0)  # reaches the car
+    beside = first.poses[np.abs(first.poses[:, 0] - 60.0) < 1.0]
+    assert beside[:, 1].min() == pytest.approx(5.0 + 3.5, abs=0.05)  # in the lane to the right
+    assert min(t.speeds[:10].min() for t in trajs) > 6.0  # never slows down for it
+    after = trajs[-1].poses
+    assert np.allclose(after[:, 1], 5.0, atol=0.05)  # back in its lane after the pass
+
+
+def test_no_free_lane_means_waiting_behind_the_car():
+    _, blocked = drive_past({})
+    t = blocked[10]  # at x = 20
+    assert t.speeds[t.poses[:, 0] > 60.0 - 2.3 - 5.0 - 2.45].max(initial=0.0) == 0.0
+    lp, occupied = drive_past({"right": 3.5}, extra=[(70.0, 8.5)])
+    assert lp.overtake is None
+    assert np.allclose(occupied[0].poses[:, 1], 5.0)
