@@ -8,6 +8,9 @@ looks at a corridor around the path (a shapely buffer of the path polyline) and:
   - stops at the stop line for red, and for yellow when it can stop comfortably,
   - stops before pedestrians in the corridor or about to enter it,
   - follows the nearest vehicle in the corridor with a time gap (ACC),
+  - yields to a vehicle about to cross the path (junctions): if it reaches the
+    corridor within ``yield_horizon`` s and we would get there within
+    ``yield_window`` s of it, stop short of the crossing point,
   - brakes hard (up to ``emergency_decel``) when time-to-collision is too short.
 
 The result is a speed profile over the path: from the current speed, within
@@ -41,6 +44,9 @@ class BehaviourParams:
     ttc_emergency: float = 2.0  # s
     ego_half_length: float = 2.45  # m, centre to front bumper
     lateral_accel: float = 2.5  # m/s^2, the most the speed profile allows in curves
+    yield_horizon: float = 4.0  # s, how far ahead crossing vehicles are predicted
+    yield_window: float = 2.5  # s, arrival times closer than this conflict
+    yield_margin: float = 3.0  # m, stop this far before the crossing point
 
 
 @dataclass
@@ -104,6 +110,10 @@ def decide(path_ego: np.ndarray, speed: float, speed_limit: float, objects: Obje
                 d.reasons.append(f"pedestrian {obj.track_id} at {s:.1f} m")
             continue
         if lateral > p.corridor_half_width + obj.size.y / 2:
+            crossing = _crossing(line, corridor, obj, speed, p)
+            if crossing is not None:
+                d.stop_s = min(d.stop_s, max(crossing - front - p.yield_margin, 0.0))
+                d.reasons.append(f"yield to vehicle {obj.track_id} crossing at {crossing:.1f} m")
             continue  # beside the corridor
         gap = s - front - half_len
         if gap < d.lead_s:  # its speed along our heading (ego-frame x, over ground)
@@ -126,6 +136,23 @@ def curvature(points: np.ndarray) -> np.ndarray:
     seg = np.hypot(*np.diff(points, axis=0).T)
     k = np.abs(np.diff(heading)) / np.maximum((seg[:-1] + seg[1:]) / 2, 1e-6)
     return np.concatenate([[k[0]], k, [k[-1]]])
+
+
+def _crossing(line: LineString, corridor: Polygon, obj: DetectedObject, speed: float,
+              p: BehaviourParams) -> float | None:
+    """Where (distance along the path) a vehicle moving in a straight line enters our
+    corridor, if it does within ``yield_horizon`` and we would arrive there at about
+    the same time (within ``yield_window``); else None."""
+    v = math.hypot(obj.velocity.x, obj.velocity.y)
+    if v < 1.0:
+        return None
+    for t in np.arange(0.5, p.yield_horizon + 1e-9, 0.5):
+        q = Point(obj.position.x + obj.velocity.x * t, obj.position.y + obj.velocity.y * t)
+        if corridor.distance(q) <= obj.size.y / 2:
+            s_c = line.project(q)
+            eta = s_c / max(speed, 2.0)
+            return s_c if abs(eta - t) < p.yield_window and s_c > 0 else None
+    return None
 
 
 def speed_profile(s: np.ndarray, speed: float, d: Decision, p: BehaviourParams,

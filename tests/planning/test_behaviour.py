@@ -77,3 +77,20 @@ def test_lead_vehicle_is_followed_and_ttc_triggers_emergency():
     v = speed_profile(S, 15.0, close, P)
     room = close.lead_s - P.min_gap
     assert v[room < S].max() == 0.0  # stops short of the car
+
+
+def crosser(x: float, y: float, vy: float) -> DetectedObject:
+    return DetectedObject(track_id=4, label="vehicle", position=Vector3(x, y, 0.75),
+                          size=Vector3(4.6, 1.9, 1.5), velocity=Vector3(0.0, vy, 0.0))
+
+
+def test_yield_to_a_vehicle_about_to_cross_the_path():
+    # from the right (+y), crossing our path 30 m ahead in about 2 s; we arrive in 3 s
+    d = decide(STRAIGHT, 10.0, 13.9, objects(crosser(30.0, 16.0, -8.0)), NO_LIGHT, P)
+    assert d.stop_s == pytest.approx(30.0 - P.ego_half_length - P.yield_margin, abs=1.0)
+    # the same car, but we would reach the crossing 8 s after it: no conflict
+    late = decide(STRAIGHT, 2.0, 13.9, objects(crosser(30.0, 16.0, -8.0)), NO_LIGHT, P)
+    assert late.stop_s == np.inf
+    # moving away from the path: no conflict
+    away = decide(STRAIGHT, 10.0, 13.9, objects(crosser(30.0, 16.0, 8.0)), NO_LIGHT, P)
+    assert away.stop_s == np.inf
