@@ -1,0 +1,193 @@
+"""Running the perception network: device selection, weights on disk (checksummed),
+preprocessing and one forward pass.
+
+Weights file: a ``torch.save`` of a plain dict (``model``: the state dict;
+``config``: the :class:`perception.model.ModelConfig` fields as lists/ints;
+``light_trained``: whether the light head was trained; ``meta``: free JSON-like
+facts such as validation metrics), read back with ``torch.load(weights_only=True)``.
+Next to it, ``<file>.sha256`` holds ``<hex digest>  <file name>`` (``sha256sum``
+format); loading refuses a file whose digest differs, naming both files.
+
+Devices: ``auto`` is ``cuda`` when available, else ``cpu``. On the CPU the thread
+count is set (default 2). On CUDA the uint8 image goes through a pinned host
+buffer with a non-blocking copy, is resized and normalised on the device, and the
+network runs in fp16 autocast with channels_last memory.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from perception.model import IMAGE_MEAN, IMAGE_STD, ModelConfig, PerceptionNet, build_model
+
+CHECKSUM_SUFFIX = ".sha256"
+#: The shipped weights (may be absent in a checkout that has not trained yet).
+DEFAULT_WEIGHTS = Path(__file__).resolve().parent / "weights" / "perception.pt"
+
+
+class WeightsError(ValueError):
+    """A weights file is missing, corrupt, or does not match its checksum."""
+
+
+def select_device(name: str = "auto", cpu_threads: int | None = 2) -> torch.device:
+    """'auto' -> cuda if available else cpu; 'cpu', 'cuda', 'cuda:N' as given (an
+    unavailable cuda is a ValueError). On the CPU, ``cpu_threads`` (when given)
+    becomes torch's intra-op thread count."""
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise ValueError(f"unknown device {name!r} (use auto, cpu or cuda)") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device cuda asked for, but torch sees no CUDA device")
+    if device.type not in ("cpu", "cuda"):
+        raise ValueError(f"unsupported device {name!r} (use auto, cpu or cuda)")
+    if device.type == "cpu" and cpu_threads:
+        torch.set_num_threads(int(cpu_threads))
+    return device
+
+
+# --------------------------------------------------------------------- weights files
+def sha256_file(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def checksum_path(path: str | Path) -> Path:
+    p = Path(path)
+    return p.with_name(p.name + CHECKSUM_SUFFIX)
+
+
+def write_checksum(path: str | Path) -> Path:
+    p = Path(path)
+    out = checksum_path(p)
+    out.write_text(f"{sha256_file(p)}  {p.name}\n")
+    return out
+
+
+def verify_checksum(path: str | Path) -> str:
+    """The file's sha256, after checking it against ``<path>.sha256``."""
+    p = Path(path)
+    if not p.is_file():
+        raise WeightsError(f"weights file {p} does not exist")
+    cs = checksum_path(p)
+    if not cs.is_file():
+        raise WeightsError(f"weights file {p} has no checksum file {cs}")
+    try:
+        expected = cs.read_text().split()[0].lower()
+    except (OSError, IndexError):
+        raise WeightsError(f"checksum file {cs} is empty or unreadable") from None
+    actual = sha256_file(p)
+    if actual != expected:
+        raise WeightsError(f"weights file {p} does not match its checksum {cs} "
+                           f"(sha256 {actual[:12]}..., expected {expected[:12]}...)")
+    return actual
+
+
+def config_to_dict(cfg: ModelConfig) -> dict[str, Any]:
+    return {k: (list(map(list, v)) if k == "stages" else list(v) if isinstance(v, tuple)
+                else v) for k, v in dataclasses.asdict(cfg).items()}
+
+
+def config_from_dict(d: dict[str, Any]) -> ModelConfig:
+    d = dict(d)
+    if "stages" in d:
+        d["stages"] = tuple(tuple(int(x) for x in s) for s in d["stages"])
+    if "input_size" in d:
+        d["input_size"] = tuple(int(x) for x in d["input_size"])
+    return ModelConfig(**d)
+
+
+def save_weights(model: PerceptionNet, path: str | Path, light_trained: bool = False,
+                 meta: dict[str, Any] | None = None) -> Path:
+    """Write the weights file and its checksum; returns the checksum file."""
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    tmp = p.with_name(p.name + ".tmp")
+    torch.save({"model": state, "config": config_to_dict(model.config),
+                "light_trained": bool(light_trained), "meta": dict(meta or {})}, tmp)
+    tmp.replace(p)
+    return write_checksum(p)
+
+
+def load_weights(path: str | Path) -> tuple[PerceptionNet, dict[str, Any]]:
+    """The model (eval mode, CPU) and the file's other entries, checksum checked."""
+    verify_checksum(path)
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+        model = build_model(config_from_dict(ckpt["config"]))
+        model.load_state_dict(ckpt["model"])
+    except (RuntimeError, KeyError, TypeError, ValueError, EOFError) as exc:
+        raise WeightsError(f"weights file {path} is not a perception checkpoint: "
+                           f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
+                           ) from None
+    return model.eval(), {k: v for k, v in ckpt.items() if k != "model"}
+
+
+# ------------------------------------------------------------------------ predictor
+class Predictor:
+    """Preprocess + forward pass of one image; see the module doc for the device
+    paths. :meth:`predict` returns numpy arrays at the model's input size: ``seg``
+    (H, W) uint8 class ids, ``probs`` (C, H, W) float32, ``depth`` (H, W) float32 m,
+    and ``light`` (4,) probabilities when the model has a light head."""
+
+    def __init__(self, model: PerceptionNet, device: torch.device) -> None:
+        self.device = device
+        self.cuda = device.type == "cuda"
+        self.model = model.to(device).eval()
+        if self.cuda:
+            self.model = self.model.to(memory_format=torch.channels_last)
+        self.width, self.height = model.config.input_size
+        self.mean = torch.tensor(IMAGE_MEAN, device=device).view(1, 3, 1, 1)
+        self.std = torch.tensor(IMAGE_STD, device=device).view(1, 3, 1, 1)
+        self._pinned: torch.Tensor | None = None
+
+    def preprocess(self, data: np.ndarray, encoding: str = "bgr8") -> torch.Tensor:
+        """(H, W, 3) uint8 -> (1, 3, h, w) normalised RGB on the device."""
+        if data.dtype != np.uint8 or data.ndim != 3 or data.shape[2] != 3:
+            raise ValueError(f"expected an H x W x 3 uint8 image, got {data.dtype} "
+                             f"{data.shape}")
+        rgb = data[..., ::-1] if encoding == "bgr8" else data
+        if self.cuda:
+            src = torch.from_numpy(np.ascontiguousarray(rgb))
+            if self._pinned is None or self._pinned.shape != src.shape:
+                self._pinned = torch.empty(src.shape, dtype=torch.uint8).pin_memory()
+            self._pinned.copy_(src)
+            x = self._pinned.to(self.device, non_blocking=True)
+            x = x.permute(2, 0, 1).unsqueeze(0).float().div_(255.0)
+            if x.shape[-2:] != (self.height, self.width):
+                x = F.interpolate(x, size=(self.height, self.width), mode="bilinear",
+                                  antialias=True, align_corners=False)
+            x = (x - self.mean) / self.std
+            return x.contiguous(memory_format=torch.channels_last)
+        if rgb.shape[:2] != (self.height, self.width):
+            rgb = cv2.resize(np.ascontiguousarray(rgb), (self.width, self.height),
+                             interpolation=cv2.INTER_AREA)
+        x = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1).unsqueeze(0)
+        return (x.float().div_(255.0) - self.mean) / self.std
+
+    @torch.inference_mode()
+    def predict(self, data: np.ndarray, encoding: str = "bgr8") -> dict[str, np.ndarray]:
+        x = self.preprocess(data, encoding)
+        with torch.autocast("cuda", dtype=torch.float16, enabled=self.cuda):
+            out = self.model(x)
+        probs = out["seg"].float().softmax(1)[0]
+        result = {"seg": probs.argmax(0).to(torch.uint8).cpu().numpy(),
+                  "probs": probs.cpu().numpy(),
+                  "depth": out["depth"].float()[0].cpu().numpy()}
+        if "light" in out:
+            result["light"] = out["light"].float().softmax(1)[0].cpu().numpy()
+        return result
