@@ -34,7 +34,6 @@ PLANNED = {
                "record-and-replay regression"),
     "eval": ("evaluate many scenarios or CARLA leaderboard routes, one table",
              "batch evaluation"),
-    "train": ("train the perception network", "perception training"),
     "bench": ("run the benchmarks in bench/", "the bench runner (run bench/*.py directly)"),
     "viz": ("convert a recording for Foxglove, or serve it live", "the Foxglove views"),
 }
@@ -301,6 +300,27 @@ def cmd_collect(args: argparse.Namespace) -> int:
     return 0
 
 
+# --------------------------------------------------------------------------- train
+def cmd_train(args: argparse.Namespace) -> int:
+    from perception.train import TrainConfig, TrainError, train
+
+    cfg = TrainConfig(data=Path(args.data), out=Path(args.out), epochs=args.epochs,
+                      batch_size=args.batch_size, lr=args.lr, device=args.device,
+                      seed=args.seed, input_size=args.input_size, max_iters=args.max_iters,
+                      cpu_threads=args.threads)
+    try:
+        result = train(cfg, progress=not args.no_progress)
+    except (TrainError, ValueError) as exc:
+        raise UserError(str(exc)) from None
+    except OSError as exc:
+        raise UserError(f"training failed reading or writing a file: "
+                        f"{exc.strerror or exc}") from None
+    best = result.best
+    print(f"wrote {result.weights} (+ .sha256): best validation mIoU {best['miou']:.3f}, "
+          f"depth AbsRel {best['depth_absrel']:.3f} (epoch {best['epoch']})")
+    return 0
+
+
 # ------------------------------------------------------------------------------ main
 def _planned(name: str, what: str) -> Callable[[argparse.Namespace], int]:
     def cmd(args: argparse.Namespace) -> int:
@@ -342,6 +362,20 @@ def build_parser() -> argparse.ArgumentParser:
                    help="camera image size (default 640x360)")
     p.add_argument("--resume", action="store_true",
                    help="continue a collection: keep finished episodes, redo the rest")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    p = add("train", "train the perception network on a collected data set", cmd_train)
+    p.add_argument("--data", required=True, help="data set directory (drivestack collect)")
+    p.add_argument("--out", required=True, help="weights file to write (+ .sha256)")
+    p.add_argument("--epochs", type=int, default=10, help="epochs (default 10)")
+    p.add_argument("--batch-size", type=int, default=8, help="batch size (default 8)")
+    p.add_argument("--lr", type=float, default=2e-3, help="peak learning rate (default 2e-3)")
+    p.add_argument("--device", default="auto", help="auto, cpu or cuda (default auto)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--input-size", type=_image_size, default=(320, 160), metavar="WxH",
+                   help="network input size, multiples of 32 (default 320x160)")
+    p.add_argument("--max-iters", type=int, help="stop after this many steps")
+    p.add_argument("--threads", type=int, help="CPU threads (default: torch's)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     p = add("topics", "print the topic table", cmd_topics)

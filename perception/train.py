@@ -1,0 +1,300 @@
+"""``drivestack train``: train the perception network on a collected data set.
+
+Split: by episode (~20 % of the episodes validate: the last episodes of each map
+in turn, so every map with three or more episodes is validated) when there are several,
+else the last ~20 % of the samples (at least one); a one-sample set validates on
+itself. Augmentation (training only, the same crop on image, labels and depth):
+a random crop of 80-100 % of the image at its aspect ratio (resized back by the
+data set), colour jitter (brightness, contrast, saturation), Gaussian blur and
+Gaussian noise. Class weights: :func:`perception.model.class_weights` of the
+training labels' pixel counts. AdamW, learning rate warmed up linearly then cosine, a fixed seed
+(python, numpy, torch; ``torch.use_deterministic_algorithms`` is not forced).
+
+Each epoch: validation mIoU (mean over road, road line, vehicle, pedestrian of the
+classes present), IoU per class, depth AbsRel (pixels closer than 80 m) and the
+light-state accuracy; the weights of the best mIoU go to ``out`` and the last
+epoch's to ``<out stem>_last.pt``, both with their ``.sha256``
+(:func:`perception.inference.save_weights`), and ``<out stem>_metrics.json``
+holds the history.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+
+from perception.classes import CLASS_NAMES, LIGHT_STATES, NUM_CLASSES, TrainClass
+from perception.dataset import CollectedDataset, read_index
+from perception.inference import save_weights, select_device
+from perception.model import (
+    MIN_DEPTH,
+    ModelConfig,
+    build_model,
+    class_weights,
+    multitask_loss,
+)
+
+MIOU_CLASSES = (TrainClass.ROAD, TrainClass.ROAD_LINE, TrainClass.VEHICLE,
+                TrainClass.PEDESTRIAN)
+ABSREL_MAX_DEPTH = 80.0
+
+
+class TrainError(ValueError):
+    """A user error in the training settings or data (one line)."""
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    data: Path
+    out: Path
+    epochs: int = 10
+    batch_size: int = 8
+    lr: float = 2e-3
+    weight_decay: float = 1e-4
+    device: str = "auto"
+    seed: int = 0
+    input_size: tuple[int, int] = (320, 160)
+    max_iters: int | None = None  # stop after this many optimiser steps (tests)
+    cpu_threads: int | None = None
+    augment: bool = True
+    val_fraction: float = 0.2
+
+
+@dataclass
+class TrainResult:
+    weights: Path
+    epochs: int
+    iterations: int
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def best(self) -> dict[str, Any]:
+        return max(self.history, key=lambda h: h["miou"] if not math.isnan(h["miou"]) else -1)
+
+
+# --------------------------------------------------------------------- augmentation
+class Augment:
+    """Training augmentation on the numpy arrays (rgb uint8, labels, depth)."""
+
+    def __init__(self, seed: int) -> None:
+        self.rng = np.random.default_rng(seed)
+
+    def __call__(self, arrays: tuple[np.ndarray, np.ndarray, np.ndarray]
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        rgb, labels, depth = arrays
+        r = self.rng
+        h, w = labels.shape
+        s = r.uniform(0.8, 1.0)
+        ch, cw = max(16, int(h * s)), max(16, int(w * s))
+        y0, x0 = int(r.integers(0, h - ch + 1)), int(r.integers(0, w - cw + 1))
+        rgb = rgb[y0:y0 + ch, x0:x0 + cw]
+        labels = labels[y0:y0 + ch, x0:x0 + cw]
+        depth = depth[y0:y0 + ch, x0:x0 + cw]
+        x = rgb.astype(np.float32)
+        x = x * r.uniform(0.7, 1.3)  # brightness
+        mean = x.mean()
+        x = (x - mean) * r.uniform(0.7, 1.3) + mean  # contrast
+        grey = x.mean(2, keepdims=True)
+        x = (x - grey) * r.uniform(0.7, 1.3) + grey  # saturation
+        if r.random() < 0.3:
+            x = cv2.GaussianBlur(x, (0, 0), r.uniform(0.3, 1.5))
+        if r.random() < 0.3:
+            x = x + r.normal(0.0, r.uniform(2.0, 8.0), x.shape).astype(np.float32)
+        return np.clip(x, 0, 255).astype(np.uint8), labels, depth
+
+
+# ------------------------------------------------------------------------- metrics
+def confusion(pred: torch.Tensor, labels: torch.Tensor, n: int = NUM_CLASSES) -> torch.Tensor:
+    k = (labels >= 0) & (labels < n)
+    return torch.bincount(labels[k] * n + pred[k], minlength=n * n).reshape(n, n).cpu()
+
+
+def iou_per_class(conf: torch.Tensor) -> np.ndarray:
+    """IoU per class from a confusion matrix (rows truth); NaN where a class is in
+    neither the truth nor the prediction."""
+    c = conf.double().numpy()
+    tp = np.diag(c)
+    union = c.sum(0) + c.sum(1) - tp
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(union > 0, tp / union, np.nan)
+
+
+@torch.inference_mode()
+def evaluate(model: torch.nn.Module, loader: DataLoader, device: torch.device
+             ) -> dict[str, Any]:
+    model.eval()
+    conf = torch.zeros(NUM_CLASSES, NUM_CLASSES, dtype=torch.long)
+    absrel_sum, absrel_n, light_ok, light_n = 0.0, 0, 0, 0
+    for batch in loader:
+        x = batch["image"].to(device)
+        out = model(x)
+        labels = batch["labels"].to(device)
+        conf += confusion(out["seg"].argmax(1).flatten(), labels.flatten())
+        d = batch["depth"].to(device)
+        m = (d >= MIN_DEPTH) & (d < ABSREL_MAX_DEPTH)
+        absrel_sum += float(((out["depth"][m] - d[m]).abs() / d[m]).sum())
+        absrel_n += int(m.sum())
+        if "light" in out:
+            light_ok += int((out["light"].argmax(1).cpu() == batch["light"]).sum())
+            light_n += len(batch["light"])
+    iou = iou_per_class(conf)
+    sel = [iou[int(c)] for c in MIOU_CLASSES]
+    miou = float(np.nanmean(sel)) if not np.all(np.isnan(sel)) else float("nan")
+    return {"miou": miou, "iou": {CLASS_NAMES[i]: (None if np.isnan(v) else round(float(v), 4))
+                                  for i, v in enumerate(iou)},
+            "depth_absrel": absrel_sum / absrel_n if absrel_n else float("nan"),
+            "light_accuracy": light_ok / light_n if light_n else float("nan")}
+
+
+# -------------------------------------------------------------------------- training
+def split_rows(rows: list[dict[str, Any]], val_fraction: float
+               ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    episodes = sorted({r.get("episode", "") for r in rows})
+    if len(episodes) > 1:
+        # the last episodes of every map, in turn, so that each map is validated
+        by_map: dict[str, list[str]] = {}
+        for r in rows:
+            eps = by_map.setdefault(str(r.get("map", "")), [])
+            if r.get("episode", "") not in eps:
+                eps.append(r.get("episode", ""))
+        n_val = max(1, round(len(episodes) * val_fraction),
+                    sum(len(eps) > 2 for eps in by_map.values()))
+        val_eps: set[str] = set()
+        for depth in range(1, len(episodes)):
+            for eps in by_map.values():
+                if len(val_eps) < n_val and len(eps) > depth:
+                    val_eps.add(sorted(eps)[-depth])
+        if not val_eps:
+            val_eps = {episodes[-1]}
+        return ([r for r in rows if r.get("episode", "") not in val_eps],
+                [r for r in rows if r.get("episode", "") in val_eps])
+    if len(rows) == 1:
+        return rows, rows
+    n_val = max(1, round(len(rows) * val_fraction))
+    return rows[:-n_val], rows[-n_val:]
+
+
+def _seed_all(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def train(cfg: TrainConfig, progress: bool = True,
+          log: Callable[[str], None] = print) -> TrainResult:
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    if cfg.epochs < 1 or cfg.batch_size < 1:
+        raise TrainError("--epochs and --batch-size must be >= 1")
+    w, h = cfg.input_size
+    if w % 32 or h % 32:
+        raise TrainError(f"input size must be multiples of 32, not {w}x{h}")
+    if not (Path(cfg.data) / "index.jsonl").is_file():
+        raise TrainError(f"{cfg.data} is not a collected data set (no index.jsonl; "
+                         "make one with `drivestack collect`)")
+    _seed_all(cfg.seed)
+    device = select_device(cfg.device, cfg.cpu_threads)
+    rows = read_index(cfg.data)
+    if not rows:
+        raise TrainError(f"{cfg.data}: the data set is empty")
+    train_rows, val_rows = split_rows(rows, cfg.val_fraction)
+    train_ds = CollectedDataset(cfg.data, cfg.input_size, samples=train_rows,
+                                transform=Augment(cfg.seed) if cfg.augment else None)
+    val_ds = CollectedDataset(cfg.data, cfg.input_size, samples=val_rows)
+    counts = torch.zeros(NUM_CLASSES, dtype=torch.long)
+    lights = set()
+    for i in range(0, len(train_rows), max(1, len(train_rows) // 64)):
+        _, labels, _, meta = train_ds.read_arrays(i)
+        counts += torch.bincount(torch.from_numpy(labels.ravel()).long(), minlength=NUM_CLASSES)
+        lights.add(meta.get("traffic_light", {}).get("state"))
+    weights = class_weights(counts + 1).to(device)
+    light_trained = bool(lights & set(LIGHT_STATES[:3]))
+    gen = torch.Generator().manual_seed(cfg.seed)
+    loader = DataLoader(train_ds, batch_size=cfg.batch_size, shuffle=True, generator=gen,
+                        drop_last=len(train_ds) > cfg.batch_size)
+    val_loader = DataLoader(val_ds, batch_size=cfg.batch_size)
+    model = build_model(ModelConfig(input_size=cfg.input_size)).to(device)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    total = cfg.epochs * len(loader)
+    if cfg.max_iters is not None:
+        total = min(total, cfg.max_iters)
+    warmup = max(1, total // 20)
+
+    def lr_factor(i: int) -> float:  # linear warm-up, then cosine to 2 %
+        if i < warmup:
+            return (i + 1) / warmup
+        return 0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * (i - warmup) / max(1, total - warmup)))
+
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_factor)
+    cuda = device.type == "cuda"
+    scaler = torch.amp.GradScaler("cuda", enabled=cuda)
+    out = Path(cfg.out)
+    last = out.with_name(out.stem + "_last" + out.suffix)
+    metrics_path = out.with_name(out.stem + "_metrics.json")
+    log(f"training on {device}: {len(train_ds)} training and {len(val_ds)} validation "
+        f"samples, {total} steps")
+    history: list[dict[str, Any]] = []
+    step, best = 0, -1.0
+    t0 = time.perf_counter()
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TimeElapsedColumn(), TimeRemainingColumn(), disable=not progress) as bar:
+        task = bar.add_task("train", total=total)
+        for epoch in range(cfg.epochs):
+            model.train()
+            parts: dict[str, float] = {}
+            for batch in loader:
+                if step >= total:
+                    break
+                x = batch["image"].to(device, non_blocking=True)
+                if cuda:
+                    x = x.contiguous(memory_format=torch.channels_last)
+                with torch.autocast("cuda", dtype=torch.float16, enabled=cuda):
+                    res = model(x)
+                loss, parts = multitask_loss(
+                    {k: v.float() for k, v in res.items()}, batch["labels"].to(device),
+                    batch["depth"].to(device), batch["light"].to(device), weights)
+                opt.zero_grad(set_to_none=True)
+                scaler.scale(loss).backward()
+                scaler.step(opt)
+                scaler.update()
+                sched.step()
+                step += 1
+                bar.update(task, advance=1, description=(
+                    f"epoch {epoch + 1}/{cfg.epochs} loss {parts['total']:.3f}"))
+            ev = evaluate(model, val_loader, device)
+            ev.update(epoch=epoch + 1, step=step, loss=parts,
+                      seconds=round(time.perf_counter() - t0, 1))
+            history.append(ev)
+            meta = {"epoch": epoch + 1, "miou": ev["miou"], "depth_absrel": ev["depth_absrel"],
+                    "light_accuracy": ev["light_accuracy"], "seed": cfg.seed,
+                    "data": str(cfg.data), "samples": len(train_ds)}
+            save_weights(model, last, light_trained, meta)
+            score = ev["miou"] if not math.isnan(ev["miou"]) else 0.0
+            if score > best or epoch == 0:
+                best = score
+                save_weights(model, out, light_trained, meta)
+            log(f"epoch {epoch + 1}: mIoU {ev['miou']:.3f} depth AbsRel "
+                f"{ev['depth_absrel']:.3f} light acc {ev['light_accuracy']:.2f} "
+                f"({ev['seconds']} s)")
+            metrics_path.write_text(json.dumps(history, indent=1, default=str))
+            if step >= total:
+                break
+    return TrainResult(out, len(history), step, history)
