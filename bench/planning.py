@@ -26,7 +26,6 @@ table, then as the last line one JSON object with every figure.
 from __future__ import annotations
 
 import argparse
-import json
 import random
 import statistics
 import sys
@@ -41,6 +40,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from bench.measure import run_and_report  # noqa: E402
 from planning.route import RoutePlanner, UnreachableError  # noqa: E402
 from sim.maps import load_map  # noqa: E402
 from sim.spawn import spawn_points  # noqa: E402
@@ -170,15 +170,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     queries = args.queries or (50 if args.quick else 500)
     rounds = args.rounds or (2 if args.quick else 5)
-    figures: dict[str, Any] = {"queries": queries, "rounds": rounds}
-    for name, measure in MEASUREMENTS.items():
-        t0 = time.perf_counter()
-        figures.update(measure(queries, rounds))
-        print(f"{name}: measured in {time.perf_counter() - t0:.1f} s", file=sys.stderr)
-    width = max(len(k) for k in figures)
-    for key, value in figures.items():
-        print(f"{key:<{width}}  {value}")
-    print(json.dumps(figures))
+    run_and_report(MEASUREMENTS, queries, rounds, {"queries": queries, "rounds": rounds})
     return 0
 
 

@@ -46,7 +46,6 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
 
 import argparse  # noqa: E402
-import json  # noqa: E402
 import statistics  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
@@ -64,6 +63,7 @@ if _ROOT not in sys.path:
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
+from bench.measure import run_and_report  # noqa: E402
 from bus.messages import Rotation, Transform, Vector3  # noqa: E402
 from sim.labels import Label  # noqa: E402
 from sim.render import (  # noqa: E402
@@ -303,15 +303,7 @@ def main(argv: list[str] | None = None) -> int:
     frames = args.frames or (20 if args.quick else 200)
     rounds = args.rounds or (3 if args.quick else 7)
     cv2.setNumThreads(1)
-    figures: dict[str, Any] = {"frames": frames, "rounds": rounds}
-    for name, measure in MEASUREMENTS.items():
-        t0 = time.perf_counter()
-        figures.update(measure(frames, rounds))
-        print(f"{name}: measured in {time.perf_counter() - t0:.1f} s", file=sys.stderr)
-    width = max(len(k) for k in figures)
-    for key, value in figures.items():
-        print(f"{key:<{width}}  {value}")
-    print(json.dumps(figures))
+    run_and_report(MEASUREMENTS, frames, rounds, {"frames": frames, "rounds": rounds})
     return 0
 
 
