@@ -73,8 +73,3 @@ def segments_cross(p0: np.ndarray, p1: np.ndarray, q0: np.ndarray, q1: np.ndarra
     d3, d4 = orient(p0, p1, q0), orient(p0, p1, q1)
     return d1 * d2 < 0 and d3 * d4 < 0
 
-
-def wrap_deg(angle: float) -> float:
-    """An angle in degrees wrapped to (-180, 180]."""
-    a = (angle + 180.0) % 360.0 - 180.0
-    return 180.0 if a == -180.0 else a

@@ -25,8 +25,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from bus.frames import normalize_angle_deg
 from bus.messages import Header, RunEvent, Vector3
-from sim.geometry import Box2D, box_corners, overlaps, wrap_deg
+from sim.geometry import Box2D, overlaps
 
 if TYPE_CHECKING:
     import carla
@@ -173,7 +174,7 @@ class InfractionMonitor:
         if wp is None:
             reason = "off the road"
         elif (speed > 0.5 and not wp.is_junction  # junction lanes overlap every way
-              and abs(wrap_deg(ego.yaw - wp.transform.rotation.yaw)) > 120.0):
+              and abs(normalize_angle_deg(ego.yaw - wp.transform.rotation.yaw)) > 120.0):
             reason = "driving against the lane direction"
         was, self._was_off_route = self._was_off_route, bool(reason)
         if not reason or was:
@@ -201,7 +202,3 @@ def distance_to_polyline(p: np.ndarray, line: np.ndarray) -> float:
     closest = a + t[:, None] * ab
     return float(np.min(np.hypot(*(closest - p).T)))
 
-
-def collider_boxes(colliders: Sequence[Collider]) -> np.ndarray:
-    """N x 4 x 2 corners of colliders (for drawing and debugging)."""
-    return box_corners(np.array([c.box for c in colliders], float))

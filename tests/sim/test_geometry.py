@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from sim.geometry import Box2D, overlaps, segments_cross, wrap_deg
+from sim.geometry import Box2D, overlaps, segments_cross
 
 
 def boxes(*rows: tuple[float, ...]) -> np.ndarray:
@@ -44,8 +44,3 @@ def test_segments_cross():
     assert not segments_cross(a, b, np.array([0.5, 0]), np.array([1.0, 0]))
     assert not segments_cross(a, b, np.array([-1.0, 2]), np.array([1.0, 2]))
 
-
-@pytest.mark.parametrize(("angle", "wrapped"), [(0, 0), (180, 180), (-180, 180), (190, -170),
-                                                  (540, 180), (-359, 1)])
-def test_wrap_deg(angle, wrapped):
-    assert wrap_deg(angle) == pytest.approx(wrapped)
