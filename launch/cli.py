@@ -289,7 +289,8 @@ def cmd_collect(args: argparse.Namespace) -> int:
 
     cfg = CollectConfig(out=Path(args.out), maps=tuple(args.maps), episodes=args.episodes,
                         frames_per_episode=args.frames_per_episode, seed=args.seed,
-                        every=args.every, image_size=args.image_size, resume=args.resume)
+                        every=args.every, image_size=args.image_size, resume=args.resume,
+                        jobs=args.jobs)
     try:
         collect(cfg, progress=not args.no_progress)
     except CollectError as exc:
@@ -362,6 +363,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="camera image size (default 640x360)")
     p.add_argument("--resume", action="store_true",
                    help="continue a collection: keep finished episodes, redo the rest")
+    p.add_argument("--jobs", type=int, default=1,
+                   help="episodes collected in parallel, one process each (default 1)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     p = add("train", "train the perception network on a collected data set", cmd_train)

@@ -5,7 +5,10 @@ Episodes
     Each episode's seed is drawn from ``--seed`` and its index
     (``numpy.random.default_rng([seed, i])``), so the same command gives the same
     data set. From the episode seed: the ego's spawn point, the traffic density
-    (NPC vehicles and pedestrians), the ego's speed factor, and the look
+    (NPC vehicles and pedestrians per spawn point within ``spawn_radius_m`` of the
+    ego, and spawned only there, so that a small town and a 7 km highway are both
+    busy in view; capped by ``max_vehicles``/``max_pedestrians``),
+    the ego's speed factor, and the look
     (``WeatherConfig(sample=True)``: time of day, fog, rain, textures, sun).
 
 Autopilot
@@ -73,9 +76,14 @@ class CollectConfig:
     every: int = 5  # ticks between samples
     image_size: tuple[int, int] = (640, 360)  # (width, height)
     fov: float = 90.0
-    max_vehicles: int = 40
-    max_pedestrians: int = 40
+    max_vehicles: int = 100
+    max_pedestrians: int = 120
+    #: NPC vehicles / pedestrians per spawn point of the map, drawn per episode
+    vehicle_density: tuple[float, float] = (0.4, 1.0)
+    pedestrian_density: tuple[float, float] = (0.5, 1.0)
+    spawn_radius_m: float = 120.0
     resume: bool = False
+    jobs: int = 1  # episodes collected in parallel (one process each)
 
     def validate(self) -> None:
         from sim.maps import builtin_maps
@@ -87,8 +95,10 @@ class CollectConfig:
                                    f"only ({', '.join(builtins)})")
         if not self.maps:
             raise CollectError("no maps given")
-        if self.episodes < 1 or self.frames_per_episode < 1 or self.every < 1:
-            raise CollectError("--episodes, --frames-per-episode and --every must be >= 1")
+        if (self.episodes < 1 or self.frames_per_episode < 1 or self.every < 1
+                or self.jobs < 1):
+            raise CollectError("--episodes, --frames-per-episode, --every and --jobs "
+                               "must be >= 1")
         w, h = self.image_size
         if not (16 <= w <= 4096 and 16 <= h <= 4096):
             raise CollectError(f"image size must be 16..4096 px, not {w}x{h}")
@@ -104,10 +114,17 @@ class EpisodePlan:
     name: str
     map: str
     seed: int
-    vehicles: int
-    pedestrians: int
+    vehicle_density: float  # NPC vehicles per spawn point
+    pedestrian_density: float  # pedestrians per spawn point
+    max_vehicles: int
+    max_pedestrians: int
     speed_factor: float
     spawn_draw: float  # in [0, 1): which spawn point (fraction of the map's list)
+
+    def traffic(self, n_spawn: int) -> tuple[int, int]:
+        """(NPC vehicles, pedestrians) for ``n_spawn`` spawn points near the ego."""
+        return (min(self.max_vehicles, round(self.vehicle_density * n_spawn)),
+                min(self.max_pedestrians, round(self.pedestrian_density * n_spawn)))
 
 
 def plan_episodes(cfg: CollectConfig) -> list[EpisodePlan]:
@@ -119,8 +136,9 @@ def plan_episodes(cfg: CollectConfig) -> list[EpisodePlan]:
         plans.append(EpisodePlan(
             index=i, name=f"ep{i:05d}_{name}", map=name,
             seed=int(rng.integers(2**31 - 1)),
-            vehicles=int(rng.integers(0, cfg.max_vehicles + 1)),
-            pedestrians=int(rng.integers(0, cfg.max_pedestrians + 1)),
+            vehicle_density=float(rng.uniform(*cfg.vehicle_density)),
+            pedestrian_density=float(rng.uniform(*cfg.pedestrian_density)),
+            max_vehicles=cfg.max_vehicles, max_pedestrians=cfg.max_pedestrians,
             speed_factor=float(rng.uniform(0.6, 1.0)),
             spawn_draw=float(rng.random())))
     return plans
@@ -269,15 +287,21 @@ def run_episode(cfg: CollectConfig, plan: EpisodePlan, on_sample: Callable[[], N
 
     if plan.map not in map_cache:
         loaded = load_map(plan.map)
-        map_cache[plan.map] = (loaded, len(spawn_waypoints(loaded.map)))
-    loaded, n_spawn = map_cache[plan.map]
-    spawn_index = min(int(plan.spawn_draw * n_spawn), n_spawn - 1)
+        map_cache[plan.map] = (loaded, np.array([
+            [wp.transform.location.x, wp.transform.location.y]
+            for wp in spawn_waypoints(loaded.map)]))
+    loaded, spawn_xy = map_cache[plan.map]
+    spawn_index = min(int(plan.spawn_draw * len(spawn_xy)), len(spawn_xy) - 1)
+    n_near = int((np.hypot(*(spawn_xy - spawn_xy[spawn_index]).T) <= cfg.spawn_radius_m
+                  ).sum())
     w, h = cfg.image_size
     camera = CameraConfig(name="front", image_size_x=w, image_size_y=h, fov=cfg.fov)
     weather = WeatherConfig(sample=True)
+    vehicles, pedestrians = plan.traffic(n_near)
     scenario = Scenario(map=plan.map, seed=plan.seed, duration_s=1e6,
                         ego=EgoConfig(spawn_index=spawn_index),
-                        traffic=TrafficConfig(plan.vehicles, plan.pedestrians),
+                        traffic=TrafficConfig(vehicles, pedestrians,
+                                              spawn_radius_m=cfg.spawn_radius_m),
                         weather=weather, cameras=[camera])
     world = World(scenario, MapSource(loaded.name, loaded.xodr, loaded.map))
     scene = SceneRenderer(world, [camera], weather, plan.seed)
@@ -314,7 +338,10 @@ def run_episode(cfg: CollectConfig, plan: EpisodePlan, on_sample: Callable[[], N
                      "traffic_light": meta["traffic_light"]["state"]})
         on_sample()
     (ep_dir / "episode.json").write_text(json.dumps({
-        **dataclasses.asdict(plan), "spawn_index": spawn_index, "weather": weather_info,
+        **dataclasses.asdict(plan), "spawn_index": spawn_index,
+        # what was spawned (the density asks for more than fits near some spawn points)
+        "vehicles": len(world.traffic.npcs), "pedestrians": len(world.pedestrians.walkers),
+        "weather": weather_info,
         "camera": dataclasses.asdict(camera), "every": cfg.every,
         "classes": list(CLASS_NAMES), "samples": rows}, indent=1))
     (ep_dir / DONE_FILE).write_text("ok\n")
@@ -359,22 +386,29 @@ def collect(cfg: CollectConfig, progress: bool = True,
     cfg.out.mkdir(parents=True, exist_ok=True)
     plans = plan_episodes(cfg)
     t0 = time.perf_counter()
-    all_rows: list[dict[str, Any]] = []
-    run = skipped = 0
-    map_cache: dict[str, Any] = {}
+    rows_of: dict[int, list[dict[str, Any]]] = {}
+    todo: list[EpisodePlan] = []
+    for plan in plans:
+        rows = _done_rows(cfg.out / plan.name) if cfg.resume else None
+        if rows is None:
+            todo.append(plan)
+        else:
+            rows_of[plan.index] = rows
+    skipped = len(rows_of)
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                   TimeElapsedColumn(), TimeRemainingColumn(), disable=not progress) as bar:
         task = bar.add_task("collect", total=len(plans) * cfg.frames_per_episode)
-        for plan in plans:
-            rows = _done_rows(cfg.out / plan.name) if cfg.resume else None
-            if rows is not None:
-                skipped += 1
-                bar.advance(task, len(rows))
-            else:
+        bar.advance(task, sum(len(r) for r in rows_of.values()))
+        if cfg.jobs == 1 or len(todo) <= 1:
+            map_cache: dict[str, Any] = {}
+            for plan in todo:
                 bar.update(task, description=f"{plan.name}")
-                rows = run_episode(cfg, plan, lambda: bar.advance(task), map_cache)
-                run += 1
-            all_rows.extend(rows)
+                rows_of[plan.index] = run_episode(cfg, plan, lambda: bar.advance(task),
+                                                  map_cache)
+        else:
+            _run_parallel(cfg, todo, rows_of, lambda n: bar.advance(task, n))
+    run = len(todo)
+    all_rows = [r for i in sorted(rows_of) for r in rows_of[i]]
     tmp = cfg.out / (INDEX_FILE + ".tmp")
     tmp.write_text("".join(json.dumps(r) + "\n" for r in all_rows))
     tmp.replace(cfg.out / INDEX_FILE)
@@ -383,6 +417,37 @@ def collect(cfg: CollectConfig, progress: bool = True,
     log(f"data set {cfg.out}: {result.samples} samples, {result.megabytes:.1f} MB "
         f"({run} episodes collected, {skipped} already done, {result.seconds:.1f} s)")
     return result
+
+
+_WORKER_MAPS: dict[str, Any] = {}  # a worker process's loaded maps
+
+
+def _episode_in_worker(cfg: CollectConfig, plan: EpisodePlan) -> list[dict[str, Any]]:
+    return run_episode(cfg, plan, lambda: None, _WORKER_MAPS)
+
+
+def _run_parallel(cfg: CollectConfig, todo: Sequence[EpisodePlan],
+                  rows_of: dict[int, list[dict[str, Any]]],
+                  advance: Callable[[int], None]) -> None:
+    """Episodes in ``cfg.jobs`` worker processes (spawned: no state forked from the
+    parent). An episode's data depend only on its plan, so the data set is the same
+    as with one job."""
+    import multiprocessing
+    from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
+
+    ctx = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=cfg.jobs, mp_context=ctx) as pool:
+        futures = {pool.submit(_episode_in_worker, cfg, plan): plan for plan in todo}
+        pending = set(futures)
+        while pending:
+            done, pending = wait(pending, return_when=FIRST_EXCEPTION)
+            for f in done:
+                if f.exception() is not None:
+                    for p in pending:
+                        p.cancel()
+                    raise f.exception()  # type: ignore[misc]
+                rows_of[futures[f].index] = f.result()
+                advance(len(rows_of[futures[f].index]))
 
 
 def class_pixel_counts(labels: np.ndarray) -> np.ndarray:

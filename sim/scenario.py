@@ -61,10 +61,15 @@ class TrafficConfig:
     vehicles: int = 0  # NPC vehicles
     pedestrians: int = 0
     vehicle_max_speed_factor: float = 1.0  # NPC target speed / speed limit
+    #: > 0: NPCs and pedestrians start only within this distance (m) of the ego, so a
+    #: big map is busy where the ego drives; 0: anywhere on the map
+    spawn_radius_m: float = 0.0
 
     def __post_init__(self) -> None:
         if self.vehicles < 0 or self.pedestrians < 0:
             raise ValueError("traffic: counts must be >= 0")
+        if self.spawn_radius_m < 0:
+            raise ValueError("traffic: spawn_radius_m must be >= 0")
 
 
 @dataclass

@@ -111,12 +111,23 @@ class World:
         t = self.spawn_points[cfg.spawn_index].transform
         return dynamics.VehicleState(x=t.location.x, y=t.location.y, yaw=t.rotation.yaw)
 
+    def _spawn_order(self, rng: np.random.Generator) -> list[int]:
+        """Spawn point indices in a seeded order, only those within the traffic's
+        spawn radius of the ego when it has one."""
+        order = [int(k) for k in rng.permutation(len(self.spawn_points))]
+        radius = self.scenario.traffic.spawn_radius_m
+        if radius <= 0:
+            return order
+        return [k for k in order if math.hypot(
+            self.spawn_points[k].transform.location.x - self.ego.x,
+            self.spawn_points[k].transform.location.y - self.ego.y) <= radius]
+
     def _spawn_npcs(self) -> None:
         """NPCs on seeded spawn points, none within 15 m of the ego or of each other."""
         n = self.scenario.traffic.vehicles
         rng = np.random.default_rng([self.scenario.seed, 1])
         taken = [(self.ego.x, self.ego.y)]
-        for k in rng.permutation(len(self.spawn_points)):
+        for k in self._spawn_order(rng):
             if len(self.traffic.npcs) >= n:
                 break
             wp = self.spawn_points[int(k)]
@@ -133,7 +144,7 @@ class World:
         """Walkers on the sidewalks beside seeded spawn points."""
         n = self.scenario.traffic.pedestrians
         rng = np.random.default_rng([self.scenario.seed, 3])
-        for k in rng.permutation(len(self.spawn_points)):
+        for k in self._spawn_order(rng):
             if len(self.pedestrians.walkers) >= n:
                 break
             sidewalk = sidewalk_beside(self.spawn_points[int(k)])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -124,3 +125,33 @@ def test_cli_help_and_bad_map(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: unknown map 'Town01'") and "\n" not in err
     assert not (tmp_path / "o").exists()
+
+
+def test_parallel_jobs_give_the_same_data_set(tmp_path: Path) -> None:
+    def run(jobs: int) -> Path:
+        out = tmp_path / f"jobs{jobs}"
+        collect(CollectConfig(out=out, maps=("town_grid", "rural"), episodes=2,
+                              frames_per_episode=2, every=2, seed=5, image_size=(160, 96),
+                              jobs=jobs), progress=False)
+        return out
+
+    one, two = run(1), run(2)
+    assert (one / "index.jsonl").read_text() == (two / "index.jsonl").read_text()
+    rows = [json.loads(line) for line in (one / "index.jsonl").read_text().splitlines()]
+    assert len(rows) == 4
+    for r in rows:
+        for suffix in ("_labels.png", "_depth.png", "_meta.json"):
+            assert ((one / (r["sample"] + suffix)).read_bytes()
+                    == (two / (r["sample"] + suffix)).read_bytes())
+
+
+def test_traffic_is_spawned_near_the_ego(tmp_path: Path) -> None:
+    collect(CollectConfig(out=tmp_path, maps=("highway",), episodes=1, frames_per_episode=1,
+                          every=1, seed=2, image_size=(160, 96)), progress=False)
+    ep = json.loads(next(tmp_path.glob("*/episode.json")).read_text())
+    assert ep["vehicles"] > 0
+    meta = json.loads(next(tmp_path.glob("*/*_meta.json")).read_text())
+    cars = [a for a in meta["actors"] if a["kind"] == "vehicle"]
+    assert len(cars) == ep["vehicles"]
+    # spawned within 120 m, then 3 s of driving: nobody is far away
+    assert max(math.hypot(a["x"], a["y"]) for a in cars) < 120.0 + 3.0 * 40.0

@@ -161,3 +161,17 @@ def test_running_a_stop_sign_is_an_infraction_stopping_is_not(rural, stand: bool
         t.location.x, t.location.y, 0.0, t.rotation.yaw))), rural)
     kinds = drive_through(world, stop, stand)
     assert kinds.count("stop_sign") == (0 if stand else 1), kinds
+
+
+def test_spawn_radius_keeps_traffic_near_the_ego():
+    from sim.maps import load_map
+
+    m = load_map("highway")
+    source = MapSource(m.name, m.xodr, m.map)
+    world = World(Scenario(map="highway", seed=4, traffic=TrafficConfig(
+        vehicles=500, pedestrians=0, spawn_radius_m=100.0)), source)
+    assert 0 < len(world.traffic.npcs) < 500  # only what fits near the ego
+    for npc in world.traffic.npcs:
+        assert math.hypot(npc.x - world.ego.x, npc.y - world.ego.y) <= 100.0
+    with pytest.raises(ValueError, match="spawn_radius_m"):
+        TrafficConfig(spawn_radius_m=-1.0)
