@@ -26,7 +26,14 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from perception.model import IMAGE_MEAN, IMAGE_STD, ModelConfig, PerceptionNet, build_model
+from perception.model import (
+    IMAGE_MEAN,
+    IMAGE_STD,
+    ModelConfig,
+    PerceptionNet,
+    build_model,
+    fuse_batchnorm,
+)
 
 CHECKSUM_SUFFIX = ".sha256"
 #: The shipped weights (may be absent in a checkout that has not trained yet).
@@ -140,14 +147,16 @@ def load_weights(path: str | Path) -> tuple[PerceptionNet, dict[str, Any]]:
 # ------------------------------------------------------------------------ predictor
 class Predictor:
     """Preprocess + forward pass of one image; see the module doc for the device
-    paths. :meth:`predict` returns numpy arrays at the model's input size: ``seg``
-    (H, W) uint8 class ids, ``probs`` (C, H, W) float32, ``depth`` (H, W) float32 m,
-    and ``light`` (4,) probabilities when the model has a light head."""
+    paths. :meth:`predict` returns numpy arrays at the segmentation head's
+    resolution (the input size / ``head_stride``: no upsampling that post-processing
+    would not use): ``seg`` (h, w) uint8 class ids, ``probs`` (C, h, w) float32,
+    ``depth`` (h, w) float32 m, and ``light`` (4,) probabilities when the model has
+    a light head. The model's BatchNorms are folded into its convolutions."""
 
     def __init__(self, model: PerceptionNet, device: torch.device) -> None:
         self.device = device
         self.cuda = device.type == "cuda"
-        self.model = model.to(device).eval()
+        self.model = fuse_batchnorm(model.eval()).to(device)
         if self.cuda:
             self.model = self.model.to(memory_format=torch.channels_last)
         self.width, self.height = model.config.input_size
@@ -183,7 +192,7 @@ class Predictor:
     def predict(self, data: np.ndarray, encoding: str = "bgr8") -> dict[str, np.ndarray]:
         x = self.preprocess(data, encoding)
         with torch.autocast("cuda", dtype=torch.float16, enabled=self.cuda):
-            out = self.model(x)
+            out = self.model(x, full_size=False)
         probs = out["seg"].float().softmax(1)[0]
         result = {"seg": probs.argmax(0).to(torch.uint8).cpu().numpy(),
                   "probs": probs.cpu().numpy(),

@@ -8,11 +8,16 @@ multiples of 32 (default 160 x 320, a 640 x 360 camera resized):
   residual when the shape allows) down to 1/4, 1/8, 1/16 and 1/32;
 - decoder: FPN/U-Net top-down path: each level is a 1x1 lateral of the encoder
   skip plus the bilinearly upsampled coarser level, refined by a depthwise-separable
-  conv, down to 1/4 resolution;
-- heads at 1/4, upsampled bilinearly to the input size:
-  ``seg``: per-pixel logits over the 7 classes of :mod:`perception.classes`;
-  ``depth``: per-pixel log-depth (metres); ``exp`` gives the positive depth;
-- traffic-light head: the 1/4 decoder features pooled with the predicted
+  conv, down to 1/4 resolution; with ``head_stride`` 2 (the default) one more,
+  narrower (``fine_decoder`` channels) level at 1/2 on the stem's features, so that
+  a pedestrian 20 m away, 4 px wide at 320 x 160, is still two output cells wide;
+- heads, upsampled bilinearly to the input size (or not, for inference:
+  ``forward(x, full_size=False)``):
+  ``seg``: per-pixel logits over the 7 classes of :mod:`perception.classes`, at
+  1/``head_stride``;
+  ``depth``: per-pixel log-depth (metres) at 1/4 (depth varies smoothly inside an
+  object; its edges come from the segmentation); ``exp`` gives the positive depth;
+- traffic-light head: the finest decoder features pooled with the predicted
   traffic-light probability as weights (attention on the light's pixels), plus
   the globally pooled 1/32 features, into a small MLP -> red/yellow/green/none.
 
@@ -90,6 +95,8 @@ class ModelConfig:
     stages: tuple[tuple[int, int, int], ...] = ((16, 1, 2), (32, 2, 4), (64, 3, 4),
                                                 (160, 2, 4))
     decoder: int = 32
+    head_stride: int = 2  # segmentation at 1/2 (a fine decoder level on the stem) or 1/4
+    fine_decoder: int = 16  # channels of the 1/2 level
     light_head: bool = True
     input_size: tuple[int, int] = DEFAULT_INPUT_SIZE  # (width, height)
 
@@ -100,6 +107,8 @@ class PerceptionNet(nn.Module):
     def __init__(self, config: ModelConfig | None = None) -> None:
         super().__init__()
         self.config = cfg = config or ModelConfig()
+        if cfg.head_stride not in (2, 4):
+            raise ValueError(f"head_stride must be 2 or 4, not {cfg.head_stride}")
         self.stem = ConvBNAct(3, cfg.stem, 3, 2)
         stages, cin = [], cfg.stem
         for cout, blocks, expand in cfg.stages:
@@ -111,22 +120,28 @@ class PerceptionNet(nn.Module):
         d = cfg.decoder
         self.laterals = nn.ModuleList(ConvBNAct(c, d, 1) for c, _, _ in cfg.stages)
         self.refine = nn.ModuleList(SepConv(d, d) for _ in cfg.stages[:-1])
-        self.seg_head = nn.Sequential(SepConv(d, d), nn.Conv2d(d, cfg.num_classes, 1))
+        fine = cfg.head_stride == 2
+        df = cfg.fine_decoder if fine else d
+        self.fine_lateral = ConvBNAct(cfg.stem, df, 1) if fine else None
+        self.fine_reduce = ConvBNAct(d, df, 1) if fine else None
+        self.fine_refine = SepConv(df, df) if fine else None
+        self.seg_head = nn.Sequential(SepConv(df, df), nn.Conv2d(df, cfg.num_classes, 1))
         self.depth_head = nn.Sequential(SepConv(d, d), nn.Conv2d(d, 1, 1))
         nn.init.constant_(self.depth_head[-1].bias, math.log(10.0))
         self.light_head = (nn.Sequential(
-            nn.Linear(d + cfg.stages[-1][0], 64), nn.ReLU(inplace=True),
+            nn.Linear(df + cfg.stages[-1][0], 64), nn.ReLU(inplace=True),
             nn.Linear(64, len(LIGHT_STATES))) if cfg.light_head else None)
 
-    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+    def forward(self, x: torch.Tensor, full_size: bool = True) -> dict[str, torch.Tensor]:
         """``x``: (B, 3, H, W), H and W multiples of 32. Returns ``seg`` logits
         (B, C, H, W), ``log_depth`` (B, H, W), ``depth`` (B, H, W) metres > 0, and
-        ``light`` logits (B, 4) when the light head is on."""
+        ``light`` logits (B, 4) when the light head is on. ``full_size=False``: seg
+        and depth at the heads' resolution, H / head_stride x W / head_stride."""
         h, w = x.shape[-2:]
         if h % 32 or w % 32:
             raise ValueError(f"input height and width must be multiples of 32, got {h}x{w}")
         feats = []
-        y = self.stem(x)
+        y = stem = self.stem(x)
         for stage in self.stages:
             y = stage(y)
             feats.append(y)
@@ -135,11 +150,22 @@ class PerceptionNet(nn.Module):
             skip = self.laterals[i](feats[i])
             top = self.refine[i](skip + F.interpolate(top, size=skip.shape[-2:],
                                                       mode="bilinear", align_corners=False))
-        seg_q = self.seg_head(top)
         log_depth_q = self.depth_head(top)
-        seg = F.interpolate(seg_q, size=(h, w), mode="bilinear", align_corners=False)
-        log_depth = F.interpolate(log_depth_q, size=(h, w), mode="bilinear",
-                                  align_corners=False)[:, 0]
+        if (self.fine_lateral is not None and self.fine_reduce is not None
+                and self.fine_refine is not None):
+            skip = self.fine_lateral(stem)
+            top = self.fine_refine(skip + F.interpolate(
+                self.fine_reduce(top), size=skip.shape[-2:], mode="bilinear",
+                align_corners=False))
+        seg_q = self.seg_head(top)
+        if full_size:
+            seg = F.interpolate(seg_q, size=(h, w), mode="bilinear", align_corners=False)
+            log_depth = F.interpolate(log_depth_q, size=(h, w), mode="bilinear",
+                                      align_corners=False)[:, 0]
+        else:
+            seg = seg_q
+            log_depth = F.interpolate(log_depth_q, size=seg_q.shape[-2:], mode="bilinear",
+                                      align_corners=False)[:, 0]
         log_depth = log_depth.clamp(math.log(MIN_DEPTH), math.log(MAX_DEPTH))
         out = {"seg": seg, "log_depth": log_depth, "depth": log_depth.exp()}
         if self.light_head is not None:
@@ -155,6 +181,23 @@ class PerceptionNet(nn.Module):
 
 def build_model(config: ModelConfig | None = None) -> PerceptionNet:
     return PerceptionNet(config)
+
+
+def fuse_batchnorm(model: PerceptionNet) -> PerceptionNet:
+    """Fold every BatchNorm into the convolution before it (inference only: the
+    model must be in eval mode); the outputs are unchanged up to rounding, one
+    normalisation pass per layer fewer."""
+    from torch.nn.utils.fusion import fuse_conv_bn_eval
+
+    if model.training:
+        raise ValueError("fuse_batchnorm needs a model in eval mode")
+    for module in model.modules():
+        if isinstance(module, ConvBNAct) and isinstance(module[1], nn.BatchNorm2d):
+            conv = module[0]
+            assert isinstance(conv, nn.Conv2d)
+            module[0] = fuse_conv_bn_eval(conv, module[1])
+            module[1] = nn.Identity()
+    return model
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -5,10 +5,12 @@ in turn, so every map with three or more episodes is validated) when there are s
 else the last ~20 % of the samples (at least one); a one-sample set validates on
 itself. Augmentation (training only, the same crop on image, labels and depth):
 a random crop of 80-100 % of the image at its aspect ratio (resized back by the
-data set), colour jitter (brightness, contrast, saturation), Gaussian blur and
-Gaussian noise. Class weights: :func:`perception.model.class_weights` of the
-training labels' pixel counts. AdamW, learning rate warmed up linearly then cosine, a fixed seed
-(python, numpy, torch; ``torch.use_deterministic_algorithms`` is not forced).
+data set), a horizontal flip (half the samples), colour jitter (brightness,
+contrast, saturation), Gaussian blur and Gaussian noise, all at the input size on
+samples the data set keeps decoded in memory. Class weights:
+:func:`perception.model.class_weights` of the training labels' pixel counts. AdamW,
+learning rate warmed up linearly then cosine, a fixed seed (python, numpy, torch;
+``torch.use_deterministic_algorithms`` is not forced).
 
 Each epoch: validation mIoU (mean over road, road line, vehicle, pedestrian of the
 classes present), IoU per class, depth AbsRel (pixels closer than 80 m) and the
@@ -101,6 +103,9 @@ class Augment:
         rgb = rgb[y0:y0 + ch, x0:x0 + cw]
         labels = labels[y0:y0 + ch, x0:x0 + cw]
         depth = depth[y0:y0 + ch, x0:x0 + cw]
+        if r.random() < 0.5:  # mirror: the same classes, lanes on the other side
+            rgb, labels, depth = rgb[:, ::-1], labels[:, ::-1], depth[:, ::-1]
+        labels, depth = np.ascontiguousarray(labels), np.ascontiguousarray(depth)
         x = rgb.astype(np.float32)
         x = x * r.uniform(0.7, 1.3)  # brightness
         mean = x.mean()
@@ -217,14 +222,15 @@ def train(cfg: TrainConfig, progress: bool = True,
         raise TrainError(f"{cfg.data}: the data set is empty")
     train_rows, val_rows = split_rows(rows, cfg.val_fraction)
     train_ds = CollectedDataset(cfg.data, cfg.input_size, samples=train_rows,
-                                transform=Augment(cfg.seed) if cfg.augment else None)
-    val_ds = CollectedDataset(cfg.data, cfg.input_size, samples=val_rows)
+                                transform=Augment(cfg.seed) if cfg.augment else None,
+                                cache=True)
+    val_ds = CollectedDataset(cfg.data, cfg.input_size, samples=val_rows, cache=True)
     counts = torch.zeros(NUM_CLASSES, dtype=torch.long)
     lights = set()
-    for i in range(0, len(train_rows), max(1, len(train_rows) // 64)):
-        _, labels, _, meta = train_ds.read_arrays(i)
+    for i in range(0, len(train_rows), max(1, len(train_rows) // 256)):
+        _, labels, _, light = train_ds.input_arrays(i)
         counts += torch.bincount(torch.from_numpy(labels.ravel()).long(), minlength=NUM_CLASSES)
-        lights.add(meta.get("traffic_light", {}).get("state"))
+        lights.add(LIGHT_STATES[light])
     weights = class_weights(counts + 1).to(device)
     light_trained = bool(lights & set(LIGHT_STATES[:3]))
     gen = torch.Generator().manual_seed(cfg.seed)

@@ -20,6 +20,7 @@ from perception.model import (
     class_weights,
     count_parameters,
     depth_loss,
+    fuse_batchnorm,
     multitask_loss,
 )
 from sim.labels import Label
@@ -36,6 +37,38 @@ def test_output_shapes(size: tuple[int, int]) -> None:
     assert out["depth"].shape == (2, h, w)
     assert bool((out["depth"] > 0).all())
     assert out["light"].shape == (2, len(LIGHT_STATES))
+
+
+@pytest.mark.parametrize("stride", [2, 4])
+def test_head_resolution_without_upsampling(stride: int) -> None:
+    model = build_model(ModelConfig(head_stride=stride)).eval()
+    with torch.inference_mode():
+        out = model(torch.randn(1, 3, 160, 320), full_size=False)
+    assert out["seg"].shape == (1, NUM_CLASSES, 160 // stride, 320 // stride)
+    assert out["depth"].shape == (1, 160 // stride, 320 // stride)
+    with pytest.raises(ValueError, match="head_stride"):
+        build_model(ModelConfig(head_stride=8))
+
+
+def test_folding_batchnorm_keeps_the_outputs() -> None:
+    torch.manual_seed(0)
+    model = build_model()
+    with torch.no_grad():  # BatchNorm statistics that are not the identity
+        for m in model.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_mean.uniform_(-0.5, 0.5)
+                m.running_var.uniform_(0.5, 2.0)
+                m.weight.uniform_(0.5, 1.5)
+                m.bias.uniform_(-0.2, 0.2)
+    x = torch.randn(2, 3, 160, 320)
+    with torch.inference_mode():
+        ref = model.eval()(x)
+        fused = fuse_batchnorm(model)(x)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules())
+    for key in ("seg", "depth", "light"):
+        torch.testing.assert_close(fused[key], ref[key], rtol=1e-4, atol=1e-4)
+    with pytest.raises(ValueError, match="eval mode"):
+        fuse_batchnorm(build_model().train())
 
 
 def test_bad_input_size_is_a_clear_error() -> None:
