@@ -290,7 +290,8 @@ def cmd_collect(args: argparse.Namespace) -> int:
     cfg = CollectConfig(out=Path(args.out), maps=tuple(args.maps), episodes=args.episodes,
                         frames_per_episode=args.frames_per_episode, seed=args.seed,
                         every=args.every, image_size=args.image_size, resume=args.resume,
-                        jobs=args.jobs)
+                        jobs=args.jobs,
+                        map_dir=Path(args.map_dir) if args.map_dir else None)
     try:
         collect(cfg, progress=not args.no_progress)
     except CollectError as exc:
@@ -319,6 +320,45 @@ def cmd_train(args: argparse.Namespace) -> int:
     best = result.best
     print(f"wrote {result.weights} (+ .sha256): best validation mIoU {best['miou']:.3f}, "
           f"depth AbsRel {best['depth_absrel']:.3f} (epoch {best['epoch']})")
+    return 0
+
+
+# ------------------------------------------------------------------- eval-perception
+def cmd_eval_perception(args: argparse.Namespace) -> int:
+    from perception.collect import CollectConfig, CollectError, collect
+    from perception.dataset import DatasetError
+    from perception.evaluate import EvalConfig, EvalError, evaluate_perception
+    from perception.inference import DEFAULT_WEIGHTS, WeightsError
+
+    out = Path(args.out)
+    data = Path(args.data) if args.data else out / "data"
+    if not args.data:  # collect a held-out data set first (resumable)
+        cfg = CollectConfig(out=data, maps=tuple(args.maps), episodes=args.episodes,
+                            frames_per_episode=args.frames_per_episode, seed=args.seed,
+                            every=args.every, resume=True, jobs=args.jobs,
+                            map_dir=Path(args.map_dir) if args.map_dir else None)
+        try:
+            collect(cfg, progress=not args.no_progress)
+        except CollectError as exc:
+            raise UserError(str(exc)) from None
+        except OSError as exc:
+            raise UserError(f"cannot write the data set in {data}: "
+                            f"{exc.strerror or exc}") from None
+    weights = Path(args.weights) if args.weights else DEFAULT_WEIGHTS
+    if not weights.is_file():
+        raise UserError(f"weights file {weights} not found (train with `drivestack train`, "
+                        "or pass --weights PATH)")
+    ecfg = EvalConfig(data=data, weights=weights, out=out, device=args.device,
+                      cpu_threads=args.threads, max_samples=args.max_samples)
+    try:
+        result = evaluate_perception(ecfg, progress=not args.no_progress)
+    except (EvalError, WeightsError, DatasetError) as exc:
+        raise UserError(str(exc)) from None
+    except OSError as exc:
+        raise UserError(f"evaluation failed reading or writing a file: "
+                        f"{exc.strerror or exc}") from None
+    print(f"wrote {result.metrics_path}" + (f" and {result.examples_path}"
+                                            if result.examples_path else ""))
     return 0
 
 
@@ -353,7 +393,8 @@ def build_parser() -> argparse.ArgumentParser:
                        "the embedded simulator on the built-in maps", cmd_collect)
     p.add_argument("--out", required=True, help="output directory")
     p.add_argument("--maps", nargs="+", default=["town_grid", "rural", "highway"],
-                   metavar="MAP", help="built-in maps, used in turn (default: all three)")
+                   metavar="MAP", help="maps, used in turn: built-in names, or <MAP>.xodr in "
+                                       "--map-dir (default: the three built-in maps)")
     p.add_argument("--episodes", type=int, default=6, help="episodes in all (default 6)")
     p.add_argument("--frames-per-episode", type=int, default=50,
                    help="samples per episode (default 50)")
@@ -365,6 +406,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="continue a collection: keep finished episodes, redo the rest")
     p.add_argument("--jobs", type=int, default=1,
                    help="episodes collected in parallel, one process each (default 1)")
+    p.add_argument("--map-dir", help="directory of other maps, as <MAP>.xodr (evaluation "
+                                     "data on maps never trained on)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     p = add("train", "train the perception network on a collected data set", cmd_train)
@@ -378,6 +421,31 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--input-size", type=_image_size, default=(320, 160), metavar="WxH",
                    help="network input size, multiples of 32 (default 320x160)")
     p.add_argument("--max-iters", type=int, help="stop after this many steps")
+    p.add_argument("--threads", type=int, help="CPU threads (default: torch's)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    p = add("eval-perception", "measure perception weights on held-out data: mIoU, depth, "
+                               "detection precision/recall, tracking, lights",
+            cmd_eval_perception)
+    p.add_argument("--weights", help="weights file (default: the shipped weights)")
+    p.add_argument("--out", default="runs/eval-perception",
+                   help="output directory: metrics.json, examples.png "
+                        "(default runs/eval-perception)")
+    p.add_argument("--data", help="a collected data set to evaluate on; without it one is "
+                                   "collected into OUT/data with the options below")
+    p.add_argument("--maps", nargs="+", default=["town_grid", "rural", "highway"],
+                   metavar="MAP", help="maps to collect on: built-in names, or <MAP>.xodr in "
+                                       "--map-dir (default: the three built-in maps)")
+    p.add_argument("--map-dir", help="directory of other maps, as <MAP>.xodr")
+    p.add_argument("--episodes", type=int, default=6, help="episodes to collect (default 6)")
+    p.add_argument("--frames-per-episode", type=int, default=30,
+                   help="samples per episode (default 30)")
+    p.add_argument("--every", type=int, default=6, help="sim ticks between samples (default 6)")
+    p.add_argument("--seed", type=int, default=1000,
+                   help="collection seed, other than the training data's (default 1000)")
+    p.add_argument("--jobs", type=int, default=1, help="collection processes (default 1)")
+    p.add_argument("--max-samples", type=int, help="evaluate at most this many samples")
+    p.add_argument("--device", default="auto", help="auto, cpu or cuda (default auto)")
     p.add_argument("--threads", type=int, help="CPU threads (default: torch's)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 

@@ -84,15 +84,18 @@ class CollectConfig:
     spawn_radius_m: float = 120.0
     resume: bool = False
     jobs: int = 1  # episodes collected in parallel (one process each)
+    #: where maps that are not built in are found, as <name>.xodr (evaluation data on
+    #: CARLA's towns: never train on those)
+    map_dir: Path | None = None
 
     def validate(self) -> None:
-        from sim.maps import builtin_maps
+        from sim.maps import MapError, resolve_town
 
-        builtins = builtin_maps()
         for name in self.maps:
-            if name not in builtins:
-                raise CollectError(f"unknown map {name!r}: collect uses the built-in maps "
-                                   f"only ({', '.join(builtins)})")
+            try:
+                resolve_town(name, self.map_dir)
+            except MapError as exc:
+                raise CollectError(str(exc)) from None
         if not self.maps:
             raise CollectError("no maps given")
         if (self.episodes < 1 or self.frames_per_episode < 1 or self.every < 1
@@ -280,13 +283,13 @@ def _weather_json(appearance: Any) -> dict[str, Any]:
 def run_episode(cfg: CollectConfig, plan: EpisodePlan, on_sample: Callable[[], None],
                 map_cache: dict[str, Any]) -> list[dict[str, Any]]:
     """Collect one episode into ``cfg.out/plan.name``; returns its index rows."""
-    from sim.maps import load_map
+    from sim.maps import load_map, resolve_town
     from sim.scenario import CameraConfig, EgoConfig, Scenario, TrafficConfig, WeatherConfig
     from sim.scene import SceneRenderer, appearance_for
     from sim.world import MapSource, World, spawn_waypoints
 
     if plan.map not in map_cache:
-        loaded = load_map(plan.map)
+        loaded = load_map(resolve_town(plan.map, cfg.map_dir))
         map_cache[plan.map] = (loaded, np.array([
             [wp.transform.location.x, wp.transform.location.y]
             for wp in spawn_waypoints(loaded.map)]))

@@ -189,10 +189,15 @@ class Predictor:
         return (x.float().div_(255.0) - self.mean) / self.std
 
     @torch.inference_mode()
-    def predict(self, data: np.ndarray, encoding: str = "bgr8") -> dict[str, np.ndarray]:
+    def infer(self, data: np.ndarray, encoding: str = "bgr8") -> dict[str, torch.Tensor]:
+        """The network's raw outputs (on the device, head resolution) for one image."""
         x = self.preprocess(data, encoding)
         with torch.autocast("cuda", dtype=torch.float16, enabled=self.cuda):
-            out = self.model(x, full_size=False)
+            return self.model(x, full_size=False)
+
+    @staticmethod
+    def to_numpy(out: dict[str, torch.Tensor]) -> dict[str, np.ndarray]:
+        """:meth:`infer`'s outputs as the numpy arrays :meth:`predict` returns."""
         probs = out["seg"].float().softmax(1)[0]
         result = {"seg": probs.argmax(0).to(torch.uint8).cpu().numpy(),
                   "probs": probs.cpu().numpy(),
@@ -200,3 +205,6 @@ class Predictor:
         if "light" in out:
             result["light"] = out["light"].float().softmax(1)[0].cpu().numpy()
         return result
+
+    def predict(self, data: np.ndarray, encoding: str = "bgr8") -> dict[str, np.ndarray]:
+        return self.to_numpy(self.infer(data, encoding))

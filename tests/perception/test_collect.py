@@ -123,8 +123,22 @@ def test_cli_help_and_bad_map(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     assert "--frames-per-episode" in capsys.readouterr().out
     assert main(["collect", "--out", str(tmp_path / "o"), "--maps", "Town01"]) == 2
     err = capsys.readouterr().err.strip()
-    assert err.startswith("error: unknown map 'Town01'") and "\n" not in err
+    assert err.startswith("error: Town01: expected a built-in map") and "\n" not in err
+    assert "--map-dir" in err or "map_dir" in err
     assert not (tmp_path / "o").exists()
+    assert main(["collect", "--out", str(tmp_path / "o"), "--maps", "Town01",
+                 "--map-dir", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert str(tmp_path / "Town01.xodr") in err and "\n" not in err
+
+
+def test_collects_a_map_from_map_dir(shared_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "town02"
+    assert main(["collect", "--out", str(out), "--maps", "Town02", "--map-dir",
+                 str(shared_dir / "maps" / "carla"), "--episodes", "1",
+                 "--frames-per-episode", "1", "--image-size", "160x96", "--no-progress"]) == 0
+    row = json.loads((out / "index.jsonl").read_text())
+    assert row["map"] == "Town02"
 
 
 def test_parallel_jobs_give_the_same_data_set(tmp_path: Path) -> None:

@@ -1,0 +1,323 @@
+"""``drivestack eval-perception``: how well trained weights see, on a collected data set.
+
+Run it on data the weights never trained on: seeds and weathers held out from
+training (``drivestack collect --seed`` with another seed), and maps never trained
+on (``--maps Town01 Town02 --map-dir ../shared/maps/carla``). Every sample goes
+through the perception node's own path (:class:`perception.inference.Predictor`,
+:func:`perception.objects.detect_objects`, :class:`perception.tracker.Tracker`), so
+the figures are those of the node.
+
+Figures
+    ``miou`` over road, road line, vehicle, pedestrian (:data:`perception.train.
+    MIOU_CLASSES`), IoU per class, at the network's input size (the head's logits
+    upsampled bilinearly, labels resized nearest-neighbour);
+    ``depth_absrel`` mean |d - d*| / d* over pixels closer than 80 m;
+    detection precision and recall per label and distance band: a truth actor counts
+    when at least ``min_visible_px`` of its pixels are in view (at 640 x 360; scaled
+    with the image area), a detection matches a truth actor of its label whose
+    centre (ego frame, x-y) is within ``match_m`` (1.5 m), one to one, nearest
+    first. Recall is per truth actor in the band (by its distance), precision per
+    detection in the band (by the detection's distance); a detection of an actor
+    hidden behind others (too few pixels to count as truth) is not a false positive;
+    ``velocity_error``: tracked objects (the tracker run over each episode's samples
+    in order, world frame from the recorded ego pose) matched to truth as above,
+    the norm of the ground-velocity error (m/s), mean / median / p90;
+    ``light_accuracy``: the light head's state (red, yellow, green, none) against the
+    state of the light governing the ego lane.
+
+Outputs: ``OUT/metrics.json`` and ``OUT/examples.png`` (rows of camera image with
+detections, predicted segmentation, true segmentation).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from bus.messages import CameraIntrinsics, Rotation, Transform, Vector3
+from perception.classes import CLASS_NAMES, LIGHT_STATES, NUM_CLASSES
+from perception.dataset import CollectedDataset, read_index
+from perception.inference import Predictor, load_weights, select_device
+from perception.objects import OBSTACLE_CLASSES, detect_objects, scale_intrinsics
+from perception.tracker import Tracker
+from perception.train import ABSREL_MAX_DEPTH, MIOU_CLASSES, confusion, iou_per_class
+
+REFERENCE_AREA = 640 * 360  # min_visible_px is given at this image size
+#: Colours (BGR) of the training classes in the example grid.
+PALETTE = np.array([(0, 0, 0), (128, 64, 128), (50, 234, 157), (232, 35, 244),
+                    (142, 0, 0), (60, 20, 220), (30, 170, 250)], np.uint8)
+
+
+class EvalError(ValueError):
+    """A user error in the evaluation settings or data (one line)."""
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    data: Path
+    weights: Path
+    out: Path
+    device: str = "auto"
+    cpu_threads: int | None = None
+    #: distance bands (m) for precision and recall, each [lo, hi)
+    bands: tuple[tuple[float, float], ...] = ((0.0, 20.0), (20.0, 40.0), (0.0, 30.0))
+    match_m: float = 1.5
+    min_visible_px: int = 150
+    max_samples: int | None = None
+    examples: int = 6
+
+
+@dataclass
+class _Counts:
+    truth: int = 0
+    found: int = 0
+    detections: int = 0
+    correct: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"truth": self.truth, "detections": self.detections,
+                "recall": self.found / self.truth if self.truth else None,
+                "precision": self.correct / self.detections if self.detections else None}
+
+
+@dataclass
+class EvalResult:
+    metrics: dict[str, Any]
+    metrics_path: Path
+    examples_path: Path | None
+    seconds: float = 0.0
+    summary: list[str] = field(default_factory=list)
+
+
+def match(det_xy: np.ndarray, truth_xy: np.ndarray, max_m: float) -> list[tuple[int, int]]:
+    """One-to-one (detection, truth) pairs closer than ``max_m``, nearest first."""
+    if len(det_xy) == 0 or len(truth_xy) == 0:
+        return []
+    d = np.linalg.norm(det_xy[:, None, :] - truth_xy[None, :, :], axis=2)
+    pairs, used_d, used_t = [], set(), set()
+    for flat in np.argsort(d, axis=None):
+        i, j = divmod(int(flat), d.shape[1])
+        if d[i, j] > max_m:
+            break
+        if i in used_d or j in used_t:
+            continue
+        pairs.append((i, j))
+        used_d.add(i)
+        used_t.add(j)
+    return pairs
+
+
+def _band_key(lo: float, hi: float) -> str:
+    return f"{lo:g}-{hi:g}m"
+
+
+def _camera(meta: dict[str, Any]) -> tuple[CameraIntrinsics, Transform]:
+    c, m = meta["camera"], meta["camera"]["mount"]
+    K = CameraIntrinsics(c["width"], c["height"], c["fx"], c["fy"], c["cx"], c["cy"])
+    mount = Transform(Vector3(m["x"], m["y"], m["z"]), Rotation(pitch=m["pitch"], yaw=m["yaw"]))
+    return K, mount
+
+
+def _colour(labels: np.ndarray) -> np.ndarray:
+    return PALETTE[np.clip(labels, 0, NUM_CLASSES - 1)]
+
+
+def _example_row(bgr: np.ndarray, pred: np.ndarray, truth: np.ndarray,
+                 boxes: Sequence[tuple[str, float, float]], K: CameraIntrinsics,
+                 mount: Transform, size: tuple[int, int]) -> np.ndarray:
+    """Camera image (detections marked at their ground position) | prediction | truth."""
+    from bus.frames import ego_to_camera, project
+
+    w, h = size
+    img = cv2.resize(bgr, (w, h), interpolation=cv2.INTER_AREA)
+    Ks = scale_intrinsics(K, w, h)
+    for label, x, y in boxes:
+        cam = ego_to_camera(np.array([[x, y, 0.0]]), mount)
+        if cam[0, 2] <= 0.5:
+            continue
+        u, v = project(cam, Ks)[0][0]
+        colour = (0, 0, 255) if label == "pedestrian" else (255, 128, 0)
+        cv2.drawMarker(img, (int(u), int(v)), colour, cv2.MARKER_TILTED_CROSS, 10, 2)
+    p = cv2.resize(_colour(pred), (w, h), interpolation=cv2.INTER_NEAREST)
+    t = cv2.resize(_colour(truth), (w, h), interpolation=cv2.INTER_NEAREST)
+    return np.concatenate([img, p, t], axis=1)
+
+
+def evaluate_perception(cfg: EvalConfig, progress: bool = True,
+                        log: Callable[[str], None] = print) -> EvalResult:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    if not (Path(cfg.data) / "index.jsonl").is_file():
+        raise EvalError(f"{cfg.data} is not a collected data set (no index.jsonl; make one "
+                        "with `drivestack collect`)")
+    t0 = time.perf_counter()
+    device = select_device(cfg.device, cfg.cpu_threads)
+    model, info = load_weights(cfg.weights)
+    light_trained = bool(info.get("light_trained", False))
+    predictor = Predictor(model, device)
+    w, h = predictor.width, predictor.height
+    rows = read_index(cfg.data)
+    if cfg.max_samples is not None:
+        rows = rows[:cfg.max_samples]
+    if not rows:
+        raise EvalError(f"{cfg.data}: the data set is empty")
+    ds = CollectedDataset(cfg.data, (w, h), samples=rows)
+    conf = torch.zeros(NUM_CLASSES, NUM_CLASSES, dtype=torch.long)
+    absrel_sum, absrel_n = 0.0, 0
+    light_ok = light_n = 0
+    counts = {(label, b): _Counts() for label in OBSTACLE_CLASSES.values() for b in cfg.bands}
+    vel_err: list[float] = []
+    trackers: dict[str, Tracker] = {}
+    pick = set(np.linspace(0, len(rows) - 1, min(cfg.examples, len(rows))).astype(int).tolist())
+    grid: list[np.ndarray] = []
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  disable=not progress) as bar:
+        task = bar.add_task("eval-perception", total=len(rows))
+        for i, row in enumerate(rows):
+            rgb, labels_full, _, meta = ds.read_arrays(i)
+            _, labels, depth, _ = ds.input_arrays(i)
+            bgr = np.ascontiguousarray(rgb[..., ::-1])
+            raw = predictor.infer(bgr)
+            # segmentation and depth at the input size
+            seg_full = F.interpolate(raw["seg"].float(), size=(h, w), mode="bilinear",
+                                     align_corners=False).argmax(1)[0].cpu()
+            conf += confusion(seg_full.flatten(), torch.from_numpy(labels).long().flatten())
+            d_pred = F.interpolate(raw["log_depth"].float()[:, None], size=(h, w),
+                                   mode="bilinear", align_corners=False)[0, 0].exp().cpu().numpy()
+            m = (depth >= 0.1) & (depth < ABSREL_MAX_DEPTH)
+            absrel_sum += float((np.abs(d_pred[m] - depth[m]) / depth[m]).sum())
+            absrel_n += int(m.sum())
+            # objects, the node's way
+            out = Predictor.to_numpy(raw)
+            K, mount = _camera(meta)
+            oh, ow = out["seg"].shape
+            dets = detect_objects(out["seg"], out["depth"], scale_intrinsics(K, ow, oh), mount,
+                                  out["probs"])
+            scale = (K.width * K.height) / REFERENCE_AREA
+            _score_detections(cfg, dets, meta["actors"], scale, counts)
+            # tracking over the episode's samples in order
+            ego = meta["ego"]
+            pose = Transform(Vector3(ego["x"], ego["y"], 0.0), Rotation(yaw=ego["yaw"]))
+            tracker = trackers.setdefault(str(row.get("episode", "")), Tracker())
+            tracks = tracker.update(dets, float(meta["time"]), pose)
+            vel_err += _velocity_errors(cfg, tracks, meta["actors"])
+            if light_trained and "light" in out:
+                truth = LIGHT_STATES.index(meta["traffic_light"]["state"]) if meta[
+                    "traffic_light"]["state"] in LIGHT_STATES else LIGHT_STATES.index("none")
+                light_ok += int(int(out["light"].argmax()) == truth)
+                light_n += 1
+            if i in pick:
+                grid.append(_example_row(bgr, seg_full.numpy(), labels_full, [
+                    (d.label, float(d.position[0]), float(d.position[1])) for d in dets],
+                    K, mount, (w, h)))
+            bar.advance(task)
+    iou = iou_per_class(conf)
+    sel = [iou[int(c)] for c in MIOU_CLASSES]
+    metrics: dict[str, Any] = {
+        "data": str(cfg.data), "weights": str(cfg.weights), "samples": len(rows),
+        "maps": sorted({str(r.get("map", "")) for r in rows}),
+        "miou": None if np.all(np.isnan(sel)) else round(float(np.nanmean(sel)), 4),
+        "miou_classes": [CLASS_NAMES[int(c)] for c in MIOU_CLASSES],
+        "iou": {CLASS_NAMES[k]: (None if np.isnan(v) else round(float(v), 4))
+                for k, v in enumerate(iou)},
+        "depth_absrel": round(absrel_sum / absrel_n, 4) if absrel_n else None,
+        "detection": {label: {_band_key(*b): counts[label, b].as_dict() for b in cfg.bands}
+                      for label in OBSTACLE_CLASSES.values()},
+        "match_m": cfg.match_m, "min_visible_px": cfg.min_visible_px,
+        "velocity_error": _summary(vel_err),
+        "light_accuracy": round(light_ok / light_n, 4) if light_n else None,
+        "light_trained": light_trained,
+    }
+    out_dir = Path(cfg.out)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    metrics_path = out_dir / "metrics.json"
+    metrics_path.write_text(json.dumps(metrics, indent=1))
+    examples_path = None
+    if grid:
+        examples_path = out_dir / "examples.png"
+        if not cv2.imwrite(str(examples_path), np.concatenate(grid, axis=0)):
+            raise OSError(f"cannot write {examples_path}")
+    result = EvalResult(metrics, metrics_path, examples_path, time.perf_counter() - t0)
+    result.summary = summary_lines(metrics)
+    for line in result.summary:
+        log(line)
+    return result
+
+
+def _score_detections(cfg: EvalConfig, dets: Sequence[Any], actors: Sequence[dict[str, Any]],
+                      scale: float, counts: dict[tuple[str, tuple[float, float]], _Counts]
+                      ) -> None:
+    for label in OBSTACLE_CLASSES.values():
+        d_xy = np.array([d.position[:2] for d in dets if d.label == label]).reshape(-1, 2)
+        every = [a for a in actors if a["kind"] == label]
+        a_xy = np.array([[a["x"], a["y"]] for a in every]).reshape(-1, 2)
+        visible = np.array([a["visible_pixels"] >= cfg.min_visible_px * scale for a in every],
+                           bool)
+        pairs = match(d_xy, a_xy, cfg.match_m)
+        det_ok = {i for i, _ in pairs}
+        found = {j for _, j in pairs}
+        d_r = np.hypot(d_xy[:, 0], d_xy[:, 1])
+        a_r = np.hypot(a_xy[:, 0], a_xy[:, 1])
+        for b in cfg.bands:
+            c = counts[label, b]
+            lo, hi = b
+            for j in np.nonzero(visible & (a_r >= lo) & (a_r < hi))[0]:
+                c.truth += 1
+                c.found += int(j in found)
+            for i in np.nonzero((d_r >= lo) & (d_r < hi))[0]:
+                c.detections += 1
+                c.correct += int(i in det_ok)
+
+
+def _velocity_errors(cfg: EvalConfig, tracks: Sequence[Any],
+                     actors: Sequence[dict[str, Any]]) -> list[float]:
+    errs = []
+    for label in OBSTACLE_CLASSES.values():
+        mine = [t for t in tracks if t.label == label]
+        truth = [a for a in actors if a["kind"] == label]
+        t_xy = np.array([[t.position.x, t.position.y] for t in mine]).reshape(-1, 2)
+        a_xy = np.array([[a["x"], a["y"]] for a in truth]).reshape(-1, 2)
+        for i, j in match(t_xy, a_xy, cfg.match_m):
+            v = mine[i].velocity
+            errs.append(float(math.hypot(v.x - truth[j]["velocity"][0],
+                                         v.y - truth[j]["velocity"][1])))
+    return errs
+
+
+def _summary(values: Sequence[float]) -> dict[str, Any]:
+    if not values:
+        return {"count": 0, "mean": None, "median": None, "p90": None}
+    a = np.asarray(values)
+    return {"count": len(a), "mean": round(float(a.mean()), 3),
+            "median": round(float(np.median(a)), 3),
+            "p90": round(float(np.percentile(a, 90)), 3)}
+
+
+def summary_lines(m: dict[str, Any]) -> list[str]:
+    """A short human-readable summary of :func:`evaluate_perception`'s metrics."""
+    def f(v: Any) -> str:
+        return "n/a" if v is None else f"{v:.3f}"
+
+    per_class = ", ".join(f"{k} {f(m['iou'][k])}" for k in m["miou_classes"])
+    lines = [f"{m['samples']} samples ({', '.join(m['maps'])}): mIoU {f(m['miou'])} "
+             f"({per_class}), "
+             f"depth AbsRel {f(m['depth_absrel'])}, light accuracy {f(m['light_accuracy'])}"]
+    for label, bands in m["detection"].items():
+        lines.append(f"{label}: " + "; ".join(
+            f"{band} recall {f(c['recall'])} precision {f(c['precision'])} "
+            f"({c['truth']} truth, {c['detections']} detections)" for band, c in bands.items()))
+    v = m["velocity_error"]
+    lines.append(f"tracked velocity error: mean {f(v['mean'])} m/s, median {f(v['median'])}, "
+                 f"p90 {f(v['p90'])} ({v['count']} matches)")
+    return lines
+
