@@ -362,6 +362,29 @@ def cmd_eval_perception(args: argparse.Namespace) -> int:
     return 0
 
 
+# ----------------------------------------------------------------------- export-onnx
+def cmd_export_onnx(args: argparse.Namespace) -> int:
+    import importlib.util
+
+    from perception.export import export_onnx
+    from perception.inference import DEFAULT_WEIGHTS, WeightsError
+
+    if importlib.util.find_spec("onnx") is None:
+        raise UserError("export-onnx needs the onnx package (pip install "
+                        "'drivestack[onnx]')")
+    weights = Path(args.weights) if args.weights else DEFAULT_WEIGHTS
+    if not weights.is_file():
+        raise UserError(f"weights file {weights} not found (pass --weights PATH)")
+    try:
+        out = export_onnx(weights, args.out)
+    except WeightsError as exc:
+        raise UserError(str(exc)) from None
+    except OSError as exc:
+        raise UserError(f"cannot write {args.out}: {exc.strerror or exc}") from None
+    print(f"wrote {out} (+ .sha256)")
+    return 0
+
+
 # ------------------------------------------------------------------------------ main
 def _planned(name: str, what: str) -> Callable[[argparse.Namespace], int]:
     def cmd(args: argparse.Namespace) -> int:
@@ -448,6 +471,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto", help="auto, cpu or cuda (default auto)")
     p.add_argument("--threads", type=int, help="CPU threads (default: torch's)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    p = add("export-onnx", "export perception weights to ONNX (for the onnxruntime backend)",
+            cmd_export_onnx)
+    p.add_argument("--weights", help="weights file (default: the shipped weights)")
+    p.add_argument("--out", required=True, help="ONNX file to write (+ .sha256)")
 
     p = add("topics", "print the topic table", cmd_topics)
     p.add_argument("--live", action="store_true", help="also show live publishers")

@@ -145,66 +145,151 @@ def load_weights(path: str | Path) -> tuple[PerceptionNet, dict[str, Any]]:
 
 
 # ------------------------------------------------------------------------ predictor
-class Predictor:
-    """Preprocess + forward pass of one image; see the module doc for the device
-    paths. :meth:`predict` returns numpy arrays at the segmentation head's
-    resolution (the input size / ``head_stride``: no upsampling that post-processing
-    would not use): ``seg`` (h, w) uint8 class ids, ``probs`` (C, h, w) float32,
-    ``depth`` (h, w) float32 m, and ``light`` (4,) probabilities when the model has
-    a light head. The model's BatchNorms are folded into its convolutions."""
+class PredictorBase:
+    """What every inference backend shares: the images of one tick, all cameras in
+    one batch, in; per image numpy arrays at the segmentation head's resolution (the
+    input size / ``head_stride``: no upsampling that post-processing would not
+    use) out: ``seg`` (h, w) uint8 class ids, ``probs`` (C, h, w) float32, ``depth``
+    (h, w) float32 m, and ``light`` (4,) probabilities when the model has a light
+    head. A backend implements :meth:`infer_batch`."""
 
-    def __init__(self, model: PerceptionNet, device: torch.device) -> None:
+    width: int
+    height: int
+    has_light: bool
+
+    @staticmethod
+    def _check(data: np.ndarray) -> None:
+        if data.dtype != np.uint8 or data.ndim != 3 or data.shape[2] != 3:
+            raise ValueError(f"expected an H x W x 3 uint8 image, got {data.dtype} "
+                             f"{data.shape}")
+
+    def preprocess_cpu(self, images: list[np.ndarray], encoding: str = "bgr8") -> np.ndarray:
+        """(N, 3, h, w) float32 normalised RGB, resized on the CPU (area averaging)."""
+        out = np.empty((len(images), 3, self.height, self.width), np.float32)
+        mean = np.array(IMAGE_MEAN, np.float32).reshape(3, 1, 1) * 255.0
+        scale = 1.0 / (np.array(IMAGE_STD, np.float32).reshape(3, 1, 1) * 255.0)
+        for i, data in enumerate(images):
+            self._check(data)
+            if data.shape[:2] != (self.height, self.width):
+                data = cv2.resize(data, (self.width, self.height), interpolation=cv2.INTER_AREA)
+            rgb = data[..., ::-1] if encoding == "bgr8" else data
+            out[i] = (rgb.transpose(2, 0, 1) - mean) * scale
+        return out
+
+    def infer_batch(self, images: list[np.ndarray], encoding: str = "bgr8"
+                    ) -> dict[str, torch.Tensor]:
+        """The network's raw outputs (head resolution, batch first) for the images."""
+        raise NotImplementedError
+
+    def infer(self, data: np.ndarray, encoding: str = "bgr8") -> dict[str, torch.Tensor]:
+        return self.infer_batch([data], encoding)
+
+    @staticmethod
+    def to_numpy(out: dict[str, torch.Tensor], i: int = 0) -> dict[str, np.ndarray]:
+        """Batch element ``i`` of :meth:`infer_batch`'s outputs as the numpy arrays
+        :meth:`predict` returns."""
+        probs = out["seg"][i].float().softmax(0)
+        result = {"seg": probs.argmax(0).to(torch.uint8).cpu().numpy(),
+                  "probs": probs.cpu().numpy(),
+                  "depth": out["depth"][i].float().cpu().numpy()}
+        if "light" in out:
+            result["light"] = out["light"][i].float().softmax(0).cpu().numpy()
+        return result
+
+    def predict(self, data: np.ndarray, encoding: str = "bgr8") -> dict[str, np.ndarray]:
+        return self.to_numpy(self.infer(data, encoding))
+
+    def predict_batch(self, images: list[np.ndarray], encoding: str = "bgr8"
+                      ) -> list[dict[str, np.ndarray]]:
+        out = self.infer_batch(images, encoding)
+        return [self.to_numpy(out, i) for i in range(len(images))]
+
+
+class Predictor(PredictorBase):
+    """The PyTorch backend; see the module doc for the device paths. The model's
+    BatchNorms are folded into its convolutions; ``compile=True`` also runs it
+    through ``torch.compile`` (first call slow, later ones faster)."""
+
+    def __init__(self, model: PerceptionNet, device: torch.device,
+                 compile: bool = False) -> None:
         self.device = device
         self.cuda = device.type == "cuda"
         self.model = fuse_batchnorm(model.eval()).to(device)
         if self.cuda:
             self.model = self.model.to(memory_format=torch.channels_last)
         self.width, self.height = model.config.input_size
+        self.has_light = model.light_head is not None
+        self._forward = torch.compile(self.model) if compile else self.model
         self.mean = torch.tensor(IMAGE_MEAN, device=device).view(1, 3, 1, 1)
         self.std = torch.tensor(IMAGE_STD, device=device).view(1, 3, 1, 1)
         self._pinned: torch.Tensor | None = None
 
-    def preprocess(self, data: np.ndarray, encoding: str = "bgr8") -> torch.Tensor:
-        """(H, W, 3) uint8 -> (1, 3, h, w) normalised RGB on the device."""
-        if data.dtype != np.uint8 or data.ndim != 3 or data.shape[2] != 3:
-            raise ValueError(f"expected an H x W x 3 uint8 image, got {data.dtype} "
-                             f"{data.shape}")
-        rgb = data[..., ::-1] if encoding == "bgr8" else data
-        if self.cuda:
-            src = torch.from_numpy(np.ascontiguousarray(rgb))
-            if self._pinned is None or self._pinned.shape != src.shape:
-                self._pinned = torch.empty(src.shape, dtype=torch.uint8).pin_memory()
-            self._pinned.copy_(src)
-            x = self._pinned.to(self.device, non_blocking=True)
-            x = x.permute(2, 0, 1).unsqueeze(0).float().div_(255.0)
-            if x.shape[-2:] != (self.height, self.width):
-                x = F.interpolate(x, size=(self.height, self.width), mode="bilinear",
-                                  antialias=True, align_corners=False)
-            x = (x - self.mean) / self.std
-            return x.contiguous(memory_format=torch.channels_last)
-        if rgb.shape[:2] != (self.height, self.width):
-            rgb = cv2.resize(np.ascontiguousarray(rgb), (self.width, self.height),
-                             interpolation=cv2.INTER_AREA)
-        x = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1).unsqueeze(0)
-        return (x.float().div_(255.0) - self.mean) / self.std
+    def preprocess(self, images: list[np.ndarray], encoding: str = "bgr8") -> torch.Tensor:
+        """(N, 3, h, w) normalised RGB on the device. On CUDA: one pinned uint8 upload
+        of the whole batch (images of one size), resize and normalise on the GPU."""
+        if not self.cuda or len({im.shape for im in images}) != 1:
+            return torch.from_numpy(self.preprocess_cpu(images, encoding)).to(self.device)
+        for data in images:
+            self._check(data)
+        src = torch.from_numpy(np.stack(images))
+        if self._pinned is None or self._pinned.shape != src.shape:
+            self._pinned = torch.empty(src.shape, dtype=torch.uint8).pin_memory()
+        self._pinned.copy_(src)
+        x = self._pinned.to(self.device, non_blocking=True).permute(0, 3, 1, 2)
+        if encoding == "bgr8":
+            x = x.flip(1)
+        x = x.float().div_(255.0)
+        if x.shape[-2:] != (self.height, self.width):
+            x = F.interpolate(x, size=(self.height, self.width), mode="bilinear",
+                              antialias=True, align_corners=False)
+        x = (x - self.mean) / self.std
+        return x.contiguous(memory_format=torch.channels_last)
 
     @torch.inference_mode()
-    def infer(self, data: np.ndarray, encoding: str = "bgr8") -> dict[str, torch.Tensor]:
-        """The network's raw outputs (on the device, head resolution) for one image."""
-        x = self.preprocess(data, encoding)
+    def infer_batch(self, images: list[np.ndarray], encoding: str = "bgr8"
+                    ) -> dict[str, torch.Tensor]:
+        x = self.preprocess(images, encoding)
         with torch.autocast("cuda", dtype=torch.float16, enabled=self.cuda):
-            return self.model(x, full_size=False)
+            return self._forward(x, full_size=False)
 
-    @staticmethod
-    def to_numpy(out: dict[str, torch.Tensor]) -> dict[str, np.ndarray]:
-        """:meth:`infer`'s outputs as the numpy arrays :meth:`predict` returns."""
-        probs = out["seg"].float().softmax(1)[0]
-        result = {"seg": probs.argmax(0).to(torch.uint8).cpu().numpy(),
-                  "probs": probs.cpu().numpy(),
-                  "depth": out["depth"].float()[0].cpu().numpy()}
-        if "light" in out:
-            result["light"] = out["light"].float().softmax(1)[0].cpu().numpy()
-        return result
 
-    def predict(self, data: np.ndarray, encoding: str = "bgr8") -> dict[str, np.ndarray]:
-        return self.to_numpy(self.infer(data, encoding))
+#: ONNX graph outputs, in order (see :mod:`perception.export`)
+ONNX_OUTPUTS = ("seg", "depth", "light")
+
+
+class OnnxPredictor(PredictorBase):
+    """The onnxruntime backend (CPU execution provider) for a file written by
+    ``drivestack export-onnx``: checksum checked like a weights file; the input
+    size and whether the light head was trained come from the model's metadata."""
+
+    def __init__(self, path: str | Path, cpu_threads: int | None = 2) -> None:
+        try:
+            import onnxruntime as ort
+        except ImportError:
+            raise WeightsError("the onnxruntime backend needs the onnxruntime package "
+                               "(pip install 'drivestack[onnx]')") from None
+        verify_checksum(path)
+        opts = ort.SessionOptions()
+        if cpu_threads:
+            opts.intra_op_num_threads = int(cpu_threads)
+            opts.inter_op_num_threads = 1
+        try:
+            self.session = ort.InferenceSession(str(path), opts,
+                                                providers=["CPUExecutionProvider"])
+            meta = self.session.get_modelmeta().custom_metadata_map
+            self.width, self.height = (int(v) for v in meta["input_size"].split("x"))
+            self.light_trained = meta.get("light_trained") == "true"
+        except (KeyError, ValueError, RuntimeError) as exc:
+            raise WeightsError(f"{path} is not an ONNX file from `drivestack export-onnx`: "
+                               f"{str(exc).splitlines()[0] if str(exc) else exc}") from None
+        except Exception as exc:  # onnxruntime's own exception types
+            raise WeightsError(f"{path}: onnxruntime cannot load it: "
+                               f"{str(exc).splitlines()[0]}") from None
+        self.outputs = [o.name for o in self.session.get_outputs()]
+        self.has_light = "light" in self.outputs
+
+    def infer_batch(self, images: list[np.ndarray], encoding: str = "bgr8"
+                    ) -> dict[str, torch.Tensor]:
+        x = self.preprocess_cpu(images, encoding)
+        values = self.session.run(self.outputs, {"image": x})
+        return {name: torch.from_numpy(v) for name, v in zip(self.outputs, values, strict=True)}

@@ -1,53 +1,82 @@
-"""Perception node: /sensors/camera/<camera> Image in; /perception/objects ObjectList
-and /perception/traffic_light TrafficLightState out, both with the image's header.
+"""Perception node: /sensors/camera/<name> Image in, for every camera in ``cameras``;
+/perception/objects ObjectList and /perception/traffic_light TrafficLightState out,
+both with the first camera's header.
 
-Per image: :class:`perception.inference.Predictor` (preprocess, network), then
-:func:`perception.objects.detect_objects` on the predicted classes and depth (at
-the network's input size, intrinsics scaled to it) and the
-:class:`perception.tracker.Tracker`. The tracker runs in the world frame when an
-/ego/state of the image's frame (or the latest one before it) has arrived, else
+Per tick: the images of all cameras of one frame go through the network in one
+batch (:class:`perception.inference.Predictor`, or the onnxruntime backend), then
+per camera :func:`perception.objects.detect_objects` on the predicted classes and
+depth (intrinsics scaled to the head's resolution), the cameras' detections merged
+(:func:`perception.objects.merge_detections`: overlapping views see one object
+twice), and the :class:`perception.tracker.Tracker`. A frame waits until every
+camera's image of it has arrived; when a later frame completes first, the
+unfinished older one is dropped (counted). The tracker runs in the world frame when
+an /ego/state of the image's frame (or the latest one before it) has arrived, else
 in the ego frame (see :mod:`perception.tracker`). The traffic-light state comes
-from the light head when the weights say it was trained ("none" -> "unknown"),
-else it is "unknown" with confidence 0.
+from the light head on the first camera when the weights say it was trained
+("none" -> "unknown"), else it is "unknown" with confidence 0.
 
-Parameters: ``camera`` (default front), ``device`` (auto/cpu/cuda), ``cpu_threads``
-(2), ``weights`` (default the shipped perception/weights/perception.pt; its
-.sha256 is checked), ``allow_untrained`` (start with random weights when there is
-no weights file: for tests only), ``max_range_m``.
+Parameters: ``cameras`` (default [front]), ``device`` (auto/cpu/cuda),
+``cpu_threads`` (2), ``backend`` (torch, or onnxruntime with an .onnx file from
+``drivestack export-onnx``), ``compile`` (torch.compile the network), ``weights``
+(default the shipped perception/weights/perception.pt; its .sha256 is checked),
+``allow_untrained`` (start with random weights when there is no weights file: for
+tests only), ``max_range_m``.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 
 from bus import Node
 from bus.messages import EgoState, Image, ObjectList, TrafficLightState
 from perception.classes import LIGHT_STATES
-from perception.inference import DEFAULT_WEIGHTS, Predictor, load_weights, select_device
+from perception.inference import (
+    DEFAULT_WEIGHTS,
+    OnnxPredictor,
+    Predictor,
+    PredictorBase,
+    load_weights,
+    select_device,
+)
 from perception.model import build_model
-from perception.objects import ObjectsConfig, detect_objects, scale_intrinsics
+from perception.objects import (
+    Detection,
+    ObjectsConfig,
+    detect_objects,
+    merge_detections,
+    scale_intrinsics,
+)
 from perception.tracker import Tracker
 
 
 @dataclass
 class PerceptionParams:
-    camera: str = "front"
+    cameras: list[str] = field(default_factory=lambda: ["front"])
     device: str = "auto"
     cpu_threads: int = 2
+    backend: Literal["torch", "onnxruntime"] = "torch"
+    compile: bool = False
     weights: str = ""
     allow_untrained: bool = False
     max_range_m: float = 80.0
 
     def __post_init__(self) -> None:
-        if not self.camera or "/" in self.camera:
-            raise ValueError(f"bad camera name {self.camera!r}")
+        if not self.cameras or len(set(self.cameras)) != len(self.cameras):
+            raise ValueError(f"cameras must be distinct names, got {self.cameras}")
+        for name in self.cameras:
+            if not name or "/" in name:
+                raise ValueError(f"bad camera name {name!r}")
         if self.cpu_threads < 1:
             raise ValueError("cpu_threads must be >= 1")
         if self.max_range_m <= 0:
             raise ValueError("max_range_m must be > 0")
+        if self.backend == "onnxruntime" and not self.weights:
+            raise ValueError("backend onnxruntime needs weights: the .onnx file of "
+                             "`drivestack export-onnx`")
 
 
 class PerceptionNode(Node):
@@ -56,29 +85,38 @@ class PerceptionNode(Node):
     def __init__(self, name: str = "perception", **kwargs) -> None:
         super().__init__(name, **kwargs)
         p = self.params
-        device = select_device(p.device, p.cpu_threads)
-        weights = Path(p.weights) if p.weights else DEFAULT_WEIGHTS
+        self.predictor: PredictorBase
         self.light_trained = False
-        if weights.is_file():
-            model, info = load_weights(weights)
-            self.light_trained = bool(info.get("light_trained", False))
-            self.trained = True
-        elif p.allow_untrained:
-            model, self.trained = build_model(), False
-            self.get_logger().warning("no weights file %s: running UNTRAINED (random) "
-                                      "weights (allow_untrained)", weights)
+        weights = Path(p.weights) if p.weights else DEFAULT_WEIGHTS
+        if p.backend == "onnxruntime":
+            onnx = OnnxPredictor(weights, p.cpu_threads)
+            self.predictor, self.light_trained, self.trained = onnx, onnx.light_trained, True
         else:
-            raise FileNotFoundError(
-                f"perception weights {weights} not found: train them with `drivestack "
-                f"train` and pass weights:=PATH (or allow_untrained:=true for tests)")
-        self.predictor = Predictor(model, device)
+            device = select_device(p.device, p.cpu_threads)
+            if weights.is_file():
+                model, info = load_weights(weights)
+                self.light_trained = bool(info.get("light_trained", False))
+                self.trained = True
+            elif p.allow_untrained:
+                model, self.trained = build_model(), False
+                self.get_logger().warning("no weights file %s: running UNTRAINED (random) "
+                                          "weights (allow_untrained)", weights)
+            else:
+                raise FileNotFoundError(
+                    f"perception weights {weights} not found: train them with `drivestack "
+                    f"train` and pass weights:=PATH (or allow_untrained:=true for tests)")
+            self.predictor = Predictor(model, device, compile=p.compile)
         self.objects_config = ObjectsConfig(max_range_m=p.max_range_m)
         self.tracker = Tracker()
         self.ego: list[EgoState] = []
+        self.pending: dict[int, dict[str, Image]] = {}  # frame -> camera -> image
+        self.dropped_frames = 0
         self.objects_pub = self.create_publisher(ObjectList, "/perception/objects")
         self.light_pub = self.create_publisher(TrafficLightState, "/perception/traffic_light")
         self.create_subscription(EgoState, "/ego/state", self.on_ego)
-        self.create_subscription(Image, f"/sensors/camera/{p.camera}", self.on_image)
+        for camera in p.cameras:
+            self.create_subscription(Image, f"/sensors/camera/{camera}",
+                                     lambda msg, c=camera: self.on_image(c, msg))
 
     def on_ego(self, msg: EgoState) -> None:
         self.ego = [e for e in self.ego[-4:] if e.header.frame < msg.header.frame] + [msg]
@@ -87,22 +125,42 @@ class PerceptionNode(Node):
         before = [e for e in self.ego if e.header.frame <= frame]
         return before[-1].transform if before else None
 
-    def on_image(self, msg: Image) -> None:
-        out = self.predictor.predict(msg.data, msg.encoding)
-        h, w = out["seg"].shape
-        K = scale_intrinsics(msg.intrinsics, w, h)
-        dets = detect_objects(out["seg"], out["depth"], K, msg.mount, out["probs"],
-                              self.objects_config)
-        objects = self.tracker.update(dets, msg.header.stamp,
-                                      self._ego_pose(msg.header.frame))
-        self.objects_pub.publish(ObjectList(header=msg.header, source="perception",
+    def on_image(self, camera: str, msg: Image) -> None:
+        frame = msg.header.frame
+        self.pending.setdefault(frame, {})[camera] = msg
+        if len(self.pending[frame]) < len(self.params.cameras):
+            return
+        images = self.pending.pop(frame)
+        for older in [f for f in self.pending if f < frame]:
+            del self.pending[older]
+            self.dropped_frames += 1
+        self.process([images[c] for c in self.params.cameras])
+
+    def process(self, images: list[Image]) -> None:
+        """One tick: every camera's image of one frame, in ``cameras`` order."""
+        encodings = {m.encoding for m in images}
+        if len(encodings) == 1:
+            outs = self.predictor.predict_batch([m.data for m in images], encodings.pop())
+        else:
+            outs = [self.predictor.predict(m.data, m.encoding) for m in images]
+        dets: list[Detection] = []
+        for msg, out in zip(images, outs, strict=True):
+            h, w = out["seg"].shape
+            dets += detect_objects(out["seg"], out["depth"], scale_intrinsics(msg.intrinsics,
+                                                                              w, h),
+                                   msg.mount, out["probs"], self.objects_config)
+        if len(images) > 1:
+            dets = merge_detections(dets)
+        header = images[0].header
+        objects = self.tracker.update(dets, header.stamp, self._ego_pose(header.frame))
+        self.objects_pub.publish(ObjectList(header=header, source="perception",
                                             objects=objects))
         state, conf = "unknown", 0.0
-        if self.light_trained and "light" in out:
-            probs: np.ndarray = out["light"]
+        if self.light_trained and "light" in outs[0]:
+            probs: np.ndarray = outs[0]["light"]
             i = int(probs.argmax())
             state = LIGHT_STATES[i] if LIGHT_STATES[i] != "none" else "unknown"
             conf = float(probs[i])
-        self.light_pub.publish(TrafficLightState(header=msg.header, state=state,
+        self.light_pub.publish(TrafficLightState(header=header, state=state,
                                                  confidence=min(max(conf, 0.0), 1.0),
                                                  source="perception"))

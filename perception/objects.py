@@ -217,3 +217,16 @@ def detect_objects(seg: np.ndarray, depth: np.ndarray, K: CameraIntrinsics,
             out.append(Detection(label, position, size, yaw, conf, count))
     out.sort(key=lambda d: float(np.hypot(d.position[0], d.position[1])))
     return out
+
+
+def merge_detections(dets: list[Detection], merge_m: float = 1.0) -> list[Detection]:
+    """One detection per object when several cameras see it: of two detections of
+    one label whose centres (ego x-y) are closer than ``merge_m``, the one with more
+    pixels is kept. Sorted by distance."""
+    kept: list[Detection] = []
+    for d in sorted(dets, key=lambda d: -d.pixels):
+        if not any(k.label == d.label and float(np.hypot(*(k.position[:2] - d.position[:2])))
+                   < merge_m for k in kept):
+            kept.append(d)
+    kept.sort(key=lambda d: float(np.hypot(d.position[0], d.position[1])))
+    return kept
