@@ -2,18 +2,12 @@
 /perception/objects ObjectList and /perception/traffic_light TrafficLightState out,
 both with the first camera's header.
 
-Per tick: the images of all cameras of one frame go through the network in one
-batch (:class:`perception.inference.Predictor`, or the onnxruntime backend), then
-per camera :func:`perception.objects.detect_objects` on the predicted classes and
-depth (intrinsics scaled to the head's resolution), the cameras' detections merged
-(:func:`perception.objects.merge_detections`: overlapping views see one object
-twice), and the :class:`perception.tracker.Tracker`. A frame waits until every
-camera's image of it has arrived; when a later frame completes first, the
-unfinished older one is dropped (counted). The tracker runs in the world frame when
-an /ego/state of the image's frame (or the latest one before it) has arrived, else
-in the ego frame (see :mod:`perception.tracker`). The traffic-light state comes
-from the light head on the first camera when the weights say it was trained
-("none" -> "unknown"), else it is "unknown" with confidence 0.
+Per tick (:class:`perception.pipeline.PerceptionPipeline`): the images of all
+cameras of one frame through the network in one batch, objects per camera, merged,
+tracked; the light head's state. A frame waits until every camera's image of it
+has arrived; when a later frame completes first, the unfinished older one is
+dropped (counted). The tracker runs in the world frame when an /ego/state of the
+image's frame (or the latest one before it) has arrived, else in the ego frame.
 
 Parameters: ``cameras`` (default [front]), ``device`` (auto/cpu/cuda),
 ``cpu_threads`` (2), ``backend`` (torch, or onnxruntime with an .onnx file from
@@ -29,11 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-import numpy as np
-
 from bus import Node
 from bus.messages import EgoState, Image, ObjectList, TrafficLightState
-from perception.classes import LIGHT_STATES
 from perception.inference import (
     DEFAULT_WEIGHTS,
     OnnxPredictor,
@@ -43,14 +34,8 @@ from perception.inference import (
     select_device,
 )
 from perception.model import build_model
-from perception.objects import (
-    Detection,
-    ObjectsConfig,
-    detect_objects,
-    merge_detections,
-    scale_intrinsics,
-)
-from perception.tracker import Tracker
+from perception.objects import ObjectsConfig
+from perception.pipeline import PerceptionPipeline
 
 
 @dataclass
@@ -106,8 +91,8 @@ class PerceptionNode(Node):
                     f"perception weights {weights} not found: train them with `drivestack "
                     f"train` and pass weights:=PATH (or allow_untrained:=true for tests)")
             self.predictor = Predictor(model, device, compile=p.compile)
-        self.objects_config = ObjectsConfig(max_range_m=p.max_range_m)
-        self.tracker = Tracker()
+        self.pipeline = PerceptionPipeline(self.predictor, self.light_trained,
+                                           ObjectsConfig(max_range_m=p.max_range_m))
         self.ego: list[EgoState] = []
         self.pending: dict[int, dict[str, Image]] = {}  # frame -> camera -> image
         self.dropped_frames = 0
@@ -138,29 +123,10 @@ class PerceptionNode(Node):
 
     def process(self, images: list[Image]) -> None:
         """One tick: every camera's image of one frame, in ``cameras`` order."""
-        encodings = {m.encoding for m in images}
-        if len(encodings) == 1:
-            outs = self.predictor.predict_batch([m.data for m in images], encodings.pop())
-        else:
-            outs = [self.predictor.predict(m.data, m.encoding) for m in images]
-        dets: list[Detection] = []
-        for msg, out in zip(images, outs, strict=True):
-            h, w = out["seg"].shape
-            dets += detect_objects(out["seg"], out["depth"], scale_intrinsics(msg.intrinsics,
-                                                                              w, h),
-                                   msg.mount, out["probs"], self.objects_config)
-        if len(images) > 1:
-            dets = merge_detections(dets)
         header = images[0].header
-        objects = self.tracker.update(dets, header.stamp, self._ego_pose(header.frame))
+        out = self.pipeline.step(images, self._ego_pose(header.frame))
         self.objects_pub.publish(ObjectList(header=header, source="perception",
-                                            objects=objects))
-        state, conf = "unknown", 0.0
-        if self.light_trained and "light" in outs[0]:
-            probs: np.ndarray = outs[0]["light"]
-            i = int(probs.argmax())
-            state = LIGHT_STATES[i] if LIGHT_STATES[i] != "none" else "unknown"
-            conf = float(probs[i])
-        self.light_pub.publish(TrafficLightState(header=header, state=state,
-                                                 confidence=min(max(conf, 0.0), 1.0),
+                                            objects=out.objects))
+        self.light_pub.publish(TrafficLightState(header=header, state=out.light_state,
+                                                 confidence=out.light_confidence,
                                                  source="perception"))

@@ -1,0 +1,74 @@
+"""One perception tick without a bus: camera images in, tracked objects and the
+traffic-light state out. The perception node is a thin adapter around it; the
+bench and replay call it directly.
+
+Per tick: the images of all cameras go through the network in one batch (any
+:class:`perception.inference.PredictorBase` backend), then per camera
+:func:`perception.objects.detect_objects` on the predicted classes and depth
+(intrinsics scaled to the head's resolution), the cameras' detections merged
+(:func:`perception.objects.merge_detections`: overlapping views see one object
+twice), and the :class:`perception.tracker.Tracker` (world frame when the ego's
+world pose is given). The light state comes from the light head on the first
+camera when the weights say it was trained ("none" -> "unknown"), else it is
+"unknown" with confidence 0.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from bus.messages import DetectedObject, Image, Transform
+from perception.classes import LIGHT_STATES
+from perception.inference import PredictorBase
+from perception.objects import (
+    Detection,
+    ObjectsConfig,
+    detect_objects,
+    merge_detections,
+    scale_intrinsics,
+)
+from perception.tracker import Tracker
+
+
+@dataclass
+class PerceptionOutput:
+    objects: list[DetectedObject]  # ego frame, tracked
+    light_state: str  # red, yellow, green, unknown
+    light_confidence: float  # 0..1
+    detections: list[Detection]  # this tick's, before tracking
+
+
+class PerceptionPipeline:
+    def __init__(self, predictor: PredictorBase, light_trained: bool,
+                 objects_config: ObjectsConfig | None = None) -> None:
+        self.predictor = predictor
+        self.light_trained = light_trained
+        self.objects_config = objects_config or ObjectsConfig()
+        self.tracker = Tracker()
+
+    def step(self, images: list[Image], ego_pose: Transform | None) -> PerceptionOutput:
+        """``images``: every camera's image of one frame (the first one's stamp is
+        the tick's time); ``ego_pose``: the ego's world pose then, if known."""
+        encodings = {m.encoding for m in images}
+        if len(encodings) == 1:
+            outs = self.predictor.predict_batch([m.data for m in images], encodings.pop())
+        else:
+            outs = [self.predictor.predict(m.data, m.encoding) for m in images]
+        dets: list[Detection] = []
+        for msg, out in zip(images, outs, strict=True):
+            h, w = out["seg"].shape
+            K = scale_intrinsics(msg.intrinsics, w, h)
+            dets += detect_objects(out["seg"], out["depth"], K, msg.mount, out["probs"],
+                                   self.objects_config)
+        if len(images) > 1:
+            dets = merge_detections(dets)
+        objects = self.tracker.update(dets, images[0].header.stamp, ego_pose)
+        state, conf = "unknown", 0.0
+        if self.light_trained and "light" in outs[0]:
+            probs: np.ndarray = outs[0]["light"]
+            i = int(probs.argmax())
+            state = LIGHT_STATES[i] if LIGHT_STATES[i] != "none" else "unknown"
+            conf = min(max(float(probs[i]), 0.0), 1.0)
+        return PerceptionOutput(objects, state, conf, dets)
