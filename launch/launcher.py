@@ -113,24 +113,32 @@ def _die_with_launcher() -> Callable[[], None] | None:
 
 
 class _Output:
-    """Writes whole lines from the reader threads and the launcher, never interleaved."""
+    """Writes whole lines from the reader threads and the launcher, never interleaved.
+    With a ``log`` file, every line goes there instead of the terminal, except the
+    launcher's errors, which go to both."""
 
-    def __init__(self) -> None:
+    def __init__(self, log: TextIO | None = None) -> None:
         self._lock = threading.Lock()
+        self.log = log
 
-    def line(self, stream: TextIO, tag: str, color: int, text: str) -> None:
+    def line(self, stream: TextIO, tag: str, color: int, text: str,
+             also_terminal: bool = False) -> None:
         prefix = f"[{tag}]"
-        if "NO_COLOR" not in os.environ and stream.isatty():
-            prefix = f"\033[{color}m{prefix}\033[0m"
         with self._lock:
-            stream.write(f"{prefix} {text}\n")
-            stream.flush()
+            if self.log is not None:
+                self.log.write(f"{prefix} {text}\n")
+                self.log.flush()
+            if self.log is None or also_terminal:
+                if "NO_COLOR" not in os.environ and stream.isatty():
+                    prefix = f"\033[{color}m{prefix}\033[0m"
+                stream.write(f"{prefix} {text}\n")
+                stream.flush()
 
     def info(self, text: str) -> None:
         self.line(sys.stdout, "launch", 1, text)
 
     def error(self, text: str) -> None:
-        self.line(sys.stderr, "launch", 31, text)
+        self.line(sys.stderr, "launch", 31, text, also_terminal=True)
 
 
 @dataclass
@@ -153,10 +161,12 @@ class _Node:
 class Launcher:
     """Starts the nodes of a :class:`LaunchDescription` and supervises them until the end.
 
-    ``run()`` returns the exit code: 0 when stopped by SIGINT/SIGTERM or when every
-    node exited 0; 1 when a node failed, was not ready in ``ready_timeout`` seconds, or
-    did not stop cleanly. ``entry_module`` is the module each node process runs with
-    ``python -m`` (any module that honours the ``launch.node_main`` contract).
+    ``log``: a text file that takes the nodes' output and the launcher's messages
+    instead of the terminal (errors still reach stderr). ``run()`` returns the exit
+    code: 0 when stopped by SIGINT/SIGTERM or when every node exited 0; 1 when a
+    node failed, was not ready in ``ready_timeout`` seconds, or did not stop cleanly.
+    ``entry_module`` is the module each node process runs with ``python -m`` (any
+    module that honours the ``launch.node_main`` contract).
     """
 
     def __init__(
@@ -165,6 +175,7 @@ class Launcher:
         namespace: str | None = None,
         ready_timeout: float = DEFAULT_READY_TIMEOUT_S,
         entry_module: str = NODE_MAIN,
+        log: TextIO | None = None,
     ) -> None:
         self.description = description
         self.namespace = check_namespace(namespace) if namespace else default_namespace()
@@ -172,7 +183,7 @@ class Launcher:
         self.entry_module = entry_module
         self._nodes = [_Node(spec, _COLORS[i % len(_COLORS)])
                        for i, spec in enumerate(description.nodes)]
-        self._out = _Output()
+        self._out = _Output(log)
         self._signals: list[int] = []
         self._failed = False
         self._up = False

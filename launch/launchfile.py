@@ -17,6 +17,10 @@ Format (every key is checked; a misspelled key is an error, never a silent defau
         restart: on-failure              # or never (default)
         max_restarts: 3                  # on-failure only (default 3)
         required: true                   # its exit ends the run (default true)
+        if: $(arg with_talker)           # only when true (default true)
+        unless: $(arg quiet)             # only when false (default false)
+
+``if`` and ``unless`` (nodes and includes) take a boolean, e.g. a boolean arg.
 
 Substitutions work in every string (keys included): ``$(arg NAME)``, ``$(env NAME)``
 and ``$(env NAME DEFAULT)``. A string that is exactly one ``$(arg NAME)`` takes the
@@ -49,9 +53,9 @@ DEFAULT_MAX_RESTARTS = 3
 
 _TOP_KEYS = ("args", "include", "nodes")
 _ARG_KEYS = ("default", "description")
-_INCLUDE_KEYS = ("file", "args")
+_INCLUDE_KEYS = ("file", "args", "if", "unless")
 _NODE_KEYS = ("node", "name", "params", "params_file", "remaps", "restart", "max_restarts",
-              "required")
+              "required", "if", "unless")
 
 _IDENT = r"[A-Za-z_][A-Za-z0-9_]*"
 _ARG_NAME = re.compile(rf"^{_IDENT}$")
@@ -342,9 +346,21 @@ def _resolve_args(raw: Any, file: Path, overrides: _Overrides, env: Mapping[str,
     return args
 
 
-def _node_spec(entry: Any, scope: _Scope, key: str) -> NodeSpec:
+def _enabled(entry: Mapping[str, Any], file: Path, key: str) -> bool:
+    """``if`` / ``unless`` of a (substituted) node or include entry."""
+    for cond in ("if", "unless"):
+        if cond in entry and not isinstance(entry[cond], bool):
+            raise LaunchFileError(file, f"{key}.{cond}",
+                                  f"expected true or false, got {entry[cond]!r}")
+    return bool(entry.get("if", True)) and not entry.get("unless", False)
+
+
+def _node_spec(entry: Any, scope: _Scope, key: str) -> NodeSpec | None:
+    """The node of one ``nodes`` entry; None when its ``if``/``unless`` leave it out."""
     file = scope.file
     entry = scope.substitute(_check_keys(entry, _NODE_KEYS, file, key, "a node"), key)
+    if not _enabled(entry, file, key):
+        return None
     for required_key in ("node", "name"):
         if required_key not in entry:
             raise LaunchFileError(file, f"{key}.{required_key}", "missing (it is required)")
@@ -437,6 +453,9 @@ def _load(
         target = scope.substitute(inc["file"], f"{key}.file")
         if not isinstance(target, str):
             raise LaunchFileError(file, f"{key}.file", f"expected a file name, got {target!r}")
+        if not _enabled(scope.substitute({k: inc[k] for k in ("if", "unless") if k in inc},
+                                         key), file, key):
+            continue
         inc_args = scope.substitute(inc.get("args") or {}, f"{key}.args")
         if not isinstance(inc_args, dict):
             raise LaunchFileError(file, f"{key}.args", "expected a mapping of argument values")
@@ -446,7 +465,9 @@ def _load(
         )
         nodes += child_nodes
     for i, entry in enumerate(_check_list(data.get("nodes"), file, "nodes")):
-        nodes.append(_node_spec(entry, scope, f"nodes[{i}]"))
+        spec = _node_spec(entry, scope, f"nodes[{i}]")
+        if spec is not None:
+            nodes.append(spec)
     return nodes, dict(scope.args)
 
 

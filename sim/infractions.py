@@ -62,6 +62,12 @@ class InfractionMonitor:
     _prev_front: np.ndarray | None = None
     _last_stopped: float = -math.inf  # sim time the ego last stood still
 
+    @property
+    def off_route(self) -> bool:
+        """Whether the ego is off its lanes now (as of the last :meth:`check`); the
+        off_route event says only when that starts, the evaluator needs each tick."""
+        return self._was_off_route
+
     def check(self, header: Header, ego: Box2D, ego_speed: float,
               colliders: Sequence[Collider],
               red_light_crossed: Callable[[np.ndarray, np.ndarray], int | None],

@@ -1,22 +1,42 @@
-"""The simulator node: the embedded world on the bus, in lockstep with control.
+"""The simulator node: the embedded world on the bus, in lockstep with control, and
+the run scored as the CARLA Leaderboard 1.0 scores it.
 
 Each tick k it publishes /ego/state, /sensors/camera/<name> and /sim/ground_truth
 for frame k (and /map/opendrive once, latched), waits for the /control/command of
 frame k (``bus.lockstep``: strict fails naming the late node; realtime reuses the
-last command and counts a miss), applies it, steps the world to frame k+1 and
-publishes that tick's infractions on /run/events.
+last command, counts a miss and publishes a ``deadline_miss`` event), applies it,
+steps the world to frame k+1 and publishes that tick's infractions on /run/events.
+
+Evaluation. The scenario's route waypoints are traced along the lanes
+(:func:`sim.routes.trace_route`), so route completion, the route timeout and the
+30 m deviation check use the road driven, not chords between sparse waypoints. A
+:class:`sim.evaluation.RouteEvaluator` gets the ego and the events every tick; the
+end events it detects (route_completed, blocked, route_timeout) go out on
+/run/events as well. The first end event ends the run: those, route_deviation, or
+scenario_end at the scenario's duration. A scenario without a route has no route
+completion or driving score (:class:`sim.run_metrics.FreeDriveEvaluator`) and ends
+at its duration.
+
+Measured besides: the end-to-end latency (wall time from publishing frame k's
+camera images to receiving frame k's command), ticks per second (wall), deadline
+misses, and every node's callback latencies as reported on /diagnostics. With
+``out_dir`` set the node writes ``OUT_DIR/metrics.json`` when the run ends, and
+also when it is stopped before (SIGINT/SIGTERM: end_reason ``interrupted``; a
+failure such as a strict-mode deadline: ``error``). Its own /diagnostics message
+carries the progress (:func:`sim.run_metrics.format_progress`).
 
 It starts ticking once every topic in ``start_when_subscribed`` has that many
 subscribers, so the first frames are not lost to nodes still connecting, and stops
-after the scenario's duration (``exit_when_done``: the process ends, and with it a
-launch whose sim node is required).
+when the run ends (``exit_when_done``: the process ends, and with it a launch whose
+sim node is required).
 """
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Literal
+from pathlib import Path
+from typing import Any, Literal
 
 from bus import FrameWaiter, Node
 from bus.messages import (
@@ -26,32 +46,63 @@ from bus.messages import (
     Header,
     Image,
     MapData,
+    NodeStatus,
     RunEvent,
     VehicleControl,
 )
+from bus.node import ShutdownRequested
+from sim.evaluation import END_KINDS, RouteEvaluator
 from sim.maps import load_map
-from sim.scenario import Scenario, load_scenario, resolve_route
+from sim.routes import DenseRoute, trace_route
+from sim.run_metrics import (
+    FreeDriveEvaluator,
+    NodeLatencies,
+    format_progress,
+    latency_summary,
+    write_json_atomic,
+)
+from sim.scenario import RouteConfig, Scenario, load_scenario, resolve_route
 from sim.scene import SceneRenderer
-from sim.world import MapSource, World
+from sim.world import EGO_ID, MapSource, World
+
+METRICS_FILE = "metrics.json"
 
 
 @dataclass
 class SimParams:
-    scenario: str = ""  # scenario YAML; empty: the defaults of sim.scenario.Scenario
+    # built-in scenario name or YAML path; empty: the defaults of sim.scenario.Scenario
+    scenario: str = ""
     map: str = ""  # overrides the scenario's map (built-in name or .xodr path)
     seed: int = -1  # overrides the scenario's seed when >= 0
     duration_s: float = 0.0  # overrides the scenario's duration when > 0
     mode: Literal["", "strict", "realtime"] = ""  # overrides the lockstep mode
+    # a CARLA leaderboard route file and the id of the route in it to drive instead of
+    # the scenario's route; its town is the map unless ``map`` is set
+    route_file: str = ""
+    route_id: str = ""
+    map_dir: str = ""  # overrides the scenario's map_dir (where <town>.xodr is found)
+    out_dir: str = ""  # when set: OUT_DIR/metrics.json at the end of the run
     # topic -> subscribers it must have before the first tick (a launch knows how
     # many nodes listen; frames published before they connect would be lost)
     start_when_subscribed: dict[str, int] = field(default_factory=lambda: {"/ego/state": 1})
     exit_when_done: bool = True
 
+    def __post_init__(self) -> None:
+        if bool(self.route_file) != bool(self.route_id):
+            raise ValueError("route_file and route_id: give both or neither")
+
 
 def build_scenario(p: SimParams) -> Scenario:
+    """The scenario the parameters name, their overrides applied, its route resolved."""
     scenario = load_scenario(p.scenario) if p.scenario else Scenario()
     if p.map:
         scenario.map = p.map
+    if p.map_dir:
+        scenario.map_dir = p.map_dir
+    if p.route_file:
+        scenario.route = RouteConfig(file=p.route_file, id=p.route_id)
+        if not p.map:
+            scenario.map = ""  # the route file's town
     if p.seed >= 0:
         scenario.seed = p.seed
     if p.duration_s > 0:
@@ -62,7 +113,7 @@ def build_scenario(p: SimParams) -> Scenario:
 
 
 class SimNode(Node):
-    """Runs a scenario's world and publishes it (see the module docstring)."""
+    """Runs a scenario's world, publishes it and scores the run (module docstring)."""
 
     Params = SimParams
 
@@ -71,6 +122,23 @@ class SimNode(Node):
         self.scenario = build_scenario(self.params)
         loaded = load_map(self.scenario.map)
         self.world = World(self.scenario, MapSource(loaded.name, loaded.xodr, loaded.map))
+        self.route: DenseRoute | None = None
+        self.evaluator: RouteEvaluator | FreeDriveEvaluator = FreeDriveEvaluator(
+            self.scenario.dt)
+        if self.scenario.route.waypoints:
+            p = self.params
+            try:
+                self.route = trace_route(loaded.map, [(w.x, w.y) for w in
+                                                      self.scenario.route.waypoints])
+            except ValueError as exc:  # a waypoint off the map's lanes
+                source = f"{p.route_file} route {p.route_id}" if p.route_file else \
+                    p.scenario
+                raise ValueError(f"{source}: {exc}") from None
+            # The deviation check measures from the lanes to drive, like the score.
+            self.world.route = self.world.monitor.route = self.route.points
+            self.evaluator = RouteEvaluator(
+                self.route.points, self.scenario.dt, ego_id=EGO_ID,
+                blocked_time_s=self.scenario.evaluation.blocked_time_s)
         self.scene = SceneRenderer(self.world, self.scenario.cameras, self.scenario.weather,
                                    self.scenario.seed)
         self.map_pub = self.create_publisher(MapData, "/map/opendrive")
@@ -82,10 +150,15 @@ class SimNode(Node):
         lock = self.scenario.lockstep
         self.commands = FrameWaiter(self, ControlCommand, "/control/command",
                                     deadline_s=lock.deadline_s, mode=lock.mode)
+        self.node_latencies = NodeLatencies()
+        self.create_subscription(NodeStatus, "/diagnostics", self.node_latencies.add)
         self.map_pub.publish(MapData(Header(0, 0.0), loaded.name, loaded.xodr))
         self.started = False
         self.done = False
         self.ticks_per_s = 0.0
+        self.end_to_end_ms: list[float] = []  # per frame answered in time
+        self.metrics: dict[str, Any] | None = None  # set when the run ends
+        self._error = ""
         self._t_start = 0.0
         period = self.scenario.dt if lock.mode == "realtime" else 1e-4
         self.create_timer(period, self.tick)
@@ -93,13 +166,19 @@ class SimNode(Node):
     def status_header(self) -> Header:
         return self.world.header()
 
+    def publish_status(self, message: str = "") -> None:
+        """/diagnostics, with the run's progress as the message."""
+        super().publish_status(message or format_progress(
+            self.world.time, self.scenario.duration_s, self.evaluator.distance_m,
+            self.evaluator.route_completion, self.ticks_per_s))
+
     def _may_start(self) -> bool:
         want = self.params.start_when_subscribed
         return all(pub.subscription_count >= want[pub.topic] for pub in self.publishers
                    if pub.topic in want)
 
     def tick(self) -> None:
-        """Publish frame k, wait for its command, step to k+1."""
+        """Publish frame k, wait for its command, step to k+1, score the tick."""
         if self.done:
             return
         if not self.started:
@@ -107,25 +186,107 @@ class SimNode(Node):
                 return
             self.started, self._t_start = True, time.monotonic()
             self.state = "running"
+            self._evaluate([])  # the start (frame 0): where the run's time and path begin
+        if not self.done:
+            try:
+                self._step()
+            except ShutdownRequested:
+                raise
+            except Exception as exc:
+                self._error = f"{type(exc).__name__}: {exc}"
+                self._finish("error")
+                raise
+        if self.done and self.params.exit_when_done and self.executor is not None:
+            self.executor.shutdown()
+
+    def _step(self) -> None:
         world = self.world
         frame = world.frame
         self.ego_pub.publish(world.ego_state())
         if self.scenario.ground_truth:
             self.gt_pub.publish(world.ground_truth())
-        for name, image in self.scene.render(world).items():
+        images = self.scene.render(world)
+        sent = time.perf_counter()
+        for name, image in images.items():
             self.camera_pubs[name].publish(image)
+        misses = self.commands.misses
         command = self.commands.wait(frame)
+        events: list[RunEvent] = []
+        if self.commands.misses > misses:
+            deadline = self.commands.deadline_s
+            events.append(RunEvent(
+                header=world.header(), kind="deadline_miss", actor_id=EGO_ID, value=deadline,
+                description=f"no {self.commands.topic} for frame {frame} within "
+                            f"{deadline:g} s: the last command was applied again"))
+        else:
+            self.end_to_end_ms.append((time.perf_counter() - sent) * 1e3)
         control = command.control if command is not None else VehicleControl()
-        for event in world.step(control):
-            self.event_pub.publish(event)
+        events += world.step(control)
         elapsed = time.monotonic() - self._t_start
         self.ticks_per_s = world.frame / elapsed if elapsed > 0 else 0.0
-        if world.time >= self.scenario.duration_s - 1e-9:
-            self.done = True
-            self.event_pub.publish(RunEvent(
-                header=world.header(), kind="scenario_end", actor_id=1,
+        # At the duration the run ends, unless this tick ended it already (a tie
+        # with an end the evaluator detects goes to the duration).
+        if (world.time >= self.scenario.duration_s - 1e-9
+                and not any(e.kind in END_KINDS for e in events)):
+            events.append(RunEvent(
+                header=world.header(), kind="scenario_end", actor_id=EGO_ID,
                 value=world.time, description=f"{self.scenario.duration_s:g} s simulated"))
-            self.get_logger().info("scenario done: %d ticks, %.1f ticks/s", world.frame,
-                                   self.ticks_per_s)
-            if self.params.exit_when_done and self.executor is not None:
-                self.executor.shutdown()
+        self._evaluate(events)
+
+    def _evaluate(self, events: list[RunEvent]) -> None:
+        """Score the world as it is now with this tick's events; publish them and any
+        end the evaluator detects; the first end event ends the run."""
+        # The monitor knows whether the ego is outside its lanes now; its off_route
+        # event only marks where that starts, and the score needs the whole stretch.
+        off_route = self.world.monitor.off_route
+        ends = self.evaluator.update_ego(self.world.ego_state(), events, off_route=off_route)
+        for event in [*events, *ends]:
+            self.event_pub.publish(event)
+        if self.evaluator.ended:
+            self._finish(self.evaluator.end_reason or "")
+
+    def _finish(self, reason: str) -> None:
+        """The run is over (``reason``: its end event, or interrupted / error): keep
+        the metrics, write them when ``out_dir`` is set, and log the result."""
+        self.done = True
+        self.metrics = self.run_metrics(reason)
+        if self.params.out_dir:
+            write_json_atomic(Path(self.params.out_dir) / METRICS_FILE, self.metrics)
+        m = self.metrics
+
+        def pct(v: float | None) -> str:
+            return "-" if v is None else f"{v:.1f}"
+
+        self.get_logger().info(
+            "run ended (%s): %d ticks, %.1f s simulated, %.1f ticks/s; DS %s, RC %s, "
+            "IP %.2f", m["end_reason"], self.world.frame, self.world.time, self.ticks_per_s,
+            pct(m["driving_score"]), pct(m["route_completion"]), m["infraction_penalty"])
+
+    def run_metrics(self, reason: str) -> dict[str, Any]:
+        """What metrics.json holds: the evaluator's metrics plus ticks, wall time,
+        latencies and the scenario; ``reason`` is the end reason when the evaluator
+        saw no end event (interrupted, error)."""
+        sc = self.scenario
+        wall = time.monotonic() - self._t_start if self.started else 0.0
+        out = self.evaluator.metrics(extra={
+            "ticks": self.world.frame,
+            "sim_time_s": self.world.time,
+            "wall_time_s": wall,
+            "ticks_per_s": self.ticks_per_s,
+            "latency_ms": {"end_to_end": latency_summary(self.end_to_end_ms),
+                           "nodes": self.node_latencies.summary()},
+            "scenario": {"name": sc.name, "source": self.params.scenario,
+                         "map": self.world.map_name, "seed": sc.seed, "route_id": sc.route.id,
+                         "duration_s": sc.duration_s, "lockstep": sc.lockstep.mode},
+            "route_chords": None if self.route is None else list(self.route.chords),
+            "error": self._error or None,
+        })
+        out["end_reason"] = out["end_reason"] or reason
+        return out
+
+    def destroy(self) -> None:
+        """Stopped before the run ended (SIGINT/SIGTERM, or torn down): the metrics
+        so far are still written, as an interrupted run."""
+        if not self.done:
+            self._finish("interrupted")
+        super().destroy()

@@ -2,11 +2,13 @@
 
 A scenario names the map (built-in name or .xodr path), where the ego starts, the
 route (waypoints, or a CARLA leaderboard route file and id), traffic, weather,
-cameras, scripted events, the duration and the seed. Every key is checked at load
+cameras, scripted events, the duration, the seed and the evaluation settings (the
+blocked time). Every key is checked at load
 (``bus.config``): a misspelled key or a bad value is one error naming the file.
 
 Coordinates are CARLA world (metres, degrees). ``drivestack run --scenario FILE``
-and the sim node load it with :func:`load_scenario`.
+and the sim node load it with :func:`load_scenario`, which also takes the name of a
+built-in scenario (``sim/scenarios/<name>.yaml``, see :func:`list_scenarios`).
 """
 
 from __future__ import annotations
@@ -16,6 +18,10 @@ from pathlib import Path
 from typing import Literal
 
 from bus import config as cfg
+from sim.evaluation import BLOCKED_TIME_S
+
+#: Where the built-in scenarios live (package data).
+SCENARIO_DIR = Path(__file__).resolve().parent / "scenarios"
 
 
 @dataclass
@@ -141,7 +147,21 @@ class LockstepConfig:
 
 
 @dataclass
+class EvaluationConfig:
+    """How the run is scored where the Leaderboard leaves room: ``blocked_time_s``,
+    seconds of sim time below 0.1 m/s before the run ends as blocked (the
+    Leaderboard's 180 s; shorter in tests)."""
+
+    blocked_time_s: float = BLOCKED_TIME_S
+
+    def __post_init__(self) -> None:
+        if not self.blocked_time_s > 0:
+            raise ValueError(f"evaluation.blocked_time_s must be > 0, not {self.blocked_time_s}")
+
+
+@dataclass
 class Scenario:
+    name: str = ""  # what reports call it (metrics.json); empty: the file's stem
     map: str = ""  # built-in name or .xodr; empty: the route file's town, else town_grid
     map_dir: str = ""  # where a route's town (e.g. Town01) is found as <town>.xodr
     seed: int = 0
@@ -155,6 +175,7 @@ class Scenario:
     cameras: list[CameraConfig] = field(default_factory=lambda: [CameraConfig()])
     events: list[EventConfig] = field(default_factory=list)
     lockstep: LockstepConfig = field(default_factory=LockstepConfig)
+    evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
     ground_truth: bool = True  # publish /sim/ground_truth
 
     def __post_init__(self) -> None:
@@ -188,10 +209,33 @@ def resolve_route(scenario: Scenario) -> Scenario:
     return scenario
 
 
-def load_scenario(path: str | Path) -> Scenario:
-    """A scenario from YAML; relative paths in it resolve against its directory."""
-    path = Path(path)
+def list_scenarios() -> dict[str, Path]:
+    """Built-in scenario name -> its YAML file, sorted by name."""
+    return {p.stem: p for p in sorted(SCENARIO_DIR.glob("*.yaml"))}
+
+
+def find_scenario(name_or_path: str | Path) -> Path:
+    """The YAML file of a built-in scenario name (``town_grid_route``) or of a path.
+
+    A string that names a built-in scenario wins over a file of that name in the
+    working directory. Anything else must be an existing file; if it is not, one
+    ConfigError names it and lists the built-in scenarios."""
+    builtins = list_scenarios()
+    if isinstance(name_or_path, str) and name_or_path in builtins:
+        return builtins[name_or_path]
+    path = Path(name_or_path)
+    if path.is_file():
+        return path
+    raise cfg.ConfigError(str(name_or_path), "", "a built-in scenario name ("
+                          + ", ".join(builtins) + ") or an existing scenario YAML file")
+
+
+def load_scenario(name_or_path: str | Path) -> Scenario:
+    """A scenario from YAML (a built-in name or a path, see :func:`find_scenario`);
+    relative paths in it resolve against its directory."""
+    path = find_scenario(name_or_path)
     scenario = cfg.load_yaml(Scenario, path)
+    scenario.name = scenario.name or path.stem
     base = path.resolve().parent
 
     def resolve(value: str) -> str:

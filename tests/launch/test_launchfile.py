@@ -310,3 +310,24 @@ def test_bad_param_value_is_reported_by_the_node_against_the_launch_file(tmp_pat
     assert proc.returncode == 2
     assert f"{f} nodes[0].params: rate_hz: expected a number, got 'fast'" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_if_and_unless_select_nodes_and_includes(tmp_path: Path) -> None:
+    write(tmp_path / "part.yaml", f"""
+        nodes: [{{node: '{TALKER}', name: included}}]
+    """)
+    top = write(tmp_path / "top.yaml", f"""
+        args: {{oracle: {{default: false}}}}
+        include:
+          - {{file: part.yaml, if: $(arg oracle)}}
+        nodes:
+          - {{node: '{TALKER}', name: perception, unless: $(arg oracle)}}
+          - {{node: '{TALKER}', name: oracle, if: $(arg oracle)}}
+          - {{node: '{TALKER}', name: always}}
+    """)
+    assert [n.name for n in load_launch_file(top, env={}).nodes] == ["perception", "always"]
+    assert [n.name for n in load_launch_file(top, {"oracle": True}, env={}).nodes] == [
+        "included", "oracle", "always"]
+    assert "nodes[0].if: expected true or false" in error_of(write(tmp_path / "bad.yaml", f"""
+        nodes: [{{node: '{TALKER}', name: x, if: maybe}}]
+    """))

@@ -133,3 +133,78 @@ def test_a_route_town_that_cannot_be_found_is_a_clear_error(tmp_path: Path):
     f.write_text(f"map_dir: {tmp_path}\nroute: {{file: {routes}, id: '0'}}\n")
     with pytest.raises(MapError, match="Town01"):
         resolve_route(load_scenario(f))
+
+
+BUILT_IN = {"town_grid_route", "pedestrian_steps_out", "lead_vehicle_brakes",
+            "stopped_vehicle", "cut_in"}
+
+
+def test_built_in_scenarios_are_listed_and_found_by_name(tmp_path: Path, monkeypatch):
+    from sim.scenario import SCENARIO_DIR, find_scenario, list_scenarios
+
+    assert set(list_scenarios()) >= BUILT_IN
+    assert find_scenario("cut_in") == SCENARIO_DIR / "cut_in.yaml"
+    own = tmp_path / "mine.yaml"
+    own.write_text("map: highway\n")
+    assert find_scenario(str(own)) == own and find_scenario(own) == own
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "cut_in").write_text("map: rural\n")
+    assert find_scenario("cut_in") == SCENARIO_DIR / "cut_in.yaml"  # the name wins
+    s = load_scenario(own)
+    assert s.name == "mine" and s.evaluation.blocked_time_s == 180.0
+
+
+@pytest.mark.parametrize("name", ["no_such_scenario", "runs/x/none.yaml"])
+def test_an_unknown_scenario_names_itself_and_lists_the_built_ins(name: str):
+    from sim.scenario import find_scenario
+
+    with pytest.raises(ConfigError, match=f"^{name}: expected a built-in scenario name") \
+            as exc:
+        find_scenario(name)
+    assert all(b in str(exc.value) for b in BUILT_IN)
+
+
+def test_the_blocked_time_is_a_scenario_setting(tmp_path: Path):
+    f = tmp_path / "s.yaml"
+    f.write_text("evaluation: {blocked_time_s: 2.5}\n")
+    assert load_scenario(f).evaluation.blocked_time_s == 2.5
+    f.write_text("evaluation: {blocked_time_s: 0}\n")
+    with pytest.raises(ConfigError, match=r"evaluation\.blocked_time_s must be > 0"):
+        load_scenario(f)
+
+
+@pytest.mark.parametrize("name", sorted(BUILT_IN))
+def test_every_built_in_scenario_loads_and_drives_a_route_on_driving_lanes(name: str):
+    carla = pytest.importorskip("carla")
+    from sim.evaluation import route_timeout_s
+    from sim.maps import load_map
+    from sim.routes import trace_route
+    from sim.scenario import resolve_route
+    from sim.world import MapSource, World
+
+    s = resolve_route(load_scenario(name))
+    assert s.name == name
+    loaded = load_map(s.map)
+    assert loaded.name in ("town_grid", "highway", "rural")
+    for i, p in enumerate(s.route.waypoints):
+        wp = loaded.map.get_waypoint(carla.Location(p.x, p.y, 0.0), project_to_road=False,
+                                     lane_type=carla.LaneType.Driving)
+        assert wp is not None, f"{name}: route waypoint {i} is not on a driving lane"
+        assert wp.transform.location.distance(carla.Location(p.x, p.y, 0.0)) < 0.5
+    route = trace_route(loaded.map, [(p.x, p.y) for p in s.route.waypoints])
+    assert route.chords == ()
+    # The route's own end conditions (completed, blocked, timeout) end the run.
+    assert s.duration_s > route_timeout_s(route.length_m())
+    world = World(s, MapSource(loaded.name, loaded.xodr, loaded.map))
+    if name == "town_grid_route":
+        assert 300.0 <= route.length_m() <= 500.0
+        assert 10 <= len(world.traffic.npcs) <= 20
+        assert 10 <= len(world.pedestrians.walkers) <= 20
+        assert len(world.lights.lights) > 0 and s.weather.time_of_day == "day"
+    else:  # its event happens when the ego drives the route's (straight) start
+        assert [e.kind for e in s.events] == [name]
+        from bus.messages import VehicleControl
+
+        while not world.script.fired and world.time < 30.0:
+            world.step(VehicleControl(throttle=0.5 if world.ego.speed < 12.0 else 0.0))
+        assert [kind for _, kind in world.script.fired] == [name]
