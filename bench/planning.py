@@ -18,6 +18,19 @@ steps
     ahead, and each p99 as a fraction of the 50 ms sim tick. Targets: planner p99
     <= 5 ms, controller p99 <= 1 ms (``steps_target_met``).
 
+ride
+    comfort and the issue targets in closed loop (local planner + controller +
+    the dynamics model, straight road, 20 s each): the jerk |da/dt| of the car's
+    actual longitudinal acceleration (m/s^3, p99 and peak) when stopping at a red
+    line 80 m ahead from 50 km/h (``ride_stop_*``, with its largest deceleration
+    and the front bumper's stopping gap to the line), speeding up from standstill
+    to 50 km/h (``ride_speedup_*``) and following a lead at 8 m/s
+    (``ride_follow_*``); and, braking for an emergency, the smallest gap to a lead
+    that brakes at 6 m/s^2 from 50 km/h (``ride_lead_brake_*``). Targets: jerk p99
+    <= 5 m/s^3 in the three normal rides, the stop 0..1.5 m before the line at <= 4
+    m/s^2, no collision (``ride_target_met``). Deterministic: ignores queries and
+    rounds.
+
 A new measurement is a function of (queries, rounds) returning its figures as a
 dict, added to ``MEASUREMENTS``; ``main`` runs each and merges the figures. Prints a
 table, then as the last line one JSON object with every figure.
@@ -26,6 +39,7 @@ table, then as the last line one JSON object with every figure.
 from __future__ import annotations
 
 import argparse
+import math
 import random
 import statistics
 import sys
@@ -50,6 +64,8 @@ BUILD_TARGET_S = 2.0
 QUERY_P99_TARGET_MS = 50.0
 PLANNER_P99_TARGET_MS = 5.0
 CONTROLLER_P99_TARGET_MS = 1.0
+JERK_P99_TARGET = 5.0  # m/s^3, normal driving
+STOP_DECEL_TARGET = 4.0  # m/s^2
 
 
 def _route_maps() -> dict[str, carla.Map | None]:
@@ -158,8 +174,84 @@ def bench_steps(queries: int, rounds: int) -> dict[str, Any]:
     }
 
 
+def bench_ride(queries: int, rounds: int) -> dict[str, Any]:
+    """Closed-loop comfort and targets (see the module docstring); ``queries`` and
+    ``rounds`` are unused (the rides are deterministic)."""
+    from bus.messages import (
+        DetectedObject,
+        EgoState,
+        Header,
+        ObjectList,
+        Rotation,
+        TrafficLightState,
+        Transform,
+        Vector3,
+    )
+    from control.controller import Controller
+    from planning.local_planner import LocalPlanner
+    from sim import dynamics
+
+    dt, half, ticks = 0.05, 2.45, 400  # s, ego centre to bumper (m), 20 s
+    route = np.stack([np.arange(-10.0, 1000.0, 2.0), np.zeros(505)], axis=1)
+    params = dynamics.load_vehicle("default_car")
+
+    def ride(speed: float, lead: dict[str, float] | None, decel_at: float, lead_decel: float,
+             light: TrafficLightState | None) -> tuple[np.ndarray, float, float]:
+        """Accelerations (m/s^2) per step, the smallest bumper gap to the lead (m)
+        and the ego's final x (m)."""
+        state = dynamics.VehicleState(speed=speed, gear=4 if speed > 5.0 else 1)
+        planner, controller = LocalPlanner(route), Controller()
+        accels, gap = [], float("inf")
+        for k in range(ticks):
+            objects = ObjectList()
+            if lead is not None:
+                a = -lead_decel if k * dt >= decel_at else 0.0
+                lead["v"] = max(0.0, lead["v"] + a * dt)
+                lead["x"] += lead["v"] * dt
+                gap = min(gap, lead["x"] - 2.3 - (state.x + half))
+                objects = ObjectList(objects=[DetectedObject(
+                    track_id=1, label="vehicle", position=Vector3(lead["x"] - state.x, 0.0, 0.75),
+                    size=Vector3(4.6, 1.9, 1.5), velocity=Vector3(lead["v"], 0.0, 0.0))])
+            seen = TrafficLightState() if light is None else TrafficLightState(
+                state=light.state, distance=light.distance - state.x)
+            ego = EgoState(header=Header(k, k * dt), transform=Transform(
+                Vector3(state.x, state.y, 0.0), Rotation(0.0, state.yaw, 0.0)),
+                speed=state.speed, speed_limit=50 / 3.6)
+            control = controller.step(ego, planner.plan(ego, objects, seen))
+            state = dynamics.step(state, control, params, dt)
+            accels.append(state.accel)
+        return np.array(accels), gap, state.x
+
+    def jerk(accels: np.ndarray) -> tuple[float, float]:
+        j = np.abs(np.diff(accels)) / dt
+        return round(float(np.percentile(j, 99)), 2), round(float(j.max()), 2)
+
+    line = 80.0
+    stop, _, x_end = ride(50 / 3.6, None, 0.0, 0.0, TrafficLightState(state="red", distance=line))
+    speedup, _, _ = ride(0.0, None, 0.0, 0.0, None)
+    follow, _, _ = ride(50 / 3.6, {"x": 40.0, "v": 8.0}, math.inf, 0.0, None)
+    braking, lead_gap, _ = ride(50 / 3.6, {"x": 35.0, "v": 50 / 3.6}, 3.0, 6.0, None)
+    figures: dict[str, Any] = {}
+    for name, accels in (("stop", stop), ("speedup", speedup), ("follow", follow)):
+        p99, peak = jerk(accels)
+        figures.update({f"ride_{name}_jerk_p99": p99, f"ride_{name}_jerk_peak": peak})
+    stop_gap = line - (x_end + half)
+    figures.update({
+        "ride_stop_decel_max": round(float(-stop.min()), 2),
+        "ride_stop_gap_m": round(stop_gap, 2),
+        "ride_speedup_accel_max": round(float(speedup.max()), 2),
+        "ride_lead_brake_decel_max": round(float(-braking.min()), 2),
+        "ride_lead_brake_min_gap_m": round(lead_gap, 2),
+    })
+    figures["ride_target_met"] = bool(
+        all(figures[f"ride_{n}_jerk_p99"] <= JERK_P99_TARGET for n in ("stop", "speedup", "follow"))
+        and figures["ride_stop_decel_max"] <= STOP_DECEL_TARGET and 0.0 <= stop_gap <= 1.5
+        and lead_gap > 0.0)
+    return figures
+
+
 MEASUREMENTS: dict[str, Callable[[int, int], dict[str, Any]]] = {
-    "route": bench_route, "steps": bench_steps}
+    "route": bench_route, "steps": bench_steps, "ride": bench_ride}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -115,8 +115,10 @@ class TrackPath:
         self.seg_len2 = np.maximum(self.seg_len**2, 1e-12)
         self.s = np.concatenate(([0.0], np.cumsum(self.seg_len)))
         self.kappa = np.diff(self.yaw) / np.maximum(self.seg_len, 1e-9)  # per segment
-        # Profile acceleration per segment: a = v dv/ds = d(v^2/2)/ds.
+        # Profile acceleration per segment: a = v dv/ds = d(v^2/2)/ds, and the
+        # segment middles it is read at.
         self.accel = np.diff(self.speeds**2) / (2.0 * np.maximum(self.seg_len, 1e-9))
+        self.mid_s = (self.s[:-1] + self.s[1:]) / 2.0
 
     @property
     def length(self) -> float:
@@ -153,9 +155,11 @@ class TrackPath:
         return float(np.interp(s, self.s, self.speeds))
 
     def accel_at(self, s: float) -> float:
-        """Profile acceleration (m/s^2) on the segment holding ``s``."""
-        i = int(np.clip(np.searchsorted(self.s, s, side="right") - 1, 0, len(self.accel) - 1))
-        return float(self.accel[i])
+        """Profile acceleration (m/s^2) at ``s``: the segments' accelerations,
+        interpolated linearly between their middles (clamped at the ends), so that it
+        changes smoothly as the car moves along (a segment's own value is an average
+        over it; stepping from one to the next would step the feed-forward)."""
+        return float(np.interp(s, self.mid_s, self.accel))
 
 
 # -------------------------------------------------------------------- steering laws

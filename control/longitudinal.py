@@ -21,7 +21,10 @@ The algorithm, top to bottom:
    pedal, so the controller does not flicker between throttle and brake.
 5. Standstill hold: when the target is (near) zero, the profile does not set off
    (no positive acceleration) and the car is nearly stopped, hold a fixed brake so
-   it stays put.
+   it stays put. While the car still rolls the brake moves to the hold at only
+   ``hold_rate`` per step: the planner's profile releases the brake as the car
+   comes to rest, and pressing it then would stop the car with a jolt (its
+   deceleration drops to zero in one step at the moment it stops).
 6. Rate limits on each pedal (change per step), then the pedal limits.
 """
 
@@ -108,6 +111,7 @@ class LongitudinalParams:
     stop_speed: float = 0.1  #: target speed (m/s) below which the car should stand
     hold_speed: float = 0.5  #: actual speed (m/s) below which standstill hold engages
     hold_brake: float = 0.3  #: brake held at standstill
+    hold_rate: float = 0.01  #: largest brake change per step towards the hold while rolling
     pedal_map: PedalMapParams = field(default_factory=lambda: DEFAULT_PEDAL_MAP)
 
     def __post_init__(self) -> None:
@@ -117,7 +121,7 @@ class LongitudinalParams:
             if not (math.isfinite(value) and value >= 0):
                 raise ValueError(f"{name} >= 0, got {value!r}")
         for name in ("max_throttle", "max_brake", "throttle_rate", "brake_rate",
-                     "hold_brake"):
+                     "hold_brake", "hold_rate"):
             value = getattr(self, name)
             if not 0 < value <= 1:
                 raise ValueError(f"{name} in (0, 1], got {value!r}")
@@ -171,7 +175,8 @@ class LongitudinalController:
         # the profile sets off from here (zero speed now, accelerating).
         if target_speed <= p.stop_speed and speed <= p.hold_speed and target_accel <= 0.0:
             self.integral, self.last_error = 0.0, None
-            return self._output(0.0, p.hold_brake)
+            rate = p.hold_rate if speed > 0.0 else p.brake_rate
+            return self._output(0.0, rate_limit(p.hold_brake, self.brake, rate))
 
         # 1-2. PID on the speed error plus the profile's acceleration.
         error = target_speed - speed

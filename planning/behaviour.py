@@ -13,13 +13,18 @@ looks at a corridor around the path (a shapely buffer of the path polyline) and:
     ``yield_window`` s of it, stop short of the crossing point,
   - brakes hard (up to ``emergency_decel``) when time-to-collision is too short.
 
-The result is a speed profile over the path: from the current speed, within
-``accel``/``comfort_decel`` (or ``emergency_decel``), never above what lets the car
-stop where it must: v(s) <= sqrt(2 a (s_stop - s)).
+The result is a speed profile over the path (:func:`speed_profile`): from the
+current speed and acceleration, within ``accel``/``comfort_decel`` (or
+``emergency_decel``) and with the acceleration changing no faster than ``jerk`` (or
+``emergency_jerk``) m/s^3, never above what lets the car stop where it must. Why
+jerk matters: the controller follows the profile's acceleration as feed-forward,
+so a step in it (the start of braking, the moment of stopping) is a step in the
+car's acceleration.
 """
 
 from __future__ import annotations
 
+import bisect
 import math
 from dataclasses import dataclass, field
 
@@ -47,6 +52,17 @@ class BehaviourParams:
     yield_horizon: float = 4.0  # s, how far ahead crossing vehicles are predicted
     yield_window: float = 2.5  # s, arrival times closer than this conflict
     yield_margin: float = 3.0  # m, stop this far before the crossing point
+    jerk: float = 2.5  # m/s^3, fastest change of the profile's acceleration (comfort)
+    firm_jerk: float = 10.0  # m/s^3, the same when a limit is too close for comfort
+    emergency_jerk: float = 30.0  # m/s^3, the same when braking for an emergency
+    limit_tolerance: float = 0.2  # m/s over a hard limit that still counts as meeting it
+    profile_dt: float = 0.1  # s, time step the speed profile is integrated with
+    profile_horizon: float = 7.0  # s, longest the speed profile is integrated for
+    envelope_time: float = 0.5  # s, time constant of the approach to a target or limit
+    decel_reserve: float = 0.5  # m/s^2 of the decel limit the envelope leaves for catching up
+    align_m: float = 0.3  # m: path points closer than this to a limit point give way to it
+    # m after the path's start and before a stop where extra path points go (align_grid)
+    refine_m: tuple[float, ...] = (0.02, 0.05, 0.1, 0.2, 0.35, 0.55, 0.8)
 
 
 @dataclass
@@ -127,15 +143,27 @@ def decide(path_ego: np.ndarray, speed: float, speed_limit: float, objects: Obje
     return d
 
 
-def curvature(points: np.ndarray) -> np.ndarray:
-    """|curvature| (1/m) at each point of a polyline (N x 2), from the turn of its
-    heading per metre."""
-    if len(points) < 3:
+def curvature(points: np.ndarray, base: float) -> np.ndarray:
+    """|curvature| (1/m) at each point of a polyline (N x 2): the turn of its
+    heading over ``base`` metres centred on the point (fewer at the ends), per
+    metre. Why over a baseline: a polyline turns only at its vertices, and where
+    they are unevenly spaced (lane and junction seams) the turn per vertex is
+    noisy; a curve's speed limit taken from it would ripple, and the speed
+    profile with it, while a car's lateral acceleration follows the bend over a
+    few metres. Headings are those of the segments, interpolated between their
+    middles."""
+    seg = np.diff(points, axis=0)
+    length = np.hypot(seg[:, 0], seg[:, 1])
+    real = length > 1e-9
+    if np.count_nonzero(real) < 2:
         return np.zeros(len(points))
-    heading = np.unwrap(np.arctan2(*np.diff(points, axis=0).T[::-1]))
-    seg = np.hypot(*np.diff(points, axis=0).T)
-    k = np.abs(np.diff(heading)) / np.maximum((seg[:-1] + seg[1:]) / 2, 1e-6)
-    return np.concatenate([[k[0]], k, [k[-1]]])
+    s = path_s(points)
+    mid = ((s[:-1] + s[1:]) / 2.0)[real]
+    heading = np.unwrap(np.arctan2(seg[real, 1], seg[real, 0]))
+    ahead = np.clip(s + base / 2.0, mid[0], mid[-1])
+    behind = np.clip(s - base / 2.0, mid[0], mid[-1])
+    turn = np.abs(np.interp(ahead, mid, heading) - np.interp(behind, mid, heading))
+    return turn / np.maximum(ahead - behind, 1e-6)
 
 
 def _crossing(line: LineString, corridor: Polygon, obj: DetectedObject, speed: float,
@@ -155,36 +183,254 @@ def _crossing(line: LineString, corridor: Polygon, obj: DetectedObject, speed: f
     return None
 
 
-def speed_profile(s: np.ndarray, speed: float, d: Decision, p: BehaviourParams,
-                  kappa: np.ndarray | None = None) -> np.ndarray:
-    """Speeds (m/s) at the path distances ``s`` (m the ego's centre travels; ``stop_s``
-    and ``lead_s`` are measured the same way, for the front bumper).
+@dataclass(frozen=True)
+class SpeedProfile:
+    """A speed profile over a path: ``speeds`` (m/s) at the path's distances, and the
+    samples in time it was integrated as (distance m, increasing; acceleration
+    m/s^2), which give the acceleration anywhere exactly (the speeds at the path's
+    points, 1 m apart, give it only as an average over a metre)."""
 
-    Caps: the target speed; in curves (``kappa``, 1/m), sqrt(a_lat / kappa); before a
-    stop, sqrt(2 a (s_stop - s)); behind a lead, its speed plus what closes the gap to
-    the desired time gap; then a forward pass limits acceleration from the current
-    speed and a backward pass deceleration."""
-    decel = p.emergency_decel if d.emergency else p.comfort_decel
-    cap = np.full_like(s, d.target_speed)
+    speeds: np.ndarray
+    sample_s: np.ndarray
+    sample_accel: np.ndarray
+
+    def accel_at(self, s: float) -> float:
+        """The profile's acceleration (m/s^2) at path distance ``s`` (m)."""
+        return float(np.interp(s, self.sample_s, self.sample_accel))
+
+
+def speed_profile(s: np.ndarray, speed: float, d: Decision, p: BehaviourParams,
+                  kappa: np.ndarray | None = None, accel: float = 0.0) -> SpeedProfile:
+    """The speed profile over the path distances ``s`` (m the ego's centre travels;
+    ``stop_s`` and ``lead_s`` are measured the same way, for the front bumper),
+    starting at ``speed`` (m/s) and ``accel`` (m/s^2).
+
+    Hard limits (:func:`hard_limits`): curves (``kappa``, 1/m), stops, and arriving
+    behind a lead at its speed; :func:`speed_envelope` is the most the car can go
+    everywhere and still meet them. Soft targets, approached as fast as the limits
+    allow: the target speed, and behind a lead the speed that closes the gap to
+    ``time_gap`` (the lead predicted at its current speed). The profile is
+    integrated in time (``profile_dt``, up to ``profile_horizon``) with the
+    acceleration moving at most ``jerk`` per second towards the lower of what the
+    soft target asks for (a square-root law, linear near the target, that lands on
+    it with the acceleration fading out) and what keeps it under the envelope (its
+    slope where the profile is, or its mean slope over what lies ahead in the
+    approach if lower -- so braking starts early enough to meet a bend in it
+    without a step -- plus the same square-root law on the gap to it). The
+    envelope brakes ``decel_reserve`` short of the decel limit, so the profile (and
+    the car, a step behind it) can catch up with it after a late start. The
+    profile starts again from the measured speed every tick, so the law is also
+    what closes the loop: its inputs must not jitter from tick to tick (see the
+    local planner's grid and curvature).
+
+    A limit too close to meet this way (a light turning red, a pedestrian
+    stepping out) escalates: ``comfort_decel`` at ``firm_jerk``, then
+    ``emergency_decel`` at ``emergency_jerk`` (straight away in an emergency); the
+    first profile that meets every hard limit (within ``limit_tolerance``) wins.
+    The result never exceeds a hard limit: where even the last one would, it is
+    cut to the limit and the controller brakes harder."""
+    v0 = max(speed, 0.0)
+    ceiling = max(d.target_speed, v0)
+    cap, points = hard_limits(s, ceiling, d, p, kappa)
+    # The envelope on a grid fine enough to show the brake released before a stop.
+    fine = align_grid(s, points, p.align_m, p.refine_m)
+    fine_cap, _ = hard_limits(fine, ceiling, d, p,
+                              None if kappa is None else np.interp(fine, s, kappa))
+    stages = [(p.emergency_decel, p.emergency_jerk)]
+    if not d.emergency:
+        stages = [(p.comfort_decel, p.jerk), (p.comfort_decel, p.firm_jerk), *stages]
+    for decel, jerk in stages:
+        w = speed_envelope(fine, fine_cap, points, decel - p.decel_reserve, jerk)
+        xs, vs, accels = _integrate(fine, w, v0, accel, d, p, decel, jerk)
+        # v^2 is what is linear in distance at a constant acceleration; past the
+        # integration's reach (profile_horizon) the envelope caps the last speed
+        reached = s <= xs[-1]
+        v = np.where(reached, np.sqrt(np.interp(s, xs, np.square(vs))),
+                     np.minimum(vs[-1], np.interp(s, fine, w)))
+        if np.all(v[reached] <= cap[reached] + p.limit_tolerance):
+            break
+    return SpeedProfile(np.minimum(v, cap), np.array(xs), np.array(accels))
+
+
+def hard_limits(s: np.ndarray, ceiling: float, d: Decision, p: BehaviourParams,
+                kappa: np.ndarray | None = None) -> tuple[np.ndarray, list[tuple[float, float]]]:
+    """The speed (m/s) the car must not exceed at each of the distances ``s`` --
+    ``ceiling``; in curves sqrt(lateral_accel / kappa); zero from ``stop_s`` on; the
+    lead's speed from ``min_gap`` behind it on -- and the points (distance m, speed
+    m/s) where the stop and the lead limits begin, exactly (between points of
+    ``s``)."""
+    cap = np.full(len(s), ceiling, dtype=float)
     if kappa is not None:  # curves: |a_lat| = v^2 kappa <= lateral_accel
         cap = np.minimum(cap, np.sqrt(p.lateral_accel / np.maximum(kappa, 1e-9)))
+    points = limit_points(d, p)
+    for where, v_end in points:
+        cap[s >= where] = np.minimum(cap[s >= where], v_end)
+    return cap, points
+
+
+def limit_points(d: Decision, p: BehaviourParams) -> list[tuple[float, float]]:
+    """Where (distance along the path, m) a speed limit begins and its speed (m/s):
+    the stop (0) and ``min_gap`` behind the lead (the lead's speed)."""
+    points: list[tuple[float, float]] = []
     if d.stop_s < math.inf:
-        cap = np.minimum(cap, np.sqrt(2 * decel * np.clip(d.stop_s - s, 0.0, None)))
+        points.append((d.stop_s, 0.0))
     if d.lead_s < math.inf:
-        room = d.lead_s - s - p.min_gap
-        # Speed that a time gap allows at each point, and braking room behind it.
-        allowed = np.maximum(0.0, room / p.time_gap)
-        stop_behind = np.sqrt(2 * decel * np.clip(room, 0.0, None) + d.lead_speed ** 2)
-        cap = np.minimum(cap, np.maximum(np.minimum(allowed, stop_behind),
-                                         np.where(room > 0, d.lead_speed, 0.0)))
-    v = cap.copy()
-    v[0] = min(cap[0], max(speed, 0.0)) if not d.emergency else min(cap[0], speed)
-    ds = np.diff(s)
-    for i in range(1, len(s)):  # forward: accelerate no faster than p.accel
-        v[i] = min(v[i], math.sqrt(v[i - 1] ** 2 + 2 * p.accel * ds[i - 1]))
-    for i in range(len(s) - 2, -1, -1):  # backward: decelerate no harder than decel
-        v[i] = min(v[i], math.sqrt(v[i + 1] ** 2 + 2 * decel * ds[i]))
-    return v
+        points.append((d.lead_s - p.min_gap, d.lead_speed))
+    return points
+
+
+def align_grid(s: np.ndarray, points: list[tuple[float, float]], clearance: float,
+               refine: tuple[float, ...]) -> np.ndarray:
+    """The path distances ``s`` (m, increasing) with points added: ``refine`` (m)
+    after the first; each limit point (distance m, speed m/s) inside ``s``, and
+    for a stop (speed 0) also ``refine`` metres before it. Points of ``s`` nearer
+    than ``clearance`` (m) to a limit point are dropped (the first is kept).
+
+    Why: the profile is read between points, its speed interpolated and its
+    acceleration an average per segment. On a 1 m grid a stop would be read up to
+    a metre late, the last metre before it as one constant deceleration (where the
+    profile releases the brake as the car comes to rest, within half a metre at
+    comfort jerk), and the first metre when setting off as one average
+    acceleration (where the profile ramps it up from zero)."""
+    added = [s[0] + r for r in refine if s[0] + r < s[-1]]
+    for x, v_end in points:
+        if not s[0] < x < s[-1]:
+            continue
+        s = s[(np.abs(s - x) >= clearance) | (s == s[0])]
+        added.append(x)
+        if v_end == 0:
+            added.extend(x - r for r in refine if x - r > s[0])
+    return np.unique(np.concatenate([s, added]))
+
+
+def speed_envelope(s: np.ndarray, cap: np.ndarray, points: list[tuple[float, float]],
+                   decel: float, jerk: float) -> np.ndarray:
+    """The highest speed (m/s) at each of the distances ``s`` from which the car can
+    still keep under ``cap`` (m/s at ``s``) and reach each of ``points`` (distance
+    m, speed m/s) at its speed, braking at up to ``decel`` (m/s^2) and releasing
+    the brake at ``jerk`` (m/s^3) as it arrives at a lower limit (so it stops, or
+    settles on a lower speed, with no step in its deceleration)."""
+    sl, w = s.tolist(), cap.tolist()
+    d_back = 0.0  # deceleration at the point after this one
+    for k in range(len(sl) - 2, -1, -1):
+        if w[k] <= w[k + 1] and not any(sl[k] < where <= sl[k + 1] for where, _ in points):
+            d_back = 0.0  # the limit here binds (braking only ever raises the speed)
+            continue
+        v, dk = _release(w[k + 1], d_back, sl[k + 1] - sl[k], decel, jerk)
+        for where, v_end in points:
+            if sl[k] < where <= sl[k + 1]:
+                vp, dp = _release(v_end, 0.0, where - sl[k], decel, jerk)
+                if vp < v:
+                    v, dk = vp, dp
+        if w[k] < v:  # the limit here binds: from here on brake as it falls
+            ds = sl[k + 1] - sl[k]
+            v, dk = w[k], min(max((w[k] ** 2 - w[k + 1] ** 2) / (2.0 * ds), 0.0), decel)
+        w[k], d_back = v, dk
+    return np.array(w)
+
+
+def _release(v: float, d: float, ds: float, decel: float, jerk: float) -> tuple[float, float]:
+    """Backwards along a braking manoeuvre: the speed (m/s) and deceleration (m/s^2)
+    ``ds`` metres before a point passed at speed ``v`` with deceleration ``d``, when
+    the deceleration is at most ``decel`` and changes by at most ``jerk`` (m/s^3).
+
+    In reversed time tau the deceleration grows, d + jerk tau, until ``decel``; the
+    speed is v + d tau + jerk tau^2 / 2 and the distance v tau + d tau^2/2 +
+    jerk tau^3 / 6 (solved for tau by Newton's method from above: the cubic is
+    increasing and convex for tau >= 0, so it converges monotonically)."""
+    ramp = max(decel - d, 0.0) / jerk  # s until the deceleration reaches decel
+    ramp_ds = v * ramp + d * ramp * ramp / 2 + jerk * ramp ** 3 / 6
+    if ds >= ramp_ds:  # ramp done: constant deceleration for the rest
+        v_ramp = v + d * ramp + jerk * ramp * ramp / 2
+        return math.sqrt(v_ramp * v_ramp + 2.0 * decel * (ds - ramp_ds)), decel
+    tau = min(ramp, (6.0 * ds / jerk) ** (1.0 / 3.0))
+    if v > 0:
+        tau = min(tau, ds / v)
+    for _ in range(8):
+        f = v * tau + d * tau * tau / 2 + jerk * tau ** 3 / 6 - ds
+        slope = v + d * tau + jerk * tau * tau / 2
+        if f <= 1e-9 or slope <= 0:
+            break
+        tau -= f / slope
+    return v + d * tau + jerk * tau * tau / 2, d + jerk * tau
+
+
+def _integrate(s: np.ndarray, w: np.ndarray, v0: float, a0: float, d: Decision,
+               p: BehaviourParams, decel: float, jerk: float,
+               ) -> tuple[list[float], list[float], list[float]]:
+    """The profile in time from (``v0`` m/s, ``a0`` m/s^2) at ``s[0]``, under the
+    envelope ``w`` (m/s at ``s``): the distances (m, increasing), speeds (m/s) and
+    accelerations (m/s^2) of its samples, until the end of ``s``,
+    ``profile_horizon``, a standstill the envelope holds, or a cruise at the target
+    speed that no limit ahead interrupts (then one last sample at the end of ``s``).
+    See :func:`speed_profile` for the law."""
+    sl, wl = s.tolist(), w.tolist()
+    last = len(sl) - 2  # index of the last segment
+    # Envelope acceleration per segment (v^2 is linear in s on a segment), and the
+    # lowest envelope speed from each point on.
+    slope = [(wl[k + 1] ** 2 - wl[k] ** 2) / (2.0 * max(sl[k + 1] - sl[k], 1e-9))
+             for k in range(last + 1)]
+    floor = np.minimum.accumulate(w[::-1])[::-1].tolist()
+    dt, tau, accel, end = p.profile_dt, p.envelope_time, p.accel, sl[-1]
+    step = jerk * dt  # largest change of the acceleration per step
+    lead = d.lead_s < math.inf
+    after = bisect.bisect_right
+    t, x, v, a = 0.0, sl[0], v0, a0
+    xs, vs, accels = [x], [v], [a]
+    while x < end and t < p.profile_horizon:
+        # Both laws look at the end of the step (where the new acceleration applies),
+        # predicted at the present one, so the brake is released on time at a stop.
+        v1 = max(v + a * dt, 0.0)
+        x1 = max(x + v * dt + 0.5 * a * dt * dt, x)
+        k = min(max(after(sl, x1) - 1, 0), last)
+        w_1 = math.sqrt(max(wl[k] * wl[k] + 2.0 * slope[k] * (x1 - sl[k]), 0.0))
+        # The envelope's mean slope over what lies ahead in the approach: half a
+        # ramp to full braking (so braking starts early enough for a bend in it),
+        # or the time the square-root law takes to close the gap, if longer.
+        ahead = v1 * max((max(a, 0.0) + decel) / (2.0 * jerk),
+                         math.sqrt(2.0 * max(w_1 - v1, 0.0) / jerk))
+        if ahead > 1e-3:
+            kp = min(max(after(sl, x1 + ahead) - 1, 0), last)
+            w_p2 = max(wl[kp] * wl[kp] + 2.0 * slope[kp] * (x1 + ahead - sl[kp]), 0.0)
+            w_slope = min(slope[k], (w_p2 - w_1 * w_1) / (2.0 * ahead))
+        else:
+            w_slope = slope[k]
+        target = d.target_speed
+        if lead:
+            room = d.lead_s + d.lead_speed * (t + dt) - x1 - p.min_gap
+            target = min(target, max(room, 0.0) / p.time_gap)
+        elif abs(target - v) < 1e-3 and abs(a) < 1e-3 and floor[k] >= target:
+            xs.append(end)  # cruising at the target, and no limit below it ahead
+            vs.append(v)
+            accels.append(0.0)
+            break
+        a_want = max(min(_approach(target - v1, jerk, tau),
+                         w_slope + _approach(w_1 - v1, jerk, tau), accel), -decel)
+        a_new = min(max(a_want, a - step), a + step)  # the jerk limit
+        v_new = v + 0.5 * (a + a_new) * dt
+        if v_new <= 0.0:  # comes to a stop within this step
+            x_new = x + 0.5 * v * dt
+            v_new = a_new = 0.0
+        else:  # exact for an acceleration linear in time over the step
+            x_new = x + dt * (v + dt * (2.0 * a + a_new) / 6.0)
+        t, a = t + dt, a_new
+        if x_new > x:
+            x, v = x_new, v_new
+            xs.append(x)
+            vs.append(v)
+            accels.append(a)
+        elif w_1 == 0.0 and a <= 0.0:  # held at a standstill by the envelope
+            break
+    return xs, vs, accels
+
+
+def _approach(gap: float, jerk: float, tau: float) -> float:
+    """Acceleration (m/s^2, relative to the target's own) that closes a speed
+    ``gap`` (m/s, target minus speed) and lands on the target: the square-root law
+    sqrt(2 jerk |gap|), under which the acceleration can be taken out at ``jerk``
+    (m/s^3) by the time the gap closes, and near the target the gentler linear law
+    |gap| / ``tau`` (s), which does not chatter on a small gap."""
+    return math.copysign(min(math.sqrt(2.0 * jerk * abs(gap)), abs(gap) / tau), gap)
 
 
 def profile_times(s: np.ndarray, v: np.ndarray, v_floor: float = 0.05) -> np.ndarray:

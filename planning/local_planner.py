@@ -1,9 +1,14 @@
 """Local planner: the route ahead of the ego, a speed profile on it, a Trajectory.
 
-Each tick: find where the ego is on the dense route (nearest point, never going
-backwards along it), take the next ``horizon_m`` metres, convert them to the ego
-frame for the behaviour layer, plan speeds, and publish poses, speeds and times
-for the next ``horizon_s`` seconds in the world frame (CARLA: metres, degrees).
+Each tick: find where the ego is on the dense route (its foot on the route near
+the last match, never going backwards along it), take the next ``horizon_m``
+metres from there, convert them to the ego frame for the behaviour layer, plan
+speeds, and publish poses, speeds and times for the next ``horizon_s`` seconds in
+the world frame (CARLA: metres, degrees). The speed profile starts from the ego's
+measured speed (replanning from the truth every tick is what brings the car to
+rest where it must) and from the last plan's acceleration at the ego's position,
+so that consecutive plans join without a step in the acceleration the controller
+feeds forward.
 The path is the route's lane centre line, except around a stopped obstacle in the
 lane: when the caller says an adjacent lane of the same direction may be changed
 into (``adjacent``) and it is free, the path swings over into it, passes, and comes
@@ -13,6 +18,7 @@ from tick to tick); otherwise the car waits behind the obstacle.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -22,8 +28,11 @@ from bus.messages import EgoState, Header, ObjectList, TrafficLightState, Trajec
 from planning.behaviour import (
     BehaviourParams,
     Decision,
+    SpeedProfile,
+    align_grid,
     curvature,
     decide,
+    limit_points,
     path_s,
     profile_times,
     speed_profile,
@@ -68,6 +77,7 @@ class LocalPlannerParams:
     pass_within_m: float = 40.0  # consider passing a stopped obstacle this close
     pass_lateral_m: float = 25.0  # the target lane must be free this far ahead/behind
     stopped_speed: float = 0.5  # m/s: a lead slower than this is a stopped obstacle
+    curvature_base_m: float = 5.0  # m of path a curvature is measured over
     behaviour: BehaviourParams = field(default_factory=BehaviourParams)
 
 
@@ -80,9 +90,16 @@ class LocalPlanner:
         self.p = params or LocalPlannerParams()
         self.route = np.asarray(route_xy, float)
         self.s = path_s(self.route)
+        # Curvature (1/m) at the route's own points, read along the path by
+        # interpolation: taken from the path resampled each tick it would depend on
+        # where the samples fall between the route's points, which moves from tick
+        # to tick, and a curve's speed limit would ripple from plan to plan.
+        self.kappa = curvature(self.route, self.p.curvature_base_m)
         self.index = 0  # nearest route point to the ego at the last tick
         self.decision: Decision | None = None
         self.overtake: Overtake | None = None
+        # The last speed profile and the route distance (m) it started at.
+        self.last_profile: tuple[float, SpeedProfile] | None = None
 
     @property
     def length(self) -> float:
@@ -100,25 +117,45 @@ class LocalPlanner:
         self.index += k
         return self.index
 
+    def route_position(self, x: float, y: float) -> float:
+        """Distance along the route (m) of the foot of (x, y) on the route segments
+        either side of the point :meth:`locate` last matched."""
+        best, s_foot = math.inf, float(self.s[self.index])
+        for j in (self.index - 1, self.index):
+            if not 0 <= j < len(self.route) - 1:
+                continue
+            (x0, y0), (x1, y1) = self.route[j], self.route[j + 1]
+            length = float(self.s[j + 1] - self.s[j])
+            if length <= 0.0:
+                continue
+            t = min(max(((x - x0) * (x1 - x0) + (y - y0) * (y1 - y0)) / length**2, 0.0), 1.0)
+            dist = math.hypot(x - (x0 + t * (x1 - x0)), y - (y0 + t * (y1 - y0)))
+            if dist < best:
+                best, s_foot = dist, float(self.s[j]) + t * length
+        return s_foot
+
     def plan(self, ego: EgoState, objects: ObjectList, light: TrafficLightState,
              adjacent: dict[str, float] | None = None) -> Trajectory:
         """The trajectory for this tick. ``adjacent``: lanes the car may change into
         here, as {'left' | 'right': lateral offset in m, + right}."""
         loc = ego.transform.location
-        i = self.locate(loc.x, loc.y)
-        end = int(np.searchsorted(self.s, self.s[i] + self.p.horizon_m)) + 1
-        ahead = self.route[i:end]
-        if len(ahead) < 2:  # at the end of the route: stand still where we are
-            ahead = np.array([[loc.x, loc.y], [loc.x + 1e-3, loc.y]])
-        # resample evenly so the profile and times are smooth
-        s_ahead = path_s(ahead)
-        s_new = np.arange(0.0, s_ahead[-1] + 1e-9, self.p.step_m)
-        if len(s_new) < 2:
-            s_new = np.array([0.0, s_ahead[-1]])
-        centre = np.stack([np.interp(s_new, s_ahead, ahead[:, 0]),
-                           np.interp(s_new, s_ahead, ahead[:, 1])], axis=1)
+        self.locate(loc.x, loc.y)
+        s0 = self.route_position(loc.x, loc.y)
+        # From the ego's foot (the profile starts where the ego is), then at whole
+        # multiples of step_m along the route: the same points from tick to tick, so
+        # that the limits sampled there, and the speed envelope, are too.
+        step = self.p.step_m
+        grid = np.arange(math.ceil(s0 / step) * step,
+                         min(s0 + self.p.horizon_m, self.length) + 1e-9, step)
+        s_route = np.concatenate([[s0], grid[grid > s0 + 1e-6]])
+        at_end = len(s_route) < 2
+        if at_end:  # at the end of the route: stand still where we are
+            centre = np.array([[loc.x, loc.y], [loc.x + 1e-3, loc.y]])
+            s_route = np.array([s0, s0 + 1e-3])
+        else:
+            centre = self._centre(s_route)
+        s_new = s_route - s0
         b = self.p.behaviour
-        s_route = self.s[i] + s_new
         if self.overtake is not None and s_route[0] > self.overtake.out_end:
             self.overtake = None
         xy = self._offset(centre, s_route)
@@ -129,17 +166,48 @@ class LocalPlanner:
                 xy = self._offset(centre, s_route)
                 d = decide(self._to_ego(xy, ego), ego.speed, ego.speed_limit, objects,
                            light, b)
-        if end >= len(self.route):  # the route ends: stop at its end
-            d.stop_s = min(d.stop_s, max(0.0, s_new[-1] - b.ego_half_length))
+        if s0 + self.p.horizon_m >= self.length:
+            # the route ends: its last point is the destination of the ego's centre
+            # (as the Leaderboard scores route completion), so stop with it there
+            d.stop_s = min(d.stop_s, s_new[-1])
         self.decision = d
-        v = speed_profile(s_new, ego.speed, d, b, curvature(xy))
+        kappa = np.interp(s_route, self.s, self.kappa)
+        if self.overtake is not None:  # the swing out and back bends the path too
+            kappa = np.maximum(kappa, curvature(xy, self.p.curvature_base_m))
+        # Heading (rad, unwrapped) on this grid too: between points a few cm apart
+        # (align_grid) a route vertex would turn it sharply, a bend for the controller.
+        heading = np.unwrap(np.arctan2(np.gradient(xy[:, 1]), np.gradient(xy[:, 0])))
+        if not at_end:
+            aligned = align_grid(s_new, limit_points(d, b), b.align_m, b.refine_m)
+            kappa = np.interp(aligned, s_new, kappa)
+            heading = np.interp(aligned, s_new, heading)
+            s_new, s_route = aligned, s0 + aligned
+            xy = self._offset(self._centre(s_route), s_route)
+        profile = speed_profile(s_new, ego.speed, d, b, kappa, self._last_accel(s0))
+        self.last_profile = (s0, profile)
+        v = profile.speeds
         t = profile_times(s_new, v)
         keep = max(2, int(np.searchsorted(t, self.p.horizon_s)) + 1)
-        xy, v, t = xy[:keep], v[:keep], t[:keep]
-        yaw = np.degrees(np.arctan2(np.gradient(xy[:, 1]), np.gradient(xy[:, 0])))
-        poses = np.column_stack([xy, yaw])
+        yaw = (np.degrees(heading[:keep]) + 180.0) % 360.0 - 180.0
+        poses = np.column_stack([xy[:keep], yaw])
+        v, t = v[:keep], t[:keep]
         return Trajectory(header=Header(ego.header.frame, ego.header.stamp), poses=poses,
                           speeds=v.astype(float), times=t.astype(float))
+
+    def _last_accel(self, s0: float) -> float:
+        """The last profile's acceleration (m/s^2) at route distance ``s0``; 0
+        without a last profile or past its end."""
+        if self.last_profile is None:
+            return 0.0
+        start, profile = self.last_profile
+        if not 0.0 <= s0 - start <= profile.sample_s[-1]:
+            return 0.0
+        return profile.accel_at(s0 - start)
+
+    def _centre(self, s_route: np.ndarray) -> np.ndarray:
+        """Route (lane centre) points (N x 2, world) at route distances ``s_route``."""
+        return np.stack([np.interp(s_route, self.s, self.route[:, 0]),
+                         np.interp(s_route, self.s, self.route[:, 1])], axis=1)
 
     @staticmethod
     def _to_ego(xy: np.ndarray, ego: EgoState) -> np.ndarray:

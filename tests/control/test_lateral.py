@@ -41,6 +41,20 @@ def test_projection_interpolates_and_signs_the_error() -> None:
     assert path.project(-2.0, 0.0).s == 0.0  # clamped at the start
 
 
+def test_profile_acceleration_is_read_between_segment_middles() -> None:
+    """v dv/ds per segment, interpolated between the segments' middles, so the
+    feed-forward does not step where one segment meets the next."""
+    poses = np.zeros((4, 3))
+    poses[:, 0] = [0.0, 1.0, 2.0, 3.0]
+    speeds = np.sqrt([100.0, 98.0, 94.0, 94.0])  # a = -1, -2, 0 m/s^2 per segment
+    path = TrackPath(poses, speeds)
+    assert path.accel_at(0.2) == pytest.approx(-1.0)  # before the first middle
+    assert path.accel_at(1.0) == pytest.approx(-1.5)  # halfway between two middles
+    assert path.accel_at(1.5) == pytest.approx(-2.0)
+    assert path.accel_at(2.0) == pytest.approx(-1.0)
+    assert path.accel_at(9.0) == pytest.approx(0.0)  # clamped past the end
+
+
 def test_projection_on_an_arc_gives_heading_and_curvature() -> None:
     radius, n = 50.0, 200
     a = np.linspace(0.0, 1.0, n)  # rad travelled, right turn about (0, 50)

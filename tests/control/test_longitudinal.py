@@ -85,6 +85,19 @@ def test_standstill_hold() -> None:
     assert throttle == 0.0 and brake == pytest.approx(ctl.params.hold_brake)
 
 
+def test_standstill_hold_engages_gently_while_the_car_still_rolls() -> None:
+    """Coming to rest, the brake moves to the hold at hold_rate per step (a jump
+    would stop the car with a jolt); once it stands, the hold is applied."""
+    params = LongitudinalParams()
+    ctl = LongitudinalController(params)
+    ctl.brake = 0.05  # the planner's profile has all but released the brake
+    brakes = [ctl.step(0.08, 0.0, 0.0, DT)[1] for _ in range(3)]
+    assert np.diff([0.05, *brakes]) == pytest.approx([params.hold_rate] * 3)
+    for _ in range(3):
+        throttle, brake = ctl.step(0.0, 0.0, 0.0, DT)
+    assert throttle == 0.0 and brake == pytest.approx(params.hold_brake)
+
+
 def test_speed_step_0_to_10() -> None:
     """Overshoot < 1 m/s; within 0.3 m/s of the target from 6 s on."""
     vehicle = load_vehicle("default_car")

@@ -44,6 +44,45 @@ def test_red_light_gives_a_stopping_trajectory():
     assert traj.speeds[traj.poses[:, 0] > stop_x + 0.5].max(initial=0.0) == 0.0
 
 
+def test_the_trajectory_has_a_point_at_the_stop_and_refines_the_approach():
+    """The profile is read between trajectory points, so the stop must be one of
+    them (on the 1 m grid it would read up to a metre late), with extra points
+    before it where the brake is released."""
+    lp = LocalPlanner(ROUTE)
+    traj = lp.plan(ego_at(10.3, 8.0), ObjectList(), TrafficLightState(state="red", distance=30.0))
+    stop_x = 10.3 + 30.0 - 2.45 - 1.0
+    at = np.flatnonzero(np.isclose(traj.poses[:, 0], stop_x, atol=1e-9))
+    assert len(at) == 1 and traj.speeds[at[0]] == 0.0 and traj.speeds[at[0] - 1] > 0.0
+    assert np.sum((traj.poses[:, 0] > stop_x - 1.0) & (traj.poses[:, 0] < stop_x)) >= 6
+
+
+def test_trajectory_points_after_the_first_stay_put_on_the_route():
+    """First point at the ego's foot, the others at whole metres of the route, so
+    what is sampled there (curve limits, the envelope) does not shift each tick."""
+    lp = LocalPlanner(ROUTE)
+    for x in (10.0, 10.37, 10.81):
+        traj = lp.plan(ego_at(x, 8.0), ObjectList(), TrafficLightState())
+        assert traj.poses[0, 0] == pytest.approx(x)
+        rest = traj.poses[1:, 0][traj.poses[1:, 0] > x + 1.0]  # past the refined start
+        assert np.allclose(rest, np.round(rest), atol=1e-9)
+
+
+def test_consecutive_plans_continue_the_acceleration():
+    """Each plan starts from the ego's speed and the last plan's acceleration
+    where the ego is now, so the acceleration the controller feeds forward does
+    not step from one tick to the next."""
+    lp = LocalPlanner(ROUTE)
+    lp.plan(ego_at(10.0, 13.9), ObjectList(), TrafficLightState(state="red", distance=60.0))
+    _, first = lp.last_profile
+    k = int(np.argmax(first.sample_accel < -1.0))  # braking has begun there
+    ahead = float(first.sample_s[k])
+    lp.plan(ego_at(10.0 + ahead, 12.0, frame=k), ObjectList(),
+            TrafficLightState(state="red", distance=60.0 - ahead))
+    _, second = lp.last_profile
+    assert second.sample_accel[0] == pytest.approx(first.sample_accel[k])
+    assert second.speeds[0] == pytest.approx(12.0)
+
+
 def test_the_end_of_the_route_is_a_stop():
     lp = LocalPlanner(ROUTE)
     for x in np.arange(0.0, 290.0, 10.0):
