@@ -28,8 +28,6 @@ EXIT_USER_ERROR = 2
 
 # Subcommands that later work will fill in: name -> (help, what it will do).
 PLANNED = {
-    "run": ("drive a closed-loop scenario (simulator, perception, planning, control)",
-            "the closed loop"),
     "replay": ("replay a recording; --check compares outputs (regression test)",
                "record-and-replay regression"),
     "eval": ("evaluate many scenarios or CARLA leaderboard routes, one table",
@@ -284,21 +282,26 @@ def _image_size(text: str) -> tuple[int, int]:
     return w, h
 
 
-def cmd_collect(args: argparse.Namespace) -> int:
+def _collect(args: argparse.Namespace, out: Path, resume: bool,
+             image_size: tuple[int, int] = (640, 360)) -> None:
+    """``drivestack collect``'s options (shared with eval-perception) into a data set."""
     from perception.collect import CollectConfig, CollectError, collect
 
-    cfg = CollectConfig(out=Path(args.out), maps=tuple(args.maps), episodes=args.episodes,
+    cfg = CollectConfig(out=out, maps=tuple(args.maps), episodes=args.episodes,
                         frames_per_episode=args.frames_per_episode, seed=args.seed,
-                        every=args.every, image_size=args.image_size, resume=args.resume,
-                        jobs=args.jobs,
-                        map_dir=Path(args.map_dir) if args.map_dir else None)
+                        every=args.every, image_size=image_size, resume=resume,
+                        jobs=args.jobs, map_dir=Path(args.map_dir) if args.map_dir else None)
     try:
         collect(cfg, progress=not args.no_progress)
     except CollectError as exc:
         raise UserError(str(exc)) from None
     except OSError as exc:
-        raise UserError(f"cannot write the data set in {args.out}: "
+        raise UserError(f"cannot write the data set in {out}: "
                         f"{exc.strerror or exc}") from None
+
+
+def cmd_collect(args: argparse.Namespace) -> int:
+    _collect(args, Path(args.out), args.resume, args.image_size)
     return 0
 
 
@@ -325,7 +328,6 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 # ------------------------------------------------------------------- eval-perception
 def cmd_eval_perception(args: argparse.Namespace) -> int:
-    from perception.collect import CollectConfig, CollectError, collect
     from perception.dataset import DatasetError
     from perception.evaluate import EvalConfig, EvalError, evaluate_perception
     from perception.inference import DEFAULT_WEIGHTS, WeightsError
@@ -333,17 +335,7 @@ def cmd_eval_perception(args: argparse.Namespace) -> int:
     out = Path(args.out)
     data = Path(args.data) if args.data else out / "data"
     if not args.data:  # collect a held-out data set first (resumable)
-        cfg = CollectConfig(out=data, maps=tuple(args.maps), episodes=args.episodes,
-                            frames_per_episode=args.frames_per_episode, seed=args.seed,
-                            every=args.every, resume=True, jobs=args.jobs,
-                            map_dir=Path(args.map_dir) if args.map_dir else None)
-        try:
-            collect(cfg, progress=not args.no_progress)
-        except CollectError as exc:
-            raise UserError(str(exc)) from None
-        except OSError as exc:
-            raise UserError(f"cannot write the data set in {data}: "
-                            f"{exc.strerror or exc}") from None
+        _collect(args, data, resume=True)
     weights = Path(args.weights) if args.weights else DEFAULT_WEIGHTS
     if not weights.is_file():
         raise UserError(f"weights file {weights} not found (train with `drivestack train`, "
@@ -385,6 +377,23 @@ def cmd_export_onnx(args: argparse.Namespace) -> int:
     return 0
 
 
+# ----------------------------------------------------------------------------- run
+def cmd_run(args: argparse.Namespace) -> int:
+    from launch.run import RunError, RunOptions, run_closed_loop
+
+    opts = RunOptions(scenario=args.scenario, map=args.map or "", route=args.route or "",
+                      route_id=args.route_id or "", map_dir=args.map_dir or "",
+                      seed=args.seed, duration=args.duration, oracle=args.oracle,
+                      realtime=args.realtime, weights=args.weights or "",
+                      out=args.out or "", progress=not args.no_progress)
+    if opts.route and not opts.route_id:
+        raise UserError("--route needs --route-id (the id of a route in the file)")
+    try:
+        return run_closed_loop(opts)
+    except RunError as exc:
+        raise UserError(str(exc)) from None
+
+
 # ------------------------------------------------------------------------------ main
 def _planned(name: str, what: str) -> Callable[[argparse.Namespace], int]:
     def cmd(args: argparse.Namespace) -> int:
@@ -411,6 +420,25 @@ def build_parser() -> argparse.ArgumentParser:
     for name, (help_, what) in PLANNED.items():
         p = add(name, help_ + " [not yet available]", _planned(name, what))
         p.add_argument("rest", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+
+    p = add("run", "drive a closed-loop scenario: simulator, CNN perception (or --oracle), "
+                   "planning, control and recorder as processes; prints the driving score",
+            cmd_run)
+    p.add_argument("--scenario", default="town_grid_route",
+                   help="built-in scenario name or scenario YAML (default town_grid_route)")
+    p.add_argument("--map", help="map: built-in name or .xodr file (overrides the scenario's)")
+    p.add_argument("--route", metavar="FILE.xml", help="CARLA leaderboard route file")
+    p.add_argument("--route-id", metavar="ID", help="the route's id in --route")
+    p.add_argument("--map-dir", help="where a route's town is found as <town>.xodr")
+    p.add_argument("--seed", type=int, help="scenario seed (overrides the scenario's)")
+    p.add_argument("--duration", type=float, help="simulated seconds at most")
+    p.add_argument("--oracle", action="store_true",
+                   help="ground-truth objects and lights instead of the CNN")
+    p.add_argument("--realtime", action="store_true",
+                   help="real-time lockstep (late commands reused, counted) instead of strict")
+    p.add_argument("--weights", help="perception weights (default: the shipped ones)")
+    p.add_argument("--out", help="run directory (default runs/<time>-<scenario>)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     p = add("collect", "collect perception training data (RGB, labels, depth, boxes) from "
                        "the embedded simulator on the built-in maps", cmd_collect)

@@ -1,0 +1,285 @@
+"""``drivestack run``: one closed-loop drive, start to score.
+
+1. The scenario (a built-in name or a YAML file) is loaded, the command line's
+   overrides applied (map, seed, duration, route file and id, map_dir, realtime), its
+   route resolved, and the result written to ``OUT/scenario.yaml``: every node reads
+   that one file, and the run directory says exactly what was driven.
+2. ``launch/files/closed_loop.yaml`` starts the simulator, perception (or the
+   ground-truth oracle with ``--oracle``), planning, control and the recorder as
+   separate processes in a fresh bus namespace; their output goes to ``OUT/log.txt``.
+3. Meanwhile a bus listener in this process draws a progress bar from /ego/state and
+   /run/events: sim time, distance, route progress (along the route's waypoints,
+   for display; the score is the simulator's), ticks/s and infractions.
+4. At the end the simulator's ``OUT/metrics.json`` is summarised in a table.
+
+The exit status is 0 when the run completed (whatever the score), 1 when a node
+failed or the run left no metrics, 2 for a user error (bad scenario, map, route).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+RUN_LAUNCH_FILE = "closed_loop"
+
+
+class RunError(ValueError):
+    """A user error in the run's settings (one line)."""
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    scenario: str = "town_grid_route"
+    map: str = ""
+    route: str = ""
+    route_id: str = ""
+    map_dir: str = ""
+    seed: int | None = None
+    duration: float | None = None
+    oracle: bool = False
+    realtime: bool = False
+    weights: str = ""
+    out: str = ""
+    progress: bool = True
+
+
+def resolve_scenario(opts: RunOptions) -> Any:
+    """The scenario to drive, with the options applied and its route resolved."""
+    from sim.maps import MapError
+    from sim.routes import RouteError
+    from sim.scenario import RouteConfig, find_scenario, load_scenario, resolve_route
+
+    try:
+        scenario = load_scenario(find_scenario(opts.scenario))
+        if opts.map:
+            scenario.map = opts.map
+        if opts.map_dir:
+            scenario.map_dir = str(Path(opts.map_dir).resolve())
+        if opts.route:
+            scenario.route = RouteConfig(file=str(Path(opts.route).resolve()),
+                                         id=opts.route_id)
+            if not opts.map:
+                scenario.map = ""  # the route's town
+        if opts.seed is not None:
+            scenario.seed = opts.seed
+        if opts.duration is not None:
+            scenario.duration_s = opts.duration
+        if opts.realtime:
+            scenario.lockstep.mode = "realtime"
+        scenario = resolve_route(scenario)
+        if scenario.map.endswith(".xodr") or "/" in scenario.map:
+            scenario.map = str(Path(scenario.map).resolve())
+        from sim.maps import load_map
+
+        load_map(scenario.map)  # a bad map fails here, not in a node
+    except (MapError, RouteError, ValueError, OSError) as exc:
+        raise RunError(str(exc)) from None
+    return scenario
+
+
+def write_scenario(scenario: Any, path: Path) -> None:
+    data = dataclasses.asdict(scenario)
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+
+
+def default_out(scenario_name: str) -> Path:
+    stem = Path(scenario_name).stem if scenario_name.endswith((".yaml", ".yml")) \
+        else scenario_name
+    return Path("runs") / f"{time.strftime('%Y%m%d-%H%M%S')}-{stem}"
+
+
+# ------------------------------------------------------------------------ progress
+class _Progress:
+    """Listens on the run's bus namespace in a thread; the state of the drive."""
+
+    def __init__(self, namespace: str, route: list[tuple[float, float]],
+                 duration_s: float) -> None:
+        self.namespace = namespace
+        self.route = route
+        self.duration_s = duration_s
+        self.sim_time = 0.0
+        self.distance = 0.0
+        self.route_pct: float | None = 0.0 if len(route) >= 2 else None
+        self.frames = 0
+        self.infractions = 0
+        self.end: str | None = None
+        self._t0: float | None = None
+        self._last: tuple[float, float] | None = None
+        self._s = 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._spin, name="run-progress", daemon=True)
+
+    @property
+    def ticks_per_s(self) -> float:
+        if self._t0 is None or self.frames < 2:
+            return 0.0
+        return self.frames / max(time.monotonic() - self._t0, 1e-6)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(5.0)
+
+    def _spin(self) -> None:
+        from bus import Executor, Node, ZmqConfig, ZmqContext
+        from bus.messages import EgoState, RunEvent
+        from sim.evaluation import RoutePolyline
+
+        polyline = RoutePolyline(self.route) if self.route_pct is not None else None
+        ctx = ZmqContext(ZmqConfig.from_env(namespace=self.namespace))
+        node = Node("run_progress", context=ctx, diagnostics=False)
+
+        def on_ego(msg: EgoState) -> None:
+            if self._t0 is None:
+                self._t0 = time.monotonic()
+            self.frames += 1
+            self.sim_time = msg.header.stamp
+            p = (msg.transform.location.x, msg.transform.location.y)
+            if self._last is not None:
+                self.distance += math.hypot(p[0] - self._last[0], p[1] - self._last[1])
+            self._last = p
+            if polyline is not None:
+                self._s = polyline.match(p, self._s, self._s + 20.0)[0]
+                self.route_pct = 100.0 * self._s / polyline.length
+
+        def on_event(msg: RunEvent) -> None:
+            if msg.kind in ("collision_pedestrian", "collision_vehicle", "collision_static",
+                            "red_light", "stop_sign", "off_route"):
+                self.infractions += 1
+            elif msg.kind in ("route_completed", "route_deviation", "blocked", "route_timeout",
+                              "scenario_end"):
+                self.end = msg.kind
+
+        node.create_subscription(EgoState, "/ego/state", on_ego)
+        node.create_subscription(RunEvent, "/run/events", on_event)
+        ex = Executor(ctx, [node])
+        try:
+            while not self._stop.is_set():
+                ex.spin_once(0.1)
+        finally:
+            node.destroy()
+            ctx.close()
+
+    def line(self) -> str:
+        route = "n/a" if self.route_pct is None else f"{self.route_pct:5.1f} %"
+        return (f"sim {self.sim_time:6.1f} s | {self.distance:7.1f} m | route {route} | "
+                f"{self.ticks_per_s:5.1f} ticks/s | {self.infractions} infractions")
+
+
+# --------------------------------------------------------------------------- run
+def run_closed_loop(opts: RunOptions) -> int:
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from launch.launcher import Launcher, default_namespace
+    from launch.launchfile import LaunchFileError, load_launch_file
+
+    scenario = resolve_scenario(opts)
+    out = Path(opts.out) if opts.out else default_out(opts.scenario)
+    if out.exists() and any(out.iterdir()):
+        raise RunError(f"--out {out} exists and is not empty (runs never overwrite a run)")
+    if opts.weights and not Path(opts.weights).is_file():
+        raise RunError(f"weights file {opts.weights} not found")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        scenario_file = out / "scenario.yaml"
+        write_scenario(scenario, scenario_file)
+        log = (out / "log.txt").open("w")
+    except OSError as exc:
+        raise RunError(f"cannot write the run directory {out}: {exc.strerror or exc}") \
+            from None
+    args = {"scenario": str(scenario_file.resolve()), "out": str(out.resolve()),
+            "oracle": opts.oracle, "weights": str(Path(opts.weights).resolve())
+            if opts.weights else ""}
+    try:
+        description = load_launch_file(RUN_LAUNCH_FILE, args)
+    except LaunchFileError as exc:
+        log.close()
+        raise RunError(str(exc)) from None
+    namespace = default_namespace()
+    route = [(p.x, p.y) for p in scenario.route.waypoints]
+    mode = "oracle" if opts.oracle else "CNN perception"
+    print(f"drivestack run: {Path(opts.scenario).stem} on {Path(scenario.map).stem}, seed "
+          f"{scenario.seed}, {mode}; run directory {out} (node output in {out / 'log.txt'})",
+          flush=True)
+    progress = _Progress(namespace, route, scenario.duration_s)
+    progress.start()
+    launcher = Launcher(description, namespace=namespace, log=log)
+    done = threading.Event()
+
+    def draw() -> None:
+        with Progress(TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(),
+                      disable=not opts.progress, transient=False) as bar:
+            total = 100.0 if progress.route_pct is not None else scenario.duration_s
+            task = bar.add_task(progress.line(), total=total)
+            while not done.wait(0.25):
+                value = (progress.route_pct if progress.route_pct is not None
+                         else progress.sim_time)
+                bar.update(task, completed=value, description=progress.line())
+            bar.update(task, description=progress.line())
+
+    drawer = threading.Thread(target=draw, name="run-bar", daemon=True)
+    drawer.start()
+    try:
+        code = launcher.run()
+    finally:
+        done.set()
+        drawer.join(2.0)
+        progress.stop()
+        log.close()
+    return finish(out, code)
+
+
+def finish(out: Path, launch_code: int) -> int:
+    """Print the summary of ``OUT/metrics.json``; the run's exit status."""
+    path = out / "metrics.json"
+    if not path.is_file():
+        print(f"error: the run left no metrics ({path}); see {out / 'log.txt'}",
+              file=sys.stderr)
+        return 1
+    try:
+        m = json.loads(path.read_text())
+    except ValueError:
+        print(f"error: {path} is not JSON", file=sys.stderr)
+        return 1
+    for line in summary_lines(m):
+        print(line)
+    if launch_code != 0:
+        print(f"error: a node failed (see {out / 'log.txt'})", file=sys.stderr)
+        return 1
+    return 0
+
+
+def summary_lines(m: dict[str, Any]) -> list[str]:
+    def num(key: str, fmt: str = "{:.1f}") -> str:
+        v = m.get(key)
+        return "n/a" if v is None else fmt.format(v)
+
+    counts = m.get("infractions", {}).get("counts", {})
+    infr = ", ".join(f"{k} {v}" for k, v in counts.items() if v) or "none"
+    lat = m.get("latency_ms", {}).get("end_to_end", {})
+    rows = [
+        ("driving score", num("driving_score")),
+        ("route completion", num("route_completion", "{:.1f} %")),
+        ("infraction penalty", num("infraction_penalty", "{:.3f}")),
+        ("infractions", infr),
+        ("end", str(m.get("end_reason"))),
+        ("duration", num("duration_s", "{:.1f} s")),
+        ("distance", num("distance_m", "{:.1f} m")),
+        ("ticks/s", num("ticks_per_s")),
+        ("end-to-end latency", "n/a" if not lat else
+         f"p50 {lat.get('p50', float('nan')):.1f} ms, p99 {lat.get('p99', float('nan')):.1f} ms"),
+    ]
+    width = max(len(k) for k, _ in rows)
+    return [f"{k:<{width}}  {v}" for k, v in rows]
