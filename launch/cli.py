@@ -30,8 +30,6 @@ EXIT_USER_ERROR = 2
 PLANNED = {
     "replay": ("replay a recording; --check compares outputs (regression test)",
                "record-and-replay regression"),
-    "eval": ("evaluate many scenarios or CARLA leaderboard routes, one table",
-             "batch evaluation"),
     "bench": ("run the benchmarks in bench/", "the bench runner (run bench/*.py directly)"),
     "viz": ("convert a recording for Foxglove, or serve it live", "the Foxglove views"),
 }
@@ -394,6 +392,29 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise UserError(str(exc)) from None
 
 
+# ---------------------------------------------------------------------------- eval
+def cmd_eval(args: argparse.Namespace) -> int:
+    from launch.suite import SuiteError, load_suite, run_suite
+
+    out = Path(args.out) if args.out else Path("runs") / (
+        f"eval-{time.strftime('%Y%m%d-%H%M%S')}-{Path(args.suite).stem}")
+    try:
+        suite = load_suite(args.suite, map_dir=args.map_dir or "", oracle=args.oracle,
+                           duration=args.duration)
+        report = run_suite(suite, out, workers=args.workers, ray_address=args.ray,
+                           progress=not args.no_progress)
+    except SuiteError as exc:
+        raise UserError(str(exc)) from None
+    except OSError as exc:
+        raise UserError(f"cannot write {out}: {exc.strerror or exc}") from None
+    print(f"wrote {out / 'results.json'}")
+    if report["failed"]:
+        print(f"error: {len(report['failed'])} run(s) failed: {', '.join(report['failed'])} "
+              f"(see their log.txt under {out})", file=sys.stderr)
+        return 1
+    return 0
+
+
 # ------------------------------------------------------------------------------ main
 def _planned(name: str, what: str) -> Callable[[argparse.Namespace], int]:
     def cmd(args: argparse.Namespace) -> int:
@@ -438,6 +459,19 @@ def build_parser() -> argparse.ArgumentParser:
                    help="real-time lockstep (late commands reused, counted) instead of strict")
     p.add_argument("--weights", help="perception weights (default: the shipped ones)")
     p.add_argument("--out", help="run directory (default runs/<time>-<scenario>)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    p = add("eval", "many closed-loop runs (a suite YAML or a CARLA leaderboard route XML) "
+                    "in parallel, one table and results.json", cmd_eval)
+    p.add_argument("suite", help="suite YAML, or a leaderboard route XML (every route whose "
+                                 "town is found)")
+    p.add_argument("--workers", type=int, default=1, help="runs at once (default 1)")
+    p.add_argument("--ray", metavar="ADDRESS",
+                   help="run on a Ray cluster (e.g. auto or ray://host:10001)")
+    p.add_argument("--map-dir", help="where routes' towns are found as <town>.xodr")
+    p.add_argument("--oracle", action="store_true", help="every run in oracle mode")
+    p.add_argument("--duration", type=float, help="cap every run at this many sim seconds")
+    p.add_argument("--out", help="output directory (default runs/eval-<time>-<suite>)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     p = add("collect", "collect perception training data (RGB, labels, depth, boxes) from "
