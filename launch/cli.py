@@ -28,8 +28,6 @@ EXIT_USER_ERROR = 2
 
 # Subcommands that later work will fill in: name -> (help, what it will do).
 PLANNED = {
-    "replay": ("replay a recording; --check compares outputs (regression test)",
-               "record-and-replay regression"),
     "bench": ("run the benchmarks in bench/", "the bench runner (run bench/*.py directly)"),
     "viz": ("convert a recording for Foxglove, or serve it live", "the Foxglove views"),
 }
@@ -310,7 +308,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     cfg = TrainConfig(data=Path(args.data), out=Path(args.out), epochs=args.epochs,
                       batch_size=args.batch_size, lr=args.lr, device=args.device,
                       seed=args.seed, input_size=args.input_size, max_iters=args.max_iters,
-                      cpu_threads=args.threads)
+                      cpu_threads=args.threads,
+                      init=Path(args.init) if args.init else None)
     try:
         result = train(cfg, progress=not args.no_progress)
     except (TrainError, ValueError) as exc:
@@ -415,6 +414,38 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+# -------------------------------------------------------------------------- replay
+def cmd_replay(args: argparse.Namespace) -> int:
+    import traceback
+
+    from launch.replay import (
+        ReplayError,
+        ReplayFailure,
+        ReplayOptions,
+        Tolerance,
+        parse_nodes,
+        parse_params,
+        replay,
+    )
+
+    try:
+        params = parse_params(args.param)
+        opts = ReplayOptions(
+            path=Path(args.file), nodes=parse_nodes(args.nodes) if args.nodes else None,
+            params=params, tolerance=Tolerance(args.atol, args.rtol), update=args.update,
+            provenance={"command": " ".join(sys.argv), "git": git_revision()})
+        result = replay(opts)
+    except ReplayError as exc:
+        raise UserError(str(exc)) from None
+    except ReplayFailure as exc:
+        traceback.print_exception(exc.__cause__, file=sys.stderr)
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    for line in result.lines():
+        print(line)
+    return 1 if args.check and not result.ok else 0
+
+
 # ------------------------------------------------------------------------------ main
 def _planned(name: str, what: str) -> Callable[[argparse.Namespace], int]:
     def cmd(args: argparse.Namespace) -> int:
@@ -474,6 +505,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="output directory (default runs/eval-<time>-<suite>)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
+    p = add("replay", "re-run perception, planning and control on a recording's inputs and "
+                      "compare their outputs with the recorded ones (regression test)",
+            cmd_replay)
+    p.add_argument("file", metavar="FILE", help="the recording (drive.mcap of a run directory)")
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument("--check", action="store_true",
+                      help="exit 1 when an output differs from the recording")
+    mode.add_argument("--update", action="store_true",
+                      help="rewrite the recording with the replayed outputs (atomically)")
+    p.add_argument("--nodes", metavar="LIST",
+                   help="nodes to re-run, e.g. planning,control (default perception,planning,"
+                        "control; planning,control for an --oracle recording)")
+    p.add_argument("--atol", type=float, default=1e-6,
+                   help="absolute float tolerance, in each field's unit (default 1e-6)")
+    p.add_argument("--rtol", type=float, default=1e-6,
+                   help="relative float tolerance (default 1e-6)")
+    p.add_argument("--param", action="append", default=[], metavar="NODE.KEY=VALUE",
+                   help="override a node parameter (YAML value), e.g. planning.max_speed=5")
+
     p = add("collect", "collect perception training data (RGB, labels, depth, boxes) from "
                        "the embedded simulator on the built-in maps", cmd_collect)
     p.add_argument("--out", required=True, help="output directory")
@@ -506,6 +556,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--input-size", type=_image_size, default=(320, 160), metavar="WxH",
                    help="network input size, multiples of 32 (default 320x160)")
     p.add_argument("--max-iters", type=int, help="stop after this many steps")
+    p.add_argument("--init", help="start from these weights (fine-tuning; tensors whose "
+                                  "shape changed start fresh)")
     p.add_argument("--threads", type=int, help="CPU threads (default: torch's)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 

@@ -114,6 +114,7 @@ def config_from_dict(d: dict[str, Any]) -> ModelConfig:
         d["stages"] = tuple(tuple(int(x) for x in s) for s in d["stages"])
     if "input_size" in d:
         d["input_size"] = tuple(int(x) for x in d["input_size"])
+    d.setdefault("fine_depth", False)  # checkpoints from before the option had 1/4 depth
     return ModelConfig(**d)
 
 

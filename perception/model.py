@@ -15,16 +15,17 @@ multiples of 32 (default 160 x 320, a 640 x 360 camera resized):
   ``forward(x, full_size=False)``):
   ``seg``: per-pixel logits over the 7 classes of :mod:`perception.classes`, at
   1/``head_stride``;
-  ``depth``: per-pixel log-depth (metres) at 1/4 (depth varies smoothly inside an
-  object; its edges come from the segmentation); ``exp`` gives the positive depth;
+  ``depth``: per-pixel log-depth (metres), at 1/2 with ``fine_depth`` (the default:
+  at 1/4 the depth of a small object blends into the background behind it), else
+  at 1/4; ``exp`` gives the positive depth;
 - traffic-light head: the finest decoder features pooled with the predicted
   traffic-light probability as weights (attention on the light's pixels), plus
   the globally pooled 1/32 features, into a small MLP -> red/yellow/green/none.
 
 Losses: :func:`segmentation_loss` (weighted cross-entropy; :func:`class_weights`
 from pixel counts), :func:`depth_loss` (L1 or scale-invariant on log-depth, sky
-and other depth >= ``max_depth`` masked out), :func:`light_loss`, and
-:func:`multitask_loss` summing them.
+and other depth >= ``max_depth`` masked out; obstacle pixels weighted up),
+:func:`light_loss`, and :func:`multitask_loss` summing them.
 """
 
 from __future__ import annotations
@@ -44,6 +45,8 @@ MIN_DEPTH = 0.1
 #: Default class weights (background, road, road line, sidewalk, vehicle,
 #: pedestrian, traffic light): small classes count more.
 DEFAULT_CLASS_WEIGHTS = (0.5, 0.5, 2.0, 1.0, 2.0, 4.0, 4.0)
+#: How much more a vehicle or pedestrian pixel counts in the depth loss.
+OBSTACLE_DEPTH_WEIGHT = 5.0
 IMAGE_MEAN = (0.485, 0.456, 0.406)  # RGB
 IMAGE_STD = (0.229, 0.224, 0.225)
 
@@ -97,6 +100,7 @@ class ModelConfig:
     decoder: int = 32
     head_stride: int = 2  # segmentation at 1/2 (a fine decoder level on the stem) or 1/4
     fine_decoder: int = 16  # channels of the 1/2 level
+    fine_depth: bool = True  # depth from the 1/2 level too (else from 1/4)
     light_head: bool = True
     input_size: tuple[int, int] = DEFAULT_INPUT_SIZE  # (width, height)
 
@@ -126,7 +130,9 @@ class PerceptionNet(nn.Module):
         self.fine_reduce = ConvBNAct(d, df, 1) if fine else None
         self.fine_refine = SepConv(df, df) if fine else None
         self.seg_head = nn.Sequential(SepConv(df, df), nn.Conv2d(df, cfg.num_classes, 1))
-        self.depth_head = nn.Sequential(SepConv(d, d), nn.Conv2d(d, 1, 1))
+        self.depth_fine = fine and cfg.fine_depth
+        dd = df if self.depth_fine else d
+        self.depth_head = nn.Sequential(SepConv(dd, dd), nn.Conv2d(dd, 1, 1))
         nn.init.constant_(self.depth_head[-1].bias, math.log(10.0))
         self.light_head = (nn.Sequential(
             nn.Linear(df + cfg.stages[-1][0], 64), nn.ReLU(inplace=True),
@@ -150,7 +156,8 @@ class PerceptionNet(nn.Module):
             skip = self.laterals[i](feats[i])
             top = self.refine[i](skip + F.interpolate(top, size=skip.shape[-2:],
                                                       mode="bilinear", align_corners=False))
-        log_depth_q = self.depth_head(top)
+        if not self.depth_fine:
+            log_depth_q = self.depth_head(top)
         if (self.fine_lateral is not None and self.fine_reduce is not None
                 and self.fine_refine is not None):
             skip = self.fine_lateral(stem)
@@ -158,14 +165,17 @@ class PerceptionNet(nn.Module):
                 self.fine_reduce(top), size=skip.shape[-2:], mode="bilinear",
                 align_corners=False))
         seg_q = self.seg_head(top)
+        if self.depth_fine:
+            log_depth_q = self.depth_head(top)
         if full_size:
             seg = F.interpolate(seg_q, size=(h, w), mode="bilinear", align_corners=False)
             log_depth = F.interpolate(log_depth_q, size=(h, w), mode="bilinear",
                                       align_corners=False)[:, 0]
         else:
             seg = seg_q
-            log_depth = F.interpolate(log_depth_q, size=seg_q.shape[-2:], mode="bilinear",
-                                      align_corners=False)[:, 0]
+            log_depth = log_depth_q[:, 0] if log_depth_q.shape[-2:] == seg_q.shape[-2:] \
+                else F.interpolate(log_depth_q, size=seg_q.shape[-2:], mode="bilinear",
+                                   align_corners=False)[:, 0]
         log_depth = log_depth.clamp(math.log(MIN_DEPTH), math.log(MAX_DEPTH))
         out = {"seg": seg, "log_depth": log_depth, "depth": log_depth.exp()}
         if self.light_head is not None:
@@ -224,15 +234,20 @@ def segmentation_loss(logits: torch.Tensor, labels: torch.Tensor,
 
 
 def depth_loss(log_depth: torch.Tensor, depth: torch.Tensor, kind: str = "l1",
-               max_depth: float = MAX_DEPTH, si_lambda: float = 0.85) -> torch.Tensor:
+               max_depth: float = MAX_DEPTH, si_lambda: float = 0.85,
+               pixel_weights: torch.Tensor | None = None) -> torch.Tensor:
     """Loss on log-depth over pixels with ``MIN_DEPTH <= depth < max_depth`` (sky
-    and the far plane masked). ``kind``: 'l1' (mean |log d_pred - log d|) or 'silog'
-    (scale-invariant, Eigen et al. 2014: sqrt(mean g^2 - lambda mean(g)^2))."""
+    and the far plane masked). ``kind``: 'l1' (mean |log d_pred - log d|, weighted by
+    ``pixel_weights`` when given) or 'silog' (scale-invariant, Eigen et al. 2014:
+    sqrt(mean g^2 - lambda mean(g)^2))."""
     mask = (depth >= MIN_DEPTH) & (depth < max_depth) & torch.isfinite(depth)
     if not bool(mask.any()):
         return log_depth.sum() * 0.0
     g = log_depth[mask] - torch.log(depth[mask])
     if kind == "l1":
+        if pixel_weights is not None:
+            w = pixel_weights[mask]
+            return (g.abs() * w).sum() / w.sum()
         return g.abs().mean()
     if kind == "silog":
         return torch.sqrt((g * g).mean() - si_lambda * g.mean() ** 2 + 1e-8)
@@ -251,10 +266,17 @@ def multitask_loss(out: dict[str, torch.Tensor], labels: torch.Tensor,
                    depth: torch.Tensor, light: torch.Tensor | None = None,
                    weights: torch.Tensor | None = None, depth_kind: str = "l1",
                    depth_weight: float = 1.0, light_weight: float = 0.2,
+                   obstacle_depth_weight: float = OBSTACLE_DEPTH_WEIGHT,
                    ) -> tuple[torch.Tensor, dict[str, float]]:
-    """Total loss and its parts (floats, for logging)."""
+    """Total loss and its parts (floats, for logging). Vehicle and pedestrian pixels
+    count ``obstacle_depth_weight`` times in the depth loss: they are a few percent
+    of the pixels, and their distance is what the planner acts on."""
+    from perception.classes import TrainClass
+
     seg = segmentation_loss(out["seg"], labels, weights)
-    dep = depth_loss(out["log_depth"], depth, depth_kind)
+    obstacle = (labels == int(TrainClass.VEHICLE)) | (labels == int(TrainClass.PEDESTRIAN))
+    dep = depth_loss(out["log_depth"], depth, depth_kind,
+                     pixel_weights=1.0 + (obstacle_depth_weight - 1.0) * obstacle.float())
     total = seg + depth_weight * dep
     parts = {"seg": float(seg.detach()), "depth": float(dep.detach())}
     if light is not None and "light" in out:

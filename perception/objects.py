@@ -5,8 +5,10 @@ a depth map (metres along the camera z axis), the intrinsics of *that* map (use
 :func:`scale_intrinsics` when the network runs on a resized image) and the camera
 mount (its pose in the ego frame). For each obstacle class (vehicle, pedestrian):
 
-1. the class pixels with a valid depth (``min_depth <= d <= max_range_m``) are
-   unprojected to the camera frame and moved to the ego frame
+1. the class pixels with a valid depth (``min_depth <= d <= max_range_m``) and a
+   depth consistent with their image blob's (``blob_depth_factor``: predicted depth
+   bleeds across outlines) are unprojected to the camera frame and moved to the
+   ego frame
    (``bus.frames.unproject`` then ``bus.frames.camera_to_ego``);
 2. the points are binned on a grid in the ego x-y plane (``cell_m``) and the occupied
    cells grouped by 8-connectivity (``cv2.connectedComponents``) after a dilation
@@ -69,6 +71,22 @@ class ObjectsConfig:
     link_m: tuple[float, float] = (1.2, 0.6)
     #: points above this height (m, ego z) are ignored (sky-depth bleed, bridges)
     max_height_m: float = 4.5
+    #: outline pixels whose depth is outside [1/f, f] x the median depth of their
+    #: image blob (8-connected pixels of the class) are dropped: a network's depth at
+    #: an object's outline blends into the background behind it and would smear the
+    #: object along the viewing ray. Inner pixels are kept whatever their depth (a
+    #: car seen behind another is part of the same blob)
+    blob_depth_factor: float = 1.3
+    #: distance of a blob from where it meets the ground (flat ground at ego z = 0):
+    #: the ray through the blob's bottom edge (sub-pixel from ``probs``) hits the
+    #: ground at its contact distance, and the blob's depths are scaled so that its
+    #: foot (the two bottom rows) lies there, keeping its shape. Unbiased where a
+    #: network's depth of a small object leans towards the background behind it.
+    #: Not used (the depth map is) when the bottom touches the image edge, another
+    #: obstacle covers it, or the blob's depths spread more than
+    #: ``contact_max_spread`` (p95 / p5: two objects in one blob)
+    ground_contact: bool = True
+    contact_max_spread: float = 1.6
 
 
 @dataclass
@@ -162,6 +180,76 @@ def _box(points: np.ndarray, label: str, cam_xy: np.ndarray,
             np.array([length, width, height]), yaw)
 
 
+def _consistent_depth(mask: np.ndarray, depth: np.ndarray, factor: float) -> np.ndarray:
+    """``mask`` without the outline pixels whose depth is not within ``factor`` of
+    the median depth of their 8-connected blob (``ObjectsConfig.blob_depth_factor``)."""
+    m8 = mask.astype(np.uint8)
+    n, blobs = cv2.connectedComponents(m8, connectivity=8)
+    if n <= 1:
+        return mask
+    ids = blobs[mask]
+    d = depth[mask]
+    med = np.zeros(n)
+    for k in np.unique(ids):
+        med[k] = np.median(d[ids == k])
+    ratio = d / med[ids]
+    outline = (mask & ~cv2.erode(m8, np.ones((3, 3), np.uint8),
+                                 borderType=cv2.BORDER_CONSTANT, borderValue=0).astype(bool))
+    keep = mask.copy()
+    keep[mask] = ~outline[mask] | ((ratio <= factor) & (ratio >= 1.0 / factor))
+    return keep
+
+
+def _contact_depth(seg: np.ndarray, blob: np.ndarray, cls: int, K: CameraIntrinsics,
+                   mount: Transform, probs: np.ndarray | None) -> float | None:
+    """Camera-z depth (m) of the point where the blob (bool mask) meets the ground,
+    or None when that cannot be seen (see ``ObjectsConfig.ground_contact``)."""
+    vs, us = np.nonzero(blob)
+    vb = int(vs.max())
+    if vb >= seg.shape[0] - 1:
+        return None  # cut off by the image's bottom edge
+    cols = us[vs == vb]
+    below = seg[vb + 1, cols]
+    if np.any(np.isin(below, list(OBSTACLE_CLASSES))):
+        return None  # something stands in front of its foot
+    v_edge = vb + 0.5
+    if probs is not None:  # where the class probability crosses 0.5, between rows
+        p_in = float(np.asarray(probs)[cls, vb, cols].mean())
+        p_out = float(np.asarray(probs)[cls, vb + 1, cols].mean())
+        if p_in > p_out:
+            v_edge = vb + min(max((p_in - 0.5) / (p_in - p_out), 0.0), 1.0)
+    ray = camera_to_ego(unproject(np.array([[float(cols.mean()), v_edge]]), np.array([1.0]),
+                                  K), mount)[0]
+    dz = ray[2] - mount.location.z
+    if dz >= -1e-3:
+        return None  # at or above the horizon
+    return float(-mount.location.z / dz)
+
+
+def _ground_contact_depth(seg: np.ndarray, depth: np.ndarray, mask: np.ndarray, cls: int,
+                          K: CameraIntrinsics, mount: Transform,
+                          probs: np.ndarray | None, cfg: ObjectsConfig) -> np.ndarray:
+    """``depth`` with each blob of ``mask`` whose ground contact is seen set to its
+    contact depth (see ``ObjectsConfig.ground_contact``)."""
+    n, blobs = cv2.connectedComponents(mask.astype(np.uint8), connectivity=8)
+    out = depth
+    for k in range(1, n):
+        blob = blobs == k
+        d = depth[blob]
+        lo, hi = np.percentile(d, [5, 95])
+        if lo <= 0 or hi / lo > cfg.contact_max_spread:
+            continue
+        contact = _contact_depth(seg, blob, cls, K, mount, probs)
+        if contact is None:
+            continue
+        vs, _ = np.nonzero(blob)
+        foot = blob & (np.arange(blob.shape[0])[:, None] >= vs.max() - 1)
+        if out is depth:
+            out = depth.copy()
+        out[blob] = depth[blob] * (contact / float(np.median(depth[foot])))
+    return out
+
+
 def detect_objects(seg: np.ndarray, depth: np.ndarray, K: CameraIntrinsics,
                    mount: Transform, probs: np.ndarray | None = None,
                    config: ObjectsConfig | None = None) -> list[Detection]:
@@ -184,7 +272,13 @@ def detect_objects(seg: np.ndarray, depth: np.ndarray, K: CameraIntrinsics,
     cam_xy = np.array([mount.location.x, mount.location.y])
     out: list[Detection] = []
     for cls, label in OBSTACLE_CLASSES.items():
-        vs, us = np.nonzero((seg == cls) & valid)
+        mask = (seg == cls) & valid
+        if int(mask.sum()) < cfg.min_pixels[label]:
+            continue
+        mask &= _consistent_depth(mask, depth, cfg.blob_depth_factor)
+        if cfg.ground_contact:
+            depth = _ground_contact_depth(seg, depth, mask, cls, K, mount, probs, cfg)
+        vs, us = np.nonzero(mask)
         if len(us) < cfg.min_pixels[label]:
             continue
         pts = camera_to_ego(unproject(np.stack([us, vs], -1), depth[vs, us], K), mount)

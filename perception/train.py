@@ -71,6 +71,9 @@ class TrainConfig:
     cpu_threads: int | None = None
     augment: bool = True
     val_fraction: float = 0.2
+    #: start from these weights (fine-tuning): every tensor whose name and shape
+    #: match is copied, the rest (e.g. a head whose shape changed) starts fresh
+    init: Path | None = None
 
 
 @dataclass
@@ -190,6 +193,19 @@ def split_rows(rows: list[dict[str, Any]], val_fraction: float
     return rows[:-n_val], rows[-n_val:]
 
 
+def init_from(model: torch.nn.Module, path: Path) -> tuple[int, int]:
+    """Copy the tensors of a checksummed weights file whose name and shape match;
+    returns (copied, tensors in the model)."""
+    from perception.inference import load_weights
+
+    source = load_weights(path)[0].state_dict()
+    state = model.state_dict()
+    match = {k: v for k, v in source.items() if k in state and state[k].shape == v.shape}
+    state.update(match)
+    model.load_state_dict(state)
+    return len(match), len(state)
+
+
 def _seed_all(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
@@ -237,7 +253,11 @@ def train(cfg: TrainConfig, progress: bool = True,
     loader = DataLoader(train_ds, batch_size=cfg.batch_size, shuffle=True, generator=gen,
                         drop_last=len(train_ds) > cfg.batch_size)
     val_loader = DataLoader(val_ds, batch_size=cfg.batch_size)
-    model = build_model(ModelConfig(input_size=cfg.input_size)).to(device)
+    model = build_model(ModelConfig(input_size=cfg.input_size))
+    if cfg.init is not None:
+        copied, total = init_from(model, cfg.init)
+        log(f"initialised {copied} of {total} tensors from {cfg.init}")
+    model = model.to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     total = cfg.epochs * len(loader)
     if cfg.max_iters is not None:

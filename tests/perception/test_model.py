@@ -127,3 +127,15 @@ def test_training_step_lowers_the_loss() -> None:
         opt.step()
         losses.append(parts["total"])
     assert losses[-1] < 0.5 * losses[0], losses
+
+
+def test_obstacle_pixels_weigh_more_in_the_depth_loss() -> None:
+    truth = torch.full((1, 4, 4), 10.0)
+    pred = torch.log(truth.clone())
+    pred[0, 0, 0] = float(np.log(20.0))  # one pixel off by a factor 2
+    w = torch.ones(1, 4, 4)
+    plain = depth_loss(pred, truth)
+    w[0, 0, 0] = 5.0
+    weighted = depth_loss(pred, truth, pixel_weights=w)
+    assert float(plain) == pytest.approx(np.log(2.0) / 16)
+    assert float(weighted) == pytest.approx(5 * np.log(2.0) / 20)

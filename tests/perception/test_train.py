@@ -66,3 +66,20 @@ def test_metrics_and_split() -> None:
             for i in range(12)]
     _, va = split_rows(rows, 0.2)
     assert {r["episode"] for r in va} == {"e09", "e10", "e11"}  # one per map
+
+
+def test_init_copies_the_tensors_whose_shape_matches(tmp_path: Path) -> None:
+    import torch
+
+    from perception.inference import save_weights
+    from perception.model import ModelConfig, build_model
+    from perception.train import init_from
+
+    torch.manual_seed(0)
+    old = build_model(ModelConfig(fine_depth=False))  # a depth head of another shape
+    save_weights(old, tmp_path / "old.pt")
+    new = build_model(ModelConfig())
+    copied, total = init_from(new, tmp_path / "old.pt")
+    assert 0 < copied < total
+    assert torch.equal(new.stem[0].weight, old.stem[0].weight)
+    assert new.depth_head[0][0][0].weight.shape != old.depth_head[0][0][0].weight.shape
