@@ -30,8 +30,11 @@ by the mean of the prior length and width (the error either way is about 1.3 m a
 most) and yaw 0 (aligned with the ego heading) is *assumed* and reported. Pedestrians
 always get yaw 0. The tracker refines yaw from the velocity of moving objects.
 
-Confidence: ``1 - exp(-pixels / pixel_scale)`` times the mean class probability of
-the cluster's pixels when ``probs`` is given.
+Pixel counts (``min_pixels``, ``pixel_scale``) are given for a 320 x 160 map and
+scale with the map's area, so a network's 1/2-resolution output and a full-size
+label image ask the same of an object. Confidence: ``1 - exp(-pixels /
+pixel_scale)`` times the mean class probability of the cluster's pixels when
+``probs`` is given.
 """
 
 from __future__ import annotations
@@ -55,16 +58,20 @@ PRIOR_SIZE: dict[str, tuple[float, float, float]] = {"vehicle": (4.4, 1.8, 1.4),
                                                      "pedestrian": (0.5, 0.5, 1.7)}
 
 
+REFERENCE_MAP_AREA = 320 * 160  # pixel counts in ObjectsConfig are for this map size
+
+
 @dataclass(frozen=True)
 class ObjectsConfig:
     max_range_m: float = 80.0
     min_depth_m: float = 0.5
     cell_m: dict[str, float] = field(default_factory=lambda: {"vehicle": 0.6,
                                                               "pedestrian": 0.4})
-    #: fewest pixels a cluster needs (at the map's resolution) to count
-    min_pixels: dict[str, int] = field(default_factory=lambda: {"vehicle": 12,
-                                                                "pedestrian": 6})
+    #: fewest pixels a cluster needs (at 320 x 160; scaled with the map's area)
+    min_pixels: dict[str, int] = field(default_factory=lambda: {"vehicle": 20,
+                                                                "pedestrian": 10})
     pixel_scale: float = 40.0
+    min_confidence: float = 0.3  # weaker clusters are not reported
     yaw_min_extent_m: float = 3.0
     #: cells closer than this (m; along ego x, along ego y) join one cluster: surfaces
     #: seen at a grazing angle (roofs, bonnets) leave gaps along the viewing ray
@@ -269,22 +276,24 @@ def detect_objects(seg: np.ndarray, depth: np.ndarray, K: CameraIntrinsics,
         raise ValueError(f"intrinsics are for {K.width}x{K.height}, the maps are {w}x{h} "
                          "(use scale_intrinsics)")
     valid = np.isfinite(depth) & (depth >= cfg.min_depth_m) & (depth <= cfg.max_range_m)
+    area = h * w / REFERENCE_MAP_AREA
+    min_pixels = {k: max(2, round(v * area)) for k, v in cfg.min_pixels.items()}
     cam_xy = np.array([mount.location.x, mount.location.y])
     out: list[Detection] = []
     for cls, label in OBSTACLE_CLASSES.items():
         mask = (seg == cls) & valid
-        if int(mask.sum()) < cfg.min_pixels[label]:
+        if int(mask.sum()) < min_pixels[label]:
             continue
         mask &= _consistent_depth(mask, depth, cfg.blob_depth_factor)
         if cfg.ground_contact:
             depth = _ground_contact_depth(seg, depth, mask, cls, K, mount, probs, cfg)
         vs, us = np.nonzero(mask)
-        if len(us) < cfg.min_pixels[label]:
+        if len(us) < min_pixels[label]:
             continue
         pts = camera_to_ego(unproject(np.stack([us, vs], -1), depth[vs, us], K), mount)
         keep = pts[:, 2] <= cfg.max_height_m
         pts, us, vs = pts[keep], us[keep], vs[keep]
-        if len(pts) < cfg.min_pixels[label]:
+        if len(pts) < min_pixels[label]:
             continue
         cell = cfg.cell_m[label]
         ij = np.floor(pts[:, :2] / cell).astype(np.int64)
@@ -302,12 +311,14 @@ def detect_objects(seg: np.ndarray, depth: np.ndarray, K: CameraIntrinsics,
         for k in range(1, n):
             sel = cluster == k
             count = int(sel.sum())
-            if count < cfg.min_pixels[label]:
+            if count < min_pixels[label]:
                 continue
             position, size, yaw = _box(pts[sel], label, cam_xy, cfg)
-            conf = 1.0 - math.exp(-count / cfg.pixel_scale)
+            conf = 1.0 - math.exp(-count / (cfg.pixel_scale * area))
             if probs is not None:
                 conf *= float(np.asarray(probs)[cls, vs[sel], us[sel]].mean())
+            if conf < cfg.min_confidence:
+                continue
             out.append(Detection(label, position, size, yaw, conf, count))
     out.sort(key=lambda d: float(np.hypot(d.position[0], d.position[1])))
     return out
