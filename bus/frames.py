@@ -36,6 +36,7 @@ points ``(N, 3)``) and returns float64 arrays of the same leading shape.
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING, overload
 
 import numpy as np
@@ -48,6 +49,7 @@ if TYPE_CHECKING:  # pragma: no cover - carla is only imported lazily
 
 __all__ = [
     "CAMERA_FROM_SENSOR",
+    "FLIP_Y",
     "camera_to_ego",
     "ego_to_camera",
     "ego_to_world",
@@ -55,6 +57,8 @@ __all__ = [
     "inverse_transform_matrix",
     "normalize_angle_deg",
     "project",
+    "quaternion_xyzw",
+    "right_handed_pose",
     "rotation_matrix",
     "to_carla_transform",
     "transform_matrix",
@@ -270,3 +274,45 @@ def from_carla_transform(tf: carla.Transform) -> Transform:
         Vector3(float(loc.x), float(loc.y), float(loc.z)),
         Rotation(pitch=float(rot.pitch), yaw=float(rot.yaw), roll=float(rot.roll)),
     )
+
+
+# ------------------------------------------------------- right-handed (Foxglove, ROS)
+#: CARLA's left-handed frames to right-handed ones (y negated: y points left), as
+#: Foxglove and ROS draw them.
+FLIP_Y: np.ndarray = np.diag([1.0, -1.0, 1.0])
+FLIP_Y.setflags(write=False)
+
+
+def quaternion_xyzw(r: np.ndarray) -> tuple[float, float, float, float]:
+    """The unit quaternion (x, y, z, w), w >= 0, of a proper 3 x 3 rotation matrix."""
+    m = np.asarray(r, float)
+    tr = m[0, 0] + m[1, 1] + m[2, 2]
+    if tr > 0:
+        s = 2.0 * math.sqrt(tr + 1.0)
+        q = ((m[2, 1] - m[1, 2]) / s, (m[0, 2] - m[2, 0]) / s, (m[1, 0] - m[0, 1]) / s,
+             0.25 * s)
+    elif m[0, 0] > m[1, 1] and m[0, 0] > m[2, 2]:
+        s = 2.0 * math.sqrt(1.0 + m[0, 0] - m[1, 1] - m[2, 2])
+        q = (0.25 * s, (m[0, 1] + m[1, 0]) / s, (m[0, 2] + m[2, 0]) / s,
+             (m[2, 1] - m[1, 2]) / s)
+    elif m[1, 1] > m[2, 2]:
+        s = 2.0 * math.sqrt(1.0 + m[1, 1] - m[0, 0] - m[2, 2])
+        q = ((m[0, 1] + m[1, 0]) / s, 0.25 * s, (m[1, 2] + m[2, 1]) / s,
+             (m[0, 2] - m[2, 0]) / s)
+    else:
+        s = 2.0 * math.sqrt(1.0 + m[2, 2] - m[0, 0] - m[1, 1])
+        q = ((m[0, 2] + m[2, 0]) / s, (m[1, 2] + m[2, 1]) / s, 0.25 * s,
+             (m[1, 0] - m[0, 1]) / s)
+    n = math.copysign(math.sqrt(sum(v * v for v in q)), q[3])  # w >= 0: one of the two
+    return (q[0] / n, q[1] / n, q[2] / n, q[3] / n)
+
+
+def right_handed_pose(m: np.ndarray, optical_child: bool = False
+                      ) -> tuple[np.ndarray, np.ndarray]:
+    """(translation m, 3 x 3 rotation) in Foxglove's frames of a CARLA 4 x 4
+    local -> parent pose ``m`` whose parent is a CARLA frame (world or ego; y is
+    negated). The child is a CARLA frame too, or with ``optical_child`` the pose is
+    a CARLA sensor's and the child its OpenCV optical frame (x right, y down, z
+    forward)."""
+    child = CAMERA_FROM_SENSOR.T if optical_child else FLIP_Y
+    return FLIP_Y @ m[:3, 3], FLIP_Y @ m[:3, :3] @ child

@@ -29,7 +29,6 @@ EXIT_USER_ERROR = 2
 # Subcommands that later work will fill in: name -> (help, what it will do).
 PLANNED = {
     "bench": ("run the benchmarks in bench/", "the bench runner (run bench/*.py directly)"),
-    "viz": ("convert a recording for Foxglove, or serve it live", "the Foxglove views"),
 }
 
 
@@ -446,6 +445,31 @@ def cmd_replay(args: argparse.Namespace) -> int:
     return 1 if args.check and not result.ok else 0
 
 
+# ----------------------------------------------------------------------------- viz
+def cmd_viz(args: argparse.Namespace) -> int:
+    from launch.viz import VideoOptions, VizError, make_video, to_foxglove
+
+    if not args.output and not args.foxglove:
+        raise UserError("viz writes nothing without -o VIDEO.mp4 or --foxglove OUT.mcap")
+    recording = Path(args.file)
+    try:
+        if args.output:
+            video = make_video(VideoOptions(
+                recording=recording, output=Path(args.output), camera=args.camera,
+                fps=args.fps, weights=Path(args.weights) if args.weights else None,
+                segmentation=not args.no_segmentation, start_s=args.start, end_s=args.end),
+                progress=not args.no_progress)
+            print(f"wrote {video.path}: {video.frames} frames, {video.width} x "
+                  f"{video.height} px, {video.fps:g} fps")
+        if args.foxglove:
+            fox = to_foxglove(recording, Path(args.foxglove), args.start, args.end)
+            print(f"wrote {fox.path}: {fox.messages} messages on {len(fox.topics)} topics "
+                  "(Foxglove schemas)")
+    except VizError as exc:
+        raise UserError(str(exc)) from None
+    return 0
+
+
 # ------------------------------------------------------------------------------ main
 def _planned(name: str, what: str) -> Callable[[argparse.Namespace], int]:
     def cmd(args: argparse.Namespace) -> int:
@@ -523,6 +547,23 @@ def build_parser() -> argparse.ArgumentParser:
                    help="relative float tolerance (default 1e-6)")
     p.add_argument("--param", action="append", default=[], metavar="NODE.KEY=VALUE",
                    help="override a node parameter (YAML value), e.g. planning.max_speed=5")
+
+    p = add("viz", "draw a recording as a video (camera with segmentation and 3D boxes, "
+                   "bird's-eye view) and/or convert it to Foxglove's schemas", cmd_viz)
+    p.add_argument("file", metavar="FILE.mcap", help="the recording (drive.mcap of a run)")
+    p.add_argument("-o", "--output", metavar="VIDEO.mp4", help="write the video here")
+    p.add_argument("--foxglove", metavar="OUT.mcap",
+                   help="write a Foxglove MCAP here (needs pip install 'drivestack[viz]')")
+    p.add_argument("--fps", type=float, help="video frame rate (default: the camera's)")
+    p.add_argument("--camera", default="front", help="camera of the video (default front)")
+    seg = p.add_mutually_exclusive_group()
+    seg.add_argument("--weights", metavar="W",
+                     help="perception weights for the overlay (default: the shipped ones)")
+    seg.add_argument("--no-segmentation", action="store_true",
+                     help="no segmentation overlay (skips the network)")
+    p.add_argument("--start", type=float, metavar="S", help="from this sim time (s)")
+    p.add_argument("--end", type=float, metavar="S", help="up to this sim time (s)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     p = add("collect", "collect perception training data (RGB, labels, depth, boxes) from "
                        "the embedded simulator on the built-in maps", cmd_collect)
