@@ -30,6 +30,9 @@ LOOKAHEAD_M = 50.0  # how far ahead an NPC keeps its path and looks for leaders
 NPC_HALF_LENGTH = 2.3
 LANE_CHANGE_S = 2.5  # an NPC's lane change takes this long
 STOP_SIGN_WAIT_S = 1.5  # how long an NPC stands at a stop line before it goes
+#: a vehicle braked by a scripted event drives on after standing this long, like the
+#: lead of scenario_runner's FollowLeadingVehicle (else the ego is blocked for good)
+BRAKE_EVENT_HOLD_S = 5.0
 NPC_HALF_WIDTH = 0.95
 
 
@@ -193,6 +196,8 @@ class Traffic:
             npc.accel = (v - npc.speed) / dt
             npc.speed = v
             npc.stop_waited = npc.stop_waited + dt if v < 0.1 else 0.0
+            if npc.braking_event > 0 and npc.stop_waited >= BRAKE_EVENT_HOLD_S:
+                npc.braking_event = 0.0  # the scripted stop is over
             if npc.offset:
                 shrink = 3.5 / LANE_CHANGE_S * dt
                 npc.offset = 0.0 if abs(npc.offset) <= shrink else \

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from bus.messages import VehicleControl
 from sim.scenario import EgoConfig, EventConfig, Pose, Scenario
 from sim.world import World
@@ -39,6 +41,26 @@ def test_lead_vehicle_brakes_hard(wide_road):
     assert npc.braking_event == 6.0 and npc.speed == 0.0
     assert npc.x > 20.0 + 30.0 + 25.0 - 5.0  # placed ahead of the ego when it fired
     assert "collision_vehicle" in kinds  # nobody braked for it
+
+
+def test_a_braked_lead_drives_on_after_standing(wide_road):
+    from sim.traffic import BRAKE_EVENT_HOLD_S
+
+    world = world_with(wide_road, EventConfig(kind="lead_vehicle_brakes", at_time_s=0.0,
+                                              ahead_m=25.0, decel=6.0))
+    stood = 0.0
+    for _ in range(int((BRAKE_EVENT_HOLD_S + 6.0) / world.dt)):
+        world.step(VehicleControl(brake=1.0))
+        (npc,) = world.traffic.npcs
+        if npc.speed < 0.1:
+            stood += world.dt
+        if npc.braking_event == 0.0:
+            break
+    assert npc.braking_event == 0.0 and stood == pytest.approx(BRAKE_EVENT_HOLD_S, abs=0.11)
+    x0 = npc.x
+    for _ in range(60):
+        world.step(VehicleControl(brake=1.0))
+    assert npc.x > x0 + 2.0 and npc.speed > 1.0
 
 
 def test_pedestrian_steps_out_and_crosses(wide_road):
