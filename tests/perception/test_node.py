@@ -86,16 +86,6 @@ def test_device_selection() -> None:
         select_device("tpu")
 
 
-def test_shipped_weights_load_when_present() -> None:
-    from perception.inference import DEFAULT_WEIGHTS
-
-    if not DEFAULT_WEIGHTS.is_file():
-        pytest.skip("no shipped weights in perception/weights/")
-    assert DEFAULT_WEIGHTS.stat().st_size < 10_000_000
-    model, info = load_weights(DEFAULT_WEIGHTS)
-    assert model.config.input_size == (320, 160) and "miou" in info["meta"]
-
-
 def _camera_image(frame: int, rng: np.random.Generator) -> Image:
     return Image(header=Header(frame=frame, stamp=0.05 * frame),
                  data=rng.integers(0, 255, (180, 320, 3), dtype=np.uint8))

@@ -1,0 +1,65 @@
+"""The shipped weights see: a scene rendered by the embedded simulator on a built-in
+map, with a stopped car and a pedestrian crossing at known positions, is turned into
+objects within 1.5 m of the truth by the perception pipeline (the node's tick)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from bus.frames import world_to_ego
+from bus.messages import Rotation, Transform, Vector3, VehicleControl
+from perception.inference import DEFAULT_WEIGHTS, Predictor, load_weights
+from perception.pipeline import PerceptionPipeline
+
+pytestmark = pytest.mark.skipif(not DEFAULT_WEIGHTS.is_file(),
+                                reason="no shipped weights in perception/weights/")
+
+
+def test_shipped_weights_are_small_and_checksummed() -> None:
+    assert DEFAULT_WEIGHTS.stat().st_size < 10_000_000
+    model, info = load_weights(DEFAULT_WEIGHTS)
+    assert model.config.input_size == (320, 160)
+    assert info["light_trained"] and info["meta"]["miou"] > 0.5
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "issue 4 falls short: the shipped weights place this stopped car 4 m and this "
+    "pedestrian crossing in front of it 5.5 m from the truth (the pedestrian's pixels "
+    "are partly labelled vehicle; object depth leans to the background). Strict: "
+    "when better weights pass, this marker must go"))
+@pytest.mark.parametrize("seed", [3, 11])
+def test_a_rendered_car_and_pedestrian_are_found_within_1_5_m(seed: int) -> None:
+    from sim.maps import load_map
+    from sim.scenario import CameraConfig, EventConfig, Scenario, WeatherConfig
+    from sim.scene import SceneRenderer
+    from sim.world import MapSource, World
+
+    m = load_map("town_grid")
+    camera = CameraConfig()
+    weather = WeatherConfig()  # clear day
+    scenario = Scenario(map="town_grid", seed=seed, cameras=[camera], weather=weather,
+                        events=[EventConfig(kind="stopped_vehicle", at_time_s=0.0,
+                                            ahead_m=22.0),
+                                EventConfig(kind="pedestrian_steps_out", at_time_s=0.0,
+                                            ahead_m=12.0, speed=1.5)])
+    world = World(scenario, MapSource(m.name, m.xodr, m.map))
+    scene = SceneRenderer(world, [camera], weather, seed)
+    for _ in range(30):  # 1.5 s: the walker is on the road
+        world.step(VehicleControl(brake=1.0))
+    model, info = load_weights(DEFAULT_WEIGHTS)
+    pipeline = PerceptionPipeline(Predictor(model, torch.device("cpu")),
+                                  bool(info["light_trained"]))
+    out = pipeline.step([scene.render(world)[camera.name]], None)
+    ego = Transform(Vector3(world.ego.x, world.ego.y, 0.0), Rotation(yaw=world.ego.yaw))
+    truth = {"vehicle": list(world.traffic.npcs),
+             "pedestrian": list(world.pedestrians.walkers)}
+    assert len(truth["vehicle"]) == 1 and len(truth["pedestrian"]) == 1
+    for label, actors in truth.items():
+        a = actors[0]
+        p = world_to_ego([a.x, a.y, 0.0], ego)
+        errs = [float(np.hypot(*(d.position[:2] - p[:2]))) for d in out.detections
+                if d.label == label]
+        assert errs and min(errs) < 1.5, (label, p, [(d.label, d.position)
+                                                     for d in out.detections])
