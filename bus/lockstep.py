@@ -30,12 +30,16 @@ class FrameWaiter(Generic[M]):
     so the node's other callbacks and timers keep running."""
 
     def __init__(self, node: Node, msg_type: type[M], topic: str, *, deadline_s: float = 2.0,
-                 mode: Mode = "strict") -> None:
+                 mode: Mode = "strict", first_deadline_s: float | None = None) -> None:
+        """``first_deadline_s``: the deadline of the first wait, when longer: the other
+        nodes' start-up work (a map to parse, a route graph to build, a network to
+        warm up) happens on the first frame."""
         if mode not in ("strict", "realtime"):
             raise ValueError(f"lockstep mode must be 'strict' or 'realtime', not {mode!r}")
         if deadline_s <= 0:
             raise ValueError(f"lockstep deadline must be > 0 s, not {deadline_s}")
         self.node, self.deadline_s, self.mode = node, deadline_s, mode
+        self._next_deadline_s = max(deadline_s, first_deadline_s or 0.0)
         self.sub: Subscription[M] = node.create_subscription(msg_type, topic, None)
         self.topic = self.sub.topic
         self.last: M | None = None
@@ -63,7 +67,8 @@ class FrameWaiter(Generic[M]):
         if executor is None:
             raise RuntimeError(f"node {self.node.name} is not added to an executor")
         clock = self.node.context.clock
-        deadline = clock.now() + self.deadline_s
+        allowed, self._next_deadline_s = self._next_deadline_s, self.deadline_s
+        deadline = clock.now() + allowed
         while True:
             msg = self._take(frame)
             if msg is not None:
@@ -75,7 +80,7 @@ class FrameWaiter(Generic[M]):
         if self.mode == "strict":
             who = self.sub.last_publisher or ", ".join(self.sub.endpoint.publishers())
             raise DeadlineMissed(
-                f"no {self.topic} for frame {frame} within {self.deadline_s:g} s: "
+                f"no {self.topic} for frame {frame} within {allowed:g} s: "
                 f"late node: {who or 'none publishes ' + self.topic}"
             )
         self.misses += 1

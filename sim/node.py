@@ -149,7 +149,8 @@ class SimNode(Node):
                             for c in self.scenario.cameras}
         lock = self.scenario.lockstep
         self.commands = FrameWaiter(self, ControlCommand, "/control/command",
-                                    deadline_s=lock.deadline_s, mode=lock.mode)
+                                    deadline_s=lock.deadline_s, mode=lock.mode,
+                                    first_deadline_s=lock.first_deadline_s)
         self.node_latencies = NodeLatencies()
         self.create_subscription(NodeStatus, "/diagnostics", self.node_latencies.add)
         self.map_pub.publish(MapData(Header(0, 0.0), loaded.name, loaded.xodr))

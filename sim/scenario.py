@@ -140,10 +140,13 @@ class EventConfig:
 class LockstepConfig:
     mode: Literal["strict", "realtime"] = "strict"
     deadline_s: float = 5.0
+    #: the first frame's deadline: the nodes' start-up work (map, route graph,
+    #: network warm-up) lands on it
+    first_deadline_s: float = 60.0
 
     def __post_init__(self) -> None:
-        if self.deadline_s <= 0:
-            raise ValueError("lockstep.deadline_s must be > 0")
+        if self.deadline_s <= 0 or self.first_deadline_s <= 0:
+            raise ValueError("lockstep.deadline_s and first_deadline_s must be > 0")
 
 
 @dataclass

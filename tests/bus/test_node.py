@@ -250,3 +250,27 @@ def test_a_lockstep_wait_inside_a_timer_times_out_on_the_manual_clock():
     sim.create_timer(0.001, lambda: sim.step(1))
     with pytest.raises(DeadlineMissed, match=r"frame 1 within 0\.5 s"):
         ex.spin_until(lambda: False, timeout_s=5)
+
+
+def test_the_first_frame_may_take_the_start_up_deadline():
+    """The nodes' start-up work lands on the first frame: it gets the longer
+    ``first_deadline_s``; later frames get ``deadline_s``."""
+    ctx = InProcessContext()
+    node = Node("sim", context=ctx, diagnostics=False)
+    waiter = FrameWaiter(node, ControlCommand, "/control/command", deadline_s=0.2,
+                         first_deadline_s=1.0)
+    late = Node("late", context=ctx, diagnostics=False)
+    pub = late.create_publisher(ControlCommand, "/control/command")
+    clock = ctx.clock
+    t0 = clock.now()
+
+    def answer_late() -> None:
+        if clock.now() - t0 > 0.5:
+            pub.publish(ControlCommand(header=Header(0)))
+
+    late.create_timer(0.05, answer_late)
+    Executor(ctx, [node, late])
+    assert waiter.wait(0).header.frame == 0  # 0.5 s late: within the first deadline
+    assert 0.5 < clock.now() - t0 < 1.0
+    with pytest.raises(DeadlineMissed, match=r"frame 1 within 0\.2 s"):
+        waiter.wait(1)
