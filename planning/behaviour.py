@@ -29,6 +29,7 @@ import math
 from dataclasses import dataclass, field
 
 import numpy as np
+import shapely
 from shapely.geometry import LineString, Point, Polygon
 
 from bus.messages import DetectedObject, ObjectList, TrafficLightState
@@ -117,10 +118,10 @@ def decide(path_ego: np.ndarray, speed: float, speed_limit: float, objects: Obje
             continue  # behind us
         half_len = obj.size.x / 2
         if obj.label == "pedestrian":
-            future = [Point(obj.position.x + obj.velocity.x * t,
-                            obj.position.y + obj.velocity.y * t)
-                      for t in np.linspace(0.0, p.pedestrian_horizon, 7)]
-            if any(corridor.contains(q) for q in future):
+            times = np.linspace(0.0, p.pedestrian_horizon, 7)
+            future = shapely.points(obj.position.x + obj.velocity.x * times,
+                                    obj.position.y + obj.velocity.y * times)
+            if bool(shapely.contains(corridor, future).any()):
                 stop = s - front - p.pedestrian_margin
                 d.stop_s = min(d.stop_s, max(stop, 0.0))
                 d.reasons.append(f"pedestrian {obj.track_id} at {s:.1f} m")
@@ -174,13 +175,16 @@ def _crossing(line: LineString, corridor: Polygon, obj: DetectedObject, speed: f
     v = math.hypot(obj.velocity.x, obj.velocity.y)
     if v < 1.0:
         return None
-    for t in np.arange(0.5, p.yield_horizon + 1e-9, 0.5):
-        q = Point(obj.position.x + obj.velocity.x * t, obj.position.y + obj.velocity.y * t)
-        if corridor.distance(q) <= obj.size.y / 2:
-            s_c = line.project(q)
-            eta = s_c / max(speed, 2.0)
-            return s_c if abs(eta - t) < p.yield_window and s_c > 0 else None
-    return None
+    times = np.arange(0.5, p.yield_horizon + 1e-9, 0.5)
+    future = shapely.points(obj.position.x + obj.velocity.x * times,
+                            obj.position.y + obj.velocity.y * times)
+    inside = np.nonzero(shapely.distance(corridor, future) <= obj.size.y / 2)[0]
+    if len(inside) == 0:
+        return None
+    t, q = float(times[inside[0]]), future[inside[0]]
+    s_c = line.project(q)
+    eta = s_c / max(speed, 2.0)
+    return s_c if abs(eta - t) < p.yield_window and s_c > 0 else None
 
 
 @dataclass(frozen=True)
