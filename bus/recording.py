@@ -401,9 +401,19 @@ class Recording:
 
     @classmethod
     def open(cls, path: str | os.PathLike[str]) -> Recording:
-        """Open a finished or a crashed recording; RecordingError if it is neither."""
+        """Open a finished or a crashed recording; RecordingError (one line naming the
+        file) if it is neither, or cannot be opened at all."""
         p = Path(path)
-        f = open(p, "rb")  # noqa: SIM115  (owned by the Recording)
+        try:
+            f = open(p, "rb")  # noqa: SIM115  (owned by the Recording)
+        except FileNotFoundError:
+            raise RecordingError(f"{p}: no such file (expected a drivestack MCAP "
+                                 "recording)") from None
+        except IsADirectoryError:
+            raise RecordingError(f"{p}: not a file (expected a drivestack MCAP "
+                                 "recording)") from None
+        except OSError as exc:
+            raise RecordingError(f"{p}: cannot read it: {exc.strerror or exc}") from None
         try:
             magic = f.read(len(_MAGIC))
             if not magic:

@@ -312,16 +312,10 @@ class ReplayResult:
 
 # ------------------------------------------------------------------------ wiring
 def _open(path: Path) -> Recording:
-    if not path.exists():
-        raise ReplayError(f"{path}: no such file (expected a drivestack recording, .mcap)")
-    if not path.is_file():
-        raise ReplayError(f"{path}: not a file (expected a drivestack recording, .mcap)")
     try:
         return Recording.open(path)
     except RecordingError as exc:
         raise ReplayError(str(exc)) from None
-    except OSError as exc:
-        raise ReplayError(f"{path}: cannot read: {exc.strerror or exc}") from None
 
 
 def _decode(m: RecordedMessage, path: Path) -> Any:

@@ -124,14 +124,10 @@ class VizError(ValueError):
 def open_recording(path: Path) -> Recording:
     """The recording at ``path``; VizError (one line) when it is missing or not a
     drivestack MCAP file."""
-    if not path.is_file():
-        raise VizError(f"{path}: no such file (expected a drivestack MCAP recording)")
     try:
         return Recording.open(path)
     except RecordingError as exc:
         raise VizError(str(exc)) from None
-    except OSError as exc:
-        raise VizError(f"{path}: cannot read it: {exc.strerror or exc}") from None
 
 
 def camera_topic(rec: Recording, camera: str) -> str:

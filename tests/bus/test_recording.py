@@ -271,3 +271,10 @@ def test_writer_refuses_what_it_could_not_describe(tmp_path: Path) -> None:
         w.write(COMMAND, encode(_command(0)), 3)
     with Recording.open(tmp_path / "w.mcap") as rec:
         assert rec.message_count == 1
+
+
+def test_open_names_a_missing_file_or_a_directory(tmp_path):
+    with pytest.raises(RecordingError, match=r"absent\.mcap: no such file"):
+        Recording.open(tmp_path / "absent.mcap")
+    with pytest.raises(RecordingError, match="not a file"):
+        Recording.open(tmp_path)
