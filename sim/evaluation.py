@@ -217,7 +217,64 @@ class ComfortStats:
         }
 
 
-class RouteEvaluator:
+class RunTally:
+    """What every run is scored on, with a route or without: infractions by kind
+    (with where and when), deadline misses, distance driven, duration, comfort, and
+    the first end event. ``dt``: the simulator's tick (s), to tell consecutive ticks
+    for the jerk."""
+
+    def __init__(self, dt: float) -> None:
+        if not dt > 0.0:
+            raise ValueError(f"dt: expected a positive tick in seconds, got {dt}")
+        self.dt = float(dt)
+        self.distance_m = 0.0  # driven, along the ego's own path
+        self.counts: dict[str, int] = dict.fromkeys(INFRACTION_KINDS, 0)
+        self.infractions: list[Infraction] = []
+        self.deadline_misses = 0
+        self.comfort = ComfortStats()
+        self.completed = False
+        self.end_reason: str | None = None
+        self._first: EgoSample | None = None
+        self._last: EgoSample | None = None
+
+    @property
+    def ended(self) -> bool:
+        return self.end_reason is not None
+
+    @property
+    def duration_s(self) -> float:
+        if self._first is None or self._last is None:
+            return 0.0
+        return self._last.stamp - self._first.stamp
+
+    def _track(self, sample: EgoSample) -> None:
+        """Distance driven and comfort up to ``sample``."""
+        prev = self._last
+        if prev is None:
+            self._first = sample
+        else:
+            self.distance_m += math.hypot(sample.x - prev.x, sample.y - prev.y)
+        self.comfort.add(sample, prev, max_step_s=1.5 * self.dt)
+        self._last = sample
+
+    def _record(self, event: RunEvent) -> None:
+        kind = event.kind
+        if kind == "deadline_miss":
+            self.deadline_misses += 1
+        if kind in self.counts:
+            self.counts[kind] += 1
+            loc = event.location
+            self.infractions.append(Infraction(
+                time_s=float(event.header.stamp), frame=int(event.header.frame), kind=kind,
+                x=float(loc.x), y=float(loc.y), other_id=int(event.other_id),
+                value=float(event.value), description=event.description))
+        if kind in END_KINDS and not self.ended:
+            self.end_reason = kind
+            if kind == "route_completed":  # the Leaderboard scores RC 100 on this event
+                self.completed = True
+
+
+class RouteEvaluator(RunTally):
     """Scores one run along one route, tick by tick (see the module docstring).
 
     ``route``: (N, 2) world x, y (m), the route in driving order (the denser it is,
@@ -234,12 +291,10 @@ class RouteEvaluator:
                  match_radius_m: float = 30.0, timeout_s: float | None = None,
                  blocked_time_s: float = BLOCKED_TIME_S, blocked_speed: float = BLOCKED_SPEED,
                  ego_id: int = 1) -> None:
-        if not dt > 0.0:
-            raise ValueError(f"dt: expected a positive tick in seconds, got {dt}")
+        super().__init__(dt)
         if not window_m > 0.0:
             raise ValueError(f"window_m: expected a positive distance, got {window_m}")
         self.route = RoutePolyline(route)
-        self.dt = float(dt)
         self.window_m = float(window_m)
         self.match_radius_m = float(match_radius_m)
         self.timeout_s = route_timeout_s(self.route.length) if timeout_s is None \
@@ -250,22 +305,9 @@ class RouteEvaluator:
 
         self.progress_m = 0.0  # arc length of the route progressed
         self.off_route_m = 0.0  # of which while outside the route's lanes
-        self.distance_m = 0.0  # driven, along the ego's own path
-        self.counts: dict[str, int] = dict.fromkeys(INFRACTION_KINDS, 0)
-        self.infractions: list[Infraction] = []
-        self.deadline_misses = 0
-        self.comfort = ComfortStats()
-        self.completed = False
-        self.end_reason: str | None = None
-        self._first: EgoSample | None = None
-        self._last: EgoSample | None = None
         self._last_moving = 0.0  # sim time (s) the ego last went at least blocked_speed
 
     # ------------------------------------------------------------------ scores
-    @property
-    def ended(self) -> bool:
-        return self.end_reason is not None
-
     @property
     def route_length_m(self) -> float:
         return self.route.length
@@ -288,12 +330,6 @@ class RouteEvaluator:
     def driving_score(self) -> float:
         """DS = RC x IP, 0..100."""
         return max(self.route_completion * self.infraction_penalty, 0.0)
-
-    @property
-    def duration_s(self) -> float:
-        if self._first is None or self._last is None:
-            return 0.0
-        return self._last.stamp - self._first.stamp
 
     # ------------------------------------------------------------------ input
     def update_ego(self, ego: EgoState, events: Sequence[RunEvent] = (), *,
@@ -331,37 +367,15 @@ class RouteEvaluator:
 
     def _advance(self, sample: EgoSample, off_route: bool) -> None:
         """Route progress, off-route progress, distance driven and comfort."""
-        prev = self._last
         if self._first is None:
-            self._first = sample
             self._last_moving = sample.stamp
-        else:
-            assert prev is not None
-            self.distance_m += math.hypot(sample.x - prev.x, sample.y - prev.y)
         p = np.array([sample.x, sample.y])
         s, d = self.route.match(p, self.progress_m, self.progress_m + self.window_m)
         if d <= self.match_radius_m and s > self.progress_m:
             if off_route:
                 self.off_route_m += s - self.progress_m
             self.progress_m = s
-        self.comfort.add(sample, prev, max_step_s=1.5 * self.dt)
-        self._last = sample
-
-    def _record(self, event: RunEvent) -> None:
-        kind = event.kind
-        if kind == "deadline_miss":
-            self.deadline_misses += 1
-        if kind in self.counts:
-            self.counts[kind] += 1
-            loc = event.location
-            self.infractions.append(Infraction(
-                time_s=float(event.header.stamp), frame=int(event.header.frame), kind=kind,
-                x=float(loc.x), y=float(loc.y), other_id=int(event.other_id),
-                value=float(event.value), description=event.description))
-        if kind in END_KINDS and not self.ended:
-            self.end_reason = kind
-            if kind == "route_completed":  # the Leaderboard scores RC 100 on this event
-                self.completed = True
+        self._track(sample)
 
     def _end_conditions(self, sample: EgoSample) -> list[RunEvent]:
         """Completion, then blocked, then timeout (the Leaderboard's order)."""

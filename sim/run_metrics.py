@@ -9,7 +9,6 @@ metres, world frame (CARLA's).
 from __future__ import annotations
 
 import json
-import math
 import os
 import statistics
 from collections.abc import Mapping, Sequence
@@ -20,14 +19,7 @@ from typing import Any
 import numpy as np
 
 from bus.messages import EgoState, NodeStatus, RunEvent
-from sim.evaluation import (
-    END_KINDS,
-    INFRACTION_KINDS,
-    ComfortStats,
-    EgoSample,
-    Infraction,
-    infraction_penalty,
-)
+from sim.evaluation import EgoSample, RunTally, infraction_penalty
 
 
 def latency_summary(values_ms: Sequence[float]) -> dict[str, float | int]:
@@ -79,7 +71,7 @@ class NodeLatencies:
                 for name, r in sorted(self._nodes.items())}
 
 
-class FreeDriveEvaluator:
+class FreeDriveEvaluator(RunTally):
     """The score of a run without a route: its infractions, distance, duration and
     comfort, as :class:`sim.evaluation.RouteEvaluator` counts them, but no route
     completion or driving score (None in the metrics) and no end condition of its
@@ -90,27 +82,6 @@ class FreeDriveEvaluator:
 
     route_completion = None  # nothing to complete
 
-    def __init__(self, dt: float) -> None:
-        self.dt = float(dt)
-        self.counts: dict[str, int] = dict.fromkeys(INFRACTION_KINDS, 0)
-        self.infractions: list[Infraction] = []
-        self.deadline_misses = 0
-        self.distance_m = 0.0
-        self.comfort = ComfortStats()
-        self.end_reason: str | None = None
-        self._first: EgoSample | None = None
-        self._last: EgoSample | None = None
-
-    @property
-    def ended(self) -> bool:
-        return self.end_reason is not None
-
-    @property
-    def duration_s(self) -> float:
-        if self._first is None or self._last is None:
-            return 0.0
-        return self._last.stamp - self._first.stamp
-
     def update_ego(self, ego: EgoState, events: Sequence[RunEvent] = (), *,
                    off_route: bool | None = None) -> list[RunEvent]:
         """One tick: the ego now and this tick's events; never an end event of its
@@ -118,26 +89,9 @@ class FreeDriveEvaluator:
         route there is no off-route share)."""
         if self.ended:
             return []
-        sample = EgoSample.from_ego_state(ego)
-        prev = self._last
-        if prev is None:
-            self._first = sample
-        else:
-            self.distance_m += math.hypot(sample.x - prev.x, sample.y - prev.y)
-        self.comfort.add(sample, prev, max_step_s=1.5 * self.dt)
-        self._last = sample
+        self._track(EgoSample.from_ego_state(ego))
         for event in events:
-            if event.kind == "deadline_miss":
-                self.deadline_misses += 1
-            if event.kind in self.counts:
-                self.counts[event.kind] += 1
-                self.infractions.append(Infraction(
-                    time_s=float(event.header.stamp), frame=int(event.header.frame),
-                    kind=event.kind, x=float(event.location.x), y=float(event.location.y),
-                    other_id=int(event.other_id), value=float(event.value),
-                    description=event.description))
-            if event.kind in END_KINDS and not self.ended:
-                self.end_reason = event.kind
+            self._record(event)
         return []
 
     def metrics(self, extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
