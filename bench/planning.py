@@ -55,6 +55,16 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from bench.measure import run_and_report  # noqa: E402
+from bus.messages import (  # noqa: E402
+    DetectedObject,
+    EgoState,
+    Header,
+    ObjectList,
+    Rotation,
+    TrafficLightState,
+    Transform,
+    Vector3,
+)
 from planning.route import RoutePlanner, UnreachableError  # noqa: E402
 from sim.maps import load_map  # noqa: E402
 from sim.spawn import spawn_points  # noqa: E402
@@ -120,16 +130,6 @@ def bench_steps(queries: int, rounds: int) -> dict[str, Any]:
     """Per-tick cost of the local planner (behaviour + speed profile + trajectory)
     and of the controller, driving the dynamics model along an S-bend with 20
     objects around and a red light ahead, as a fraction of the 50 ms sim tick."""
-    from bus.messages import (
-        DetectedObject,
-        EgoState,
-        Header,
-        ObjectList,
-        Rotation,
-        TrafficLightState,
-        Transform,
-        Vector3,
-    )
     from control.controller import Controller
     from planning.local_planner import LocalPlanner
     from sim import dynamics
@@ -177,16 +177,6 @@ def bench_steps(queries: int, rounds: int) -> dict[str, Any]:
 def bench_ride(queries: int, rounds: int) -> dict[str, Any]:
     """Closed-loop comfort and targets (see the module docstring); ``queries`` and
     ``rounds`` are unused (the rides are deterministic)."""
-    from bus.messages import (
-        DetectedObject,
-        EgoState,
-        Header,
-        ObjectList,
-        Rotation,
-        TrafficLightState,
-        Transform,
-        Vector3,
-    )
     from control.controller import Controller
     from planning.local_planner import LocalPlanner
     from sim import dynamics

@@ -45,7 +45,7 @@ import torch
 import torch.nn.functional as F
 
 from bus.messages import CameraIntrinsics, Rotation, Transform, Vector3
-from perception.classes import CLASS_NAMES, LIGHT_STATES, NUM_CLASSES
+from perception.classes import CLASS_NAMES, NUM_CLASSES, light_state_index
 from perception.dataset import CollectedDataset, read_index
 from perception.inference import Predictor, load_weights, select_device
 from perception.objects import OBSTACLE_CLASSES, detect_objects, scale_intrinsics
@@ -212,8 +212,7 @@ def evaluate_perception(cfg: EvalConfig, progress: bool = True,
             tracks = tracker.update(dets, float(meta["time"]), pose)
             vel_err += _velocity_errors(cfg, tracks, meta["actors"])
             if light_trained and "light" in out:
-                truth = LIGHT_STATES.index(meta["traffic_light"]["state"]) if meta[
-                    "traffic_light"]["state"] in LIGHT_STATES else LIGHT_STATES.index("none")
+                truth = light_state_index(meta["traffic_light"]["state"])
                 light_ok += int(int(out["light"].argmax()) == truth)
                 light_n += 1
             if i in pick:
