@@ -7,9 +7,9 @@
 2. ``launch/files/closed_loop.yaml`` starts the simulator, perception (or the
    ground-truth oracle with ``--oracle``), planning, control and the recorder as
    separate processes in a fresh bus namespace; their output goes to ``OUT/log.txt``.
-3. Meanwhile a bus listener in this process draws a progress bar from /ego/state and
-   /run/events: sim time, distance, route progress (along the route's waypoints,
-   for display; the score is the simulator's), ticks/s and infractions.
+3. Meanwhile a bus listener in this process draws a progress bar from the
+   simulator's progress on /diagnostics (sim time, distance, route %, ticks/s: the
+   same figures it scores with) and the infractions on /run/events.
 4. At the end the simulator's ``OUT/metrics.json`` is summarised in a table.
 
 The exit status is 0 when the run completed (whatever the score), 1 when a node
@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import sys
 import threading
 import time
@@ -100,30 +99,21 @@ def default_out(scenario_name: str) -> Path:
 
 # ------------------------------------------------------------------------ progress
 class _Progress:
-    """Listens on the run's bus namespace in a thread; the state of the drive."""
+    """Listens on the run's bus namespace in a thread: the simulator's own progress
+    (sim time, distance, route %, ticks/s, from its /diagnostics message) and the
+    infractions on /run/events."""
 
-    def __init__(self, namespace: str, route: list[tuple[float, float]],
-                 duration_s: float) -> None:
+    def __init__(self, namespace: str, has_route: bool, sim_node: str = "sim") -> None:
         self.namespace = namespace
-        self.route = route
-        self.duration_s = duration_s
+        self.sim_node = sim_node
         self.sim_time = 0.0
         self.distance = 0.0
-        self.route_pct: float | None = 0.0 if len(route) >= 2 else None
-        self.frames = 0
+        self.route_pct: float | None = 0.0 if has_route else None
+        self.ticks_per_s = 0.0
         self.infractions = 0
         self.end: str | None = None
-        self._t0: float | None = None
-        self._last: tuple[float, float] | None = None
-        self._s = 0.0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._spin, name="run-progress", daemon=True)
-
-    @property
-    def ticks_per_s(self) -> float:
-        if self._t0 is None or self.frames < 2:
-            return 0.0
-        return self.frames / max(time.monotonic() - self._t0, 1e-6)
 
     def start(self) -> None:
         self._thread.start()
@@ -134,35 +124,30 @@ class _Progress:
 
     def _spin(self) -> None:
         from bus import Executor, Node, ZmqConfig, ZmqContext
-        from bus.messages import EgoState, RunEvent
-        from sim.evaluation import RoutePolyline
+        from bus.messages import NodeStatus, RunEvent
+        from sim.evaluation import END_KINDS, PENALTIES
+        from sim.run_metrics import parse_progress
 
-        polyline = RoutePolyline(self.route) if self.route_pct is not None else None
         ctx = ZmqContext(ZmqConfig.from_env(namespace=self.namespace))
         node = Node("run_progress", context=ctx, diagnostics=False)
 
-        def on_ego(msg: EgoState) -> None:
-            if self._t0 is None:
-                self._t0 = time.monotonic()
-            self.frames += 1
-            self.sim_time = msg.header.stamp
-            p = (msg.transform.location.x, msg.transform.location.y)
-            if self._last is not None:
-                self.distance += math.hypot(p[0] - self._last[0], p[1] - self._last[1])
-            self._last = p
-            if polyline is not None:
-                self._s = polyline.match(p, self._s, self._s + 20.0)[0]
-                self.route_pct = 100.0 * self._s / polyline.length
+        def on_status(msg: NodeStatus) -> None:
+            if msg.node != self.sim_node:
+                return
+            p = parse_progress(msg.message)
+            self.sim_time = p.get("sim_time_s", self.sim_time)
+            self.distance = p.get("distance_m", self.distance)
+            self.ticks_per_s = p.get("ticks_per_s", self.ticks_per_s)
+            if self.route_pct is not None:
+                self.route_pct = p.get("route_pct", self.route_pct)
 
         def on_event(msg: RunEvent) -> None:
-            if msg.kind in ("collision_pedestrian", "collision_vehicle", "collision_static",
-                            "red_light", "stop_sign", "off_route"):
+            if msg.kind in PENALTIES or msg.kind == "off_route":
                 self.infractions += 1
-            elif msg.kind in ("route_completed", "route_deviation", "blocked", "route_timeout",
-                              "scenario_end"):
+            elif msg.kind in END_KINDS:
                 self.end = msg.kind
 
-        node.create_subscription(EgoState, "/ego/state", on_ego)
+        node.create_subscription(NodeStatus, "/diagnostics", on_status)
         node.create_subscription(RunEvent, "/run/events", on_event)
         ex = Executor(ctx, [node])
         try:
@@ -208,12 +193,11 @@ def run_closed_loop(opts: RunOptions) -> int:
         log.close()
         raise RunError(str(exc)) from None
     namespace = default_namespace()
-    route = [(p.x, p.y) for p in scenario.route.waypoints]
     mode = "oracle" if opts.oracle else "CNN perception"
     print(f"drivestack run: {Path(opts.scenario).stem} on {Path(scenario.map).stem}, seed "
           f"{scenario.seed}, {mode}; run directory {out} (node output in {out / 'log.txt'})",
           flush=True)
-    progress = _Progress(namespace, route, scenario.duration_s)
+    progress = _Progress(namespace, has_route=bool(scenario.route.waypoints))
     progress.start()
     launcher = Launcher(description, namespace=namespace, log=log)
     done = threading.Event()
