@@ -251,10 +251,13 @@ def test_three_nodes_come_up_and_sigterm_stops_them_cleanly(
     lp.wait_for(r"up: 3 nodes ready")
     pids = started_pids(lp.output)
     assert sorted(pids) == ["a", "b", "c"]
+    # each node's stdout and stderr are forwarded by their own readers, so a node's
+    # lines may arrive after the launcher's "up" line: wait for them, do not assume
+    lp.wait_for(r"(?m)^\[a\] \{.*\}$")
+    lp.wait_for(r"(?m)^\[b\] b starting$")  # stderr, prefixed too
     a = json.loads(re.search(r"^\[a\] (\{.*\})$", lp.output, re.M)[1])
     assert a == {"name": "a", "node": "fake.module:StandIn", "params": {"x": 1},
                  "remaps": ["/in:=/out"]}
-    assert re.search(r"^\[b\] b starting$", lp.output, re.M)  # stderr, prefixed too
     ns_dir = namespace_dir(NS)
     assert sorted(p.name for p in ns_dir.iterdir()) == ["a.sock", "b.sock", "c.sock"]
 
