@@ -300,7 +300,8 @@ class ControlCommand:
 @message("NodeStatus", 1)
 class NodeStatus:
     """A node's heartbeat on /diagnostics. ``heartbeat`` counts up once per report;
-    ``latency_ms_p50/p99/max`` are callback processing times since the last report;
+    ``latency_ms_p50/p99/max`` are the node's processing times per output since the
+    last report (its callbacks that publish; see ``bus.node.NodeStats``);
     ``drops`` counts messages lost or skipped (latest-only QoS, sequence gaps) since
     start; ``deadline_misses`` counts lockstep waits that timed out in real-time mode."""
 

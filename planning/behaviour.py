@@ -30,9 +30,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import shapely
-from shapely.geometry import LineString, Point, Polygon
+from shapely.geometry import LineString, Polygon
 
-from bus.messages import DetectedObject, ObjectList, TrafficLightState
+from bus.messages import ObjectList, TrafficLightState
 
 
 @dataclass(frozen=True)
@@ -83,16 +83,15 @@ def path_s(points: np.ndarray) -> np.ndarray:
     return np.concatenate([[0.0], np.cumsum(np.hypot(*np.diff(points, axis=0).T))])
 
 
-def _along(path: LineString, obj: DetectedObject) -> tuple[float, float]:
-    """(distance along the path, lateral distance from it) of an object's centre."""
-    p = Point(obj.position.x, obj.position.y)
-    return path.project(p), path.distance(p)
-
-
 def decide(path_ego: np.ndarray, speed: float, speed_limit: float, objects: ObjectList,
            light: TrafficLightState, p: BehaviourParams) -> Decision:
     """The behaviour for one tick. ``path_ego``: N x 2 route points ahead, ego frame,
-    starting at (about) the ego; ``speed``: ego speed (m/s)."""
+    starting at (about) the ego; ``speed``: ego speed (m/s).
+
+    The geometry (each object's place along and beside the path, the walkers'
+    and the crossing vehicles' predicted points against the corridor) is done for
+    all objects at once in shapely's array functions: per object it would cost
+    more than the rest of the planner tick."""
     target = p.max_speed if p.max_speed > 0 else speed_limit
     if p.max_speed > 0 and speed_limit > 0:
         target = min(target, speed_limit)
@@ -102,6 +101,7 @@ def decide(path_ego: np.ndarray, speed: float, speed_limit: float, objects: Obje
         return d
     line = LineString(path_ego)
     corridor: Polygon = line.buffer(p.corridor_half_width, cap_style=2)
+    shapely.prepare(corridor)  # indexed once: tested against many points below
     front = p.ego_half_length
 
     # Traffic light: stop at the line for red, and for yellow if comfortable.
@@ -112,27 +112,35 @@ def decide(path_ego: np.ndarray, speed: float, speed_limit: float, objects: Obje
             d.stop_s = min(d.stop_s, max(gap, 0.0))
             d.reasons.append(f"{light.state} light in {light.distance:.1f} m")
 
-    for obj in objects.objects:
-        s, lateral = _along(line, obj)
-        if s <= 0.0 or obj.position.x < 0:
+    objs = objects.objects
+    if objs:
+        pos = np.array([(o.position.x, o.position.y) for o in objs])
+        vel = np.array([(o.velocity.x, o.velocity.y) for o in objs])
+        centres = shapely.points(pos)
+        along = shapely.line_locate_point(line, centres)
+        beside = shapely.distance(line, centres)
+        ahead = (along > 0.0) & (pos[:, 0] >= 0.0)
+        walker = np.array([o.label == "pedestrian" for o in objs])
+        half_width = np.array([o.size.y / 2 for o in objs])
+        entering = _entering(corridor, pos, vel, ahead & walker, p)
+        crossing = _crossing(line, corridor, pos, vel, half_width, speed, p,
+                             ahead & ~walker & (beside > p.corridor_half_width + half_width))
+    for i, obj in enumerate(objs):
+        s = float(along[i])
+        if not ahead[i]:
             continue  # behind us
-        half_len = obj.size.x / 2
-        if obj.label == "pedestrian":
-            times = np.linspace(0.0, p.pedestrian_horizon, 7)
-            future = shapely.points(obj.position.x + obj.velocity.x * times,
-                                    obj.position.y + obj.velocity.y * times)
-            if bool(shapely.contains(corridor, future).any()):
-                stop = s - front - p.pedestrian_margin
-                d.stop_s = min(d.stop_s, max(stop, 0.0))
+        if walker[i]:
+            if entering[i]:
+                d.stop_s = min(d.stop_s, max(s - front - p.pedestrian_margin, 0.0))
                 d.reasons.append(f"pedestrian {obj.track_id} at {s:.1f} m")
             continue
-        if lateral > p.corridor_half_width + obj.size.y / 2:
-            crossing = _crossing(line, corridor, obj, speed, p)
-            if crossing is not None:
-                d.stop_s = min(d.stop_s, max(crossing - front - p.yield_margin, 0.0))
-                d.reasons.append(f"yield to vehicle {obj.track_id} crossing at {crossing:.1f} m")
+        if beside[i] > p.corridor_half_width + half_width[i]:
+            if not math.isnan(crossing[i]):
+                d.stop_s = min(d.stop_s, max(crossing[i] - front - p.yield_margin, 0.0))
+                d.reasons.append(
+                    f"yield to vehicle {obj.track_id} crossing at {crossing[i]:.1f} m")
             continue  # beside the corridor
-        gap = s - front - half_len
+        gap = s - front - obj.size.x / 2
         if gap < d.lead_s:  # its speed along our heading (ego-frame x, over ground)
             d.lead_s, d.lead_speed = gap, max(0.0, obj.velocity.x)
     if d.lead_s < math.inf:
@@ -142,6 +150,49 @@ def decide(path_ego: np.ndarray, speed: float, speed_limit: float, objects: Obje
             d.reasons.append(f"time to collision {d.lead_s / closing:.1f} s")
         d.reasons.append(f"lead vehicle at {d.lead_s:.1f} m, {d.lead_speed:.1f} m/s")
     return d
+
+
+def _entering(corridor: Polygon, pos: np.ndarray, vel: np.ndarray, which: np.ndarray,
+              p: BehaviourParams) -> np.ndarray:
+    """For each object (positions and velocities N x 2, ego frame), whether it is
+    in the corridor or will be within ``pedestrian_horizon`` walking straight on
+    (7 points in time); False where ``which`` is False."""
+    out = np.zeros(len(pos), dtype=bool)
+    if not which.any():
+        return out
+    times = np.linspace(0.0, p.pedestrian_horizon, 7)
+    future = pos[which, None, :] + vel[which, None, :] * times[None, :, None]
+    inside = shapely.contains_xy(corridor, future[..., 0], future[..., 1])
+    out[which] = inside.any(axis=1)
+    return out
+
+
+def _crossing(line: LineString, corridor: Polygon, pos: np.ndarray, vel: np.ndarray,
+              half_width: np.ndarray, speed: float, p: BehaviourParams,
+              which: np.ndarray) -> np.ndarray:
+    """For each vehicle (positions and velocities N x 2, ego frame; half its width,
+    m) moving in a straight line: where (distance along the path, m) it enters our
+    corridor, if it does within ``yield_horizon`` and we would arrive there at about
+    the same time (within ``yield_window``); else NaN, and NaN where ``which`` is
+    False."""
+    out = np.full(len(pos), np.nan)
+    which = which & (np.hypot(vel[:, 0], vel[:, 1]) >= 1.0)
+    if not which.any():
+        return out
+    times = np.arange(0.5, p.yield_horizon + 1e-9, 0.5)
+    future = pos[which, None, :] + vel[which, None, :] * times[None, :, None]
+    near = shapely.dwithin(corridor, shapely.points(future), half_width[which, None])
+    hit = near.any(axis=1)
+    first = np.argmax(near, axis=1)
+    rows = np.nonzero(hit)[0]
+    if len(rows) == 0:
+        return out
+    s_c = shapely.line_locate_point(line, shapely.points(future[rows, first[rows]]))
+    eta = s_c / max(speed, 2.0)
+    conflict = (np.abs(eta - times[first[rows]]) < p.yield_window) & (s_c > 0)
+    idx = np.nonzero(which)[0][rows]
+    out[idx[conflict]] = s_c[conflict]
+    return out
 
 
 def curvature(points: np.ndarray, base: float) -> np.ndarray:
@@ -165,26 +216,6 @@ def curvature(points: np.ndarray, base: float) -> np.ndarray:
     behind = np.clip(s - base / 2.0, mid[0], mid[-1])
     turn = np.abs(np.interp(ahead, mid, heading) - np.interp(behind, mid, heading))
     return turn / np.maximum(ahead - behind, 1e-6)
-
-
-def _crossing(line: LineString, corridor: Polygon, obj: DetectedObject, speed: float,
-              p: BehaviourParams) -> float | None:
-    """Where (distance along the path) a vehicle moving in a straight line enters our
-    corridor, if it does within ``yield_horizon`` and we would arrive there at about
-    the same time (within ``yield_window``); else None."""
-    v = math.hypot(obj.velocity.x, obj.velocity.y)
-    if v < 1.0:
-        return None
-    times = np.arange(0.5, p.yield_horizon + 1e-9, 0.5)
-    future = shapely.points(obj.position.x + obj.velocity.x * times,
-                            obj.position.y + obj.velocity.y * times)
-    inside = np.nonzero(shapely.distance(corridor, future) <= obj.size.y / 2)[0]
-    if len(inside) == 0:
-        return None
-    t, q = float(times[inside[0]]), future[inside[0]]
-    s_c = line.project(q)
-    eta = s_c / max(speed, 2.0)
-    return s_c if abs(eta - t) < p.yield_window and s_c > 0 else None
 
 
 @dataclass(frozen=True)
@@ -368,49 +399,74 @@ def _integrate(s: np.ndarray, w: np.ndarray, v0: float, a0: float, d: Decision,
     ``profile_horizon``, a standstill the envelope holds, or a cruise at the target
     speed that no limit ahead interrupts (then one last sample at the end of ``s``).
     See :func:`speed_profile` for the law."""
-    sl, wl = s.tolist(), w.tolist()
+    sl = s.tolist()
     last = len(sl) - 2  # index of the last segment
     # Envelope acceleration per segment (v^2 is linear in s on a segment), and the
     # lowest envelope speed from each point on.
-    slope = [(wl[k + 1] ** 2 - wl[k] ** 2) / (2.0 * max(sl[k + 1] - sl[k], 1e-9))
-             for k in range(last + 1)]
+    w2 = np.square(w)
+    slope = (np.diff(w2) / (2.0 * np.maximum(np.diff(s), 1e-9))).tolist()
+    w2 = w2.tolist()
     floor = np.minimum.accumulate(w[::-1])[::-1].tolist()
     dt, tau, accel, end = p.profile_dt, p.envelope_time, p.accel, sl[-1]
     step = jerk * dt  # largest change of the acceleration per step
+    # The approach law, on a speed gap (target minus speed, m/s): the square-root
+    # law sqrt(2 jerk |gap|), under which the acceleration can be taken out at
+    # ``jerk`` by the time the gap closes, and near the target the gentler linear
+    # law |gap| / tau, which does not chatter on a small gap; with the gap's sign.
+    root, inv_tau = 2.0 * jerk, 1.0 / tau
     lead = d.lead_s < math.inf
     after = bisect.bisect_right
+    sqrt = math.sqrt
     t, x, v, a = 0.0, sl[0], v0, a0
     xs, vs, accels = [x], [v], [a]
+    # Written for speed (this loop is most of a planner tick): no calls but sqrt
+    # and bisect; each line is the formula named in its comment.
     while x < end and t < p.profile_horizon:
         # Both laws look at the end of the step (where the new acceleration applies),
         # predicted at the present one, so the brake is released on time at a stop.
-        v1 = max(v + a * dt, 0.0)
-        x1 = max(x + v * dt + 0.5 * a * dt * dt, x)
-        k = min(max(after(sl, x1) - 1, 0), last)
-        w_1 = math.sqrt(max(wl[k] * wl[k] + 2.0 * slope[k] * (x1 - sl[k]), 0.0))
+        v1 = v + a * dt
+        v1 = v1 if v1 > 0.0 else 0.0
+        x1 = x + v * dt + 0.5 * a * dt * dt
+        x1 = x1 if x1 > x else x
+        k = after(sl, x1) - 1
+        k = 0 if k < 0 else (last if k > last else k)
+        e2 = w2[k] + 2.0 * slope[k] * (x1 - sl[k])
+        w_1 = sqrt(e2) if e2 > 0.0 else 0.0  # envelope speed there
         # The envelope's mean slope over what lies ahead in the approach: half a
         # ramp to full braking (so braking starts early enough for a bend in it),
         # or the time the square-root law takes to close the gap, if longer.
-        ahead = v1 * max((max(a, 0.0) + decel) / (2.0 * jerk),
-                         math.sqrt(2.0 * max(w_1 - v1, 0.0) / jerk))
+        gap = w_1 - v1
+        half_ramp = ((a if a > 0.0 else 0.0) + decel) / (2.0 * jerk)
+        closing = sqrt(2.0 * gap / jerk) if gap > 0.0 else 0.0
+        ahead = v1 * (half_ramp if half_ramp > closing else closing)
         if ahead > 1e-3:
-            kp = min(max(after(sl, x1 + ahead) - 1, 0), last)
-            w_p2 = max(wl[kp] * wl[kp] + 2.0 * slope[kp] * (x1 + ahead - sl[kp]), 0.0)
-            w_slope = min(slope[k], (w_p2 - w_1 * w_1) / (2.0 * ahead))
+            kp = after(sl, x1 + ahead) - 1
+            kp = 0 if kp < 0 else (last if kp > last else kp)
+            e2p = w2[kp] + 2.0 * slope[kp] * (x1 + ahead - sl[kp])
+            mean = ((e2p if e2p > 0.0 else 0.0) - w_1 * w_1) / (2.0 * ahead)
+            w_slope = mean if mean < slope[k] else slope[k]
         else:
             w_slope = slope[k]
         target = d.target_speed
         if lead:
             room = d.lead_s + d.lead_speed * (t + dt) - x1 - p.min_gap
-            target = min(target, max(room, 0.0) / p.time_gap)
+            follow = (room if room > 0.0 else 0.0) / p.time_gap
+            target = follow if follow < target else target
         elif abs(target - v) < 1e-3 and abs(a) < 1e-3 and floor[k] >= target:
             xs.append(end)  # cruising at the target, and no limit below it ahead
             vs.append(v)
             accels.append(0.0)
             break
-        a_want = max(min(_approach(target - v1, jerk, tau),
-                         w_slope + _approach(w_1 - v1, jerk, tau), accel), -decel)
-        a_new = min(max(a_want, a - step), a + step)  # the jerk limit
+        g = target - v1  # the square-root law on the gap to the target...
+        want_target = min(sqrt(root * abs(g)), abs(g) * inv_tau)
+        want_target = want_target if g >= 0.0 else -want_target
+        # ... and on the gap to the envelope, plus the envelope's own slope
+        want_env = min(sqrt(root * abs(gap)), abs(gap) * inv_tau)
+        want_env = w_slope + (want_env if gap >= 0.0 else -want_env)
+        a_want = min(want_target, want_env, accel)
+        a_want = a_want if a_want > -decel else -decel
+        lo, hi = a - step, a + step  # the jerk limit
+        a_new = lo if a_want < lo else (hi if a_want > hi else a_want)
         v_new = v + 0.5 * (a + a_new) * dt
         if v_new <= 0.0:  # comes to a stop within this step
             x_new = x + 0.5 * v * dt
@@ -426,15 +482,6 @@ def _integrate(s: np.ndarray, w: np.ndarray, v0: float, a0: float, d: Decision,
         elif w_1 == 0.0 and a <= 0.0:  # held at a standstill by the envelope
             break
     return xs, vs, accels
-
-
-def _approach(gap: float, jerk: float, tau: float) -> float:
-    """Acceleration (m/s^2, relative to the target's own) that closes a speed
-    ``gap`` (m/s, target minus speed) and lands on the target: the square-root law
-    sqrt(2 jerk |gap|), under which the acceleration can be taken out at ``jerk``
-    (m/s^3) by the time the gap closes, and near the target the gentler linear law
-    |gap| / ``tau`` (s), which does not chatter on a small gap."""
-    return math.copysign(min(math.sqrt(2.0 * jerk * abs(gap)), abs(gap) / tau), gap)
 
 
 def profile_times(s: np.ndarray, v: np.ndarray, v_floor: float = 0.05) -> np.ndarray:

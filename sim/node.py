@@ -201,6 +201,9 @@ class SimNode(Node):
             self.executor.shutdown()
 
     def _step(self) -> None:
+        """One tick. The node's latency on /diagnostics is its own work in it
+        (render, publish, step, score), not the wait for the command."""
+        t0 = time.perf_counter()
         world = self.world
         frame = world.frame
         self.ego_pub.publish(world.ego_state())
@@ -212,6 +215,7 @@ class SimNode(Node):
             self.camera_pubs[name].publish(image)
         misses = self.commands.misses
         command = self.commands.wait(frame)
+        answered = time.perf_counter()
         events: list[RunEvent] = []
         if self.commands.misses > misses:
             deadline = self.commands.deadline_s
@@ -220,7 +224,7 @@ class SimNode(Node):
                 description=f"no {self.commands.topic} for frame {frame} within "
                             f"{deadline:g} s: the last command was applied again"))
         else:
-            self.end_to_end_ms.append((time.perf_counter() - sent) * 1e3)
+            self.end_to_end_ms.append((answered - sent) * 1e3)
         control = command.control if command is not None else VehicleControl()
         events += world.step(control)
         elapsed = time.monotonic() - self._t_start
@@ -233,6 +237,7 @@ class SimNode(Node):
                 header=world.header(), kind="scenario_end", actor_id=EGO_ID,
                 value=world.time, description=f"{self.scenario.duration_s:g} s simulated"))
         self._evaluate(events)
+        self.stats.record_latency((sent - t0) + (time.perf_counter() - answered))
 
     def _evaluate(self, events: list[RunEvent]) -> None:
         """Score the world as it is now with this tick's events; publish them and any
