@@ -72,9 +72,10 @@ class SceneRenderer:
         self.specs = [camera_spec(c) for c in cameras]
         self.renderer = Renderer(self.ground, self.specs, appearance_for(weather, seed),
                                  place_scenery(self.ground, seed))
+        # (light id, lamp) -> its boxes: lights stand still, only their lamps change
+        self._light_boxes: dict[tuple[int, str], list[RenderObject]] = {}
 
-    @staticmethod
-    def objects(world: World) -> list[RenderObject]:
+    def objects(self, world: World) -> list[RenderObject]:
         """The world's dynamic boxes: NPC vehicles, walkers, traffic lights."""
         objs = []
         for n in world.traffic.npcs:
@@ -85,12 +86,16 @@ class SceneRenderer:
             objs.append(RenderObject(w.id, int(Label.PEDESTRIANS), Transform(
                 Vector3(w.x, w.y, 0.9), Rotation(0.0, w.yaw, 0.0)), (0.25, 0.3, 0.9)))
         for light in world.lights.lights:
-            head = light.transform.location
-            facing = light.heading_deg + 180.0  # lamps face the approaching vehicles
-            objs += traffic_light_objects(
-                LIGHT_ID_BASE + light.id,
-                Transform(Vector3(head.x, head.y, 0.0), Rotation(0.0, facing, 0.0)),
-                world.lights.state_of(light.id))
+            lamp = world.lights.state_of(light.id)
+            boxes = self._light_boxes.get((light.id, lamp))
+            if boxes is None:
+                head = light.transform.location
+                facing = light.heading_deg + 180.0  # lamps face the approaching vehicles
+                boxes = self._light_boxes[light.id, lamp] = traffic_light_objects(
+                    LIGHT_ID_BASE + light.id,
+                    Transform(Vector3(head.x, head.y, 0.0), Rotation(0.0, facing, 0.0)),
+                    lamp)
+            objs += boxes
         return objs
 
     def render(self, world: World) -> dict[str, Image]:

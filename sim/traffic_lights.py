@@ -37,7 +37,7 @@ import carla
 import numpy as np
 
 from bus.frames import from_carla_transform
-from bus.messages import LIGHT_STATES, LaneRef, TrafficLightInfo, Vector3
+from bus.messages import LIGHT_STATES, LaneRef, TrafficLightInfo, Transform, Vector3
 
 __all__ = [
     "STOP_SIGN_TYPE",
@@ -307,6 +307,8 @@ class TrafficLights:
         yaw = np.radians([wp.transform.rotation.yaw for _, wp in rows])
         self._line_forward = np.stack([np.cos(yaw), np.sin(yaw)], axis=-1).reshape(-1, 2)
         self._line_half_width = np.array([wp.lane_width / 2.0 for _, wp in rows], dtype=np.float64)
+        # (id, head pose, stop-line centre, lanes) per light, for ground_truth
+        self._gt_places: list[tuple[int, Transform, Vector3, list[LaneRef]]] | None = None
         self._update()
 
     @classmethod
@@ -382,17 +384,20 @@ class TrafficLights:
         return self._by_lane.get((road_id, section_id, lane_id))
 
     def ground_truth(self) -> list[TrafficLightInfo]:
-        """Every light with its state, head pose, stop-line centre and lanes."""
-        out = []
-        for light in self.lights:
-            c = light.stop_line
-            out.append(TrafficLightInfo(
-                id=light.id, state=self._states[light.id],
-                transform=from_carla_transform(light.transform),
-                stop_line=Vector3(float(c.x), float(c.y), float(c.z)),
-                lanes=[LaneRef(*lane) for lane in light.lanes],
-            ))
-        return out
+        """Every light with its state, head pose, stop-line centre and lanes. The
+        lights' places are converted once (they stand still); each tick shares them
+        and adds the states, as messages are not changed once built."""
+        if self._gt_places is None:
+            self._gt_places = []
+            for light in self.lights:
+                c = light.stop_line
+                self._gt_places.append((
+                    light.id, from_carla_transform(light.transform),
+                    Vector3(float(c.x), float(c.y), float(c.z)),
+                    [LaneRef(*lane) for lane in light.lanes]))
+        return [TrafficLightInfo(id=i, state=self._states[i], transform=tf, stop_line=line,
+                                 lanes=lanes)
+                for i, tf, line, lanes in self._gt_places]
 
     def red_light_crossed(self, prev_xy: Sequence[float],
                           cur_xy: Sequence[float]) -> TrafficLight | None:
