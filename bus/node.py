@@ -329,6 +329,45 @@ class Node:
             self.executor.remove_node(self)
 
 
+class BusFollower(Node):
+    """Base of the nodes that follow the whole bus (the recorder, the live view).
+
+    Camera topics are a pattern (``/sensors/camera/<name>``), so no list made at
+    start names them all: :meth:`discover` looks for topics with live publishers
+    and follows those the subclass :meth:`wants` (:meth:`follow_bus` runs it every
+    ``period_s``). A subclass says which topics it wants and subscribes in
+    :meth:`follow`; :meth:`follow` records the topic as followed.
+    """
+
+    def __init__(self, name: str, **kwargs: Any) -> None:
+        super().__init__(name, **kwargs)
+        self.followed: set[str] = set()
+
+    def wants(self, topic: str) -> bool:
+        """Whether to follow ``topic`` (a live topic not followed yet)."""
+        raise NotImplementedError
+
+    def follow(self, topic: str) -> None:
+        """Subscribe to ``topic``; a subclass subscribes, then calls this."""
+        self.followed.add(topic)
+
+    def follow_bus(self, period_s: float) -> None:
+        """Follow the wanted live topics now, and look for new ones every ``period_s``."""
+        self.discover()
+        self.create_timer(period_s, self.discover)
+
+    def discover(self) -> None:
+        """Follow the wanted topics that appeared since the last look (new cameras)."""
+        for topic in self.context.live_topics():
+            if topic not in self.followed and self.wants(topic):
+                self.follow(topic)
+
+    def is_ready(self) -> bool:
+        """Ready once connected to every followed topic that has a publisher (a
+        topic nobody publishes must not hold up a launch)."""
+        return all(s.connected() for s in self.subscriptions if s.endpoint.publishers())
+
+
 # -------------------------------------------------------------------------- executor
 class ShutdownRequested(Exception):
     """Raised inside spin when SIGINT/SIGTERM asked the process to stop."""

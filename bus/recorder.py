@@ -2,7 +2,8 @@
 
 It subscribes to each topic the topic table marks ``recorded`` and, since camera
 topics are a pattern (``/sensors/camera/<name>``), it looks for new topics with
-live publishers every ``discover_period_s`` and subscribes to those too. Messages
+live publishers every ``discover_period_s`` and subscribes to those too
+(``bus.node.BusFollower``). Messages
 are stored as received (the exact bus bytes, see ``bus.recording``), with the
 receive wall time as log time and the publisher's send time and sequence number.
 """
@@ -14,7 +15,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Literal
 
-from bus.node import Node
+from bus.node import BusFollower
 from bus.recording import RecordingWriter
 from bus.topics import TOPICS, UnknownTopicError, lookup
 from bus.transport import Delivery
@@ -38,7 +39,7 @@ class RecorderParams:
             raise ValueError("discover_period_s must be > 0")
 
 
-class Recorder(Node):
+class Recorder(BusFollower):
     """Records the bus into ``params.output`` until stopped (SIGINT/SIGTERM)."""
 
     Params = RecorderParams
@@ -52,13 +53,11 @@ class Recorder(Node):
                 **p.metadata}
         self.writer = RecordingWriter(p.output, metadata=meta, compression=p.compression)
         self.recorded = 0
-        self._subscribed: set[str] = set()
         for t in p.topics or [t for t, s in TOPICS.items() if s.recorded and "<" not in t]:
-            self._subscribe(t)
-        self.discover()
-        self.create_timer(p.discover_period_s, self.discover)
+            self.follow(t)
+        self.follow_bus(p.discover_period_s)
 
-    def _wanted(self, topic: str) -> bool:
+    def wants(self, topic: str) -> bool:
         if self.params.topics:
             return topic in self.params.topics
         try:
@@ -66,26 +65,15 @@ class Recorder(Node):
         except UnknownTopicError:
             return False
 
-    def _subscribe(self, topic: str) -> None:
+    def follow(self, topic: str) -> None:
         spec = lookup(topic)
         self.create_subscription(spec.msg_type, topic,
                                  lambda d, t=topic: self._write(t, d), raw=True)
-        self._subscribed.add(topic)
-
-    def discover(self) -> None:
-        """Subscribe to topics that appeared since the last look (e.g. new cameras)."""
-        for topic in self.context.live_topics():
-            if topic not in self._subscribed and self._wanted(topic):
-                self._subscribe(topic)
+        super().follow(topic)
 
     def _write(self, topic: str, d: Delivery) -> None:
         self.writer.write(topic, d.frames, time.time_ns(), d.send_ns, d.seq)
         self.recorded += 1
-
-    def is_ready(self) -> bool:
-        """Ready once connected to every topic that has a publisher (a topic nobody
-        publishes must not hold up a launch)."""
-        return all(s.connected() for s in self.subscriptions if s.endpoint.publishers())
 
     def destroy(self) -> None:
         super().destroy()

@@ -381,9 +381,13 @@ def cmd_run(args: argparse.Namespace) -> int:
                       route_id=args.route_id or "", map_dir=args.map_dir or "",
                       seed=args.seed, duration=args.duration, oracle=args.oracle,
                       realtime=args.realtime, weights=args.weights or "",
-                      out=args.out or "", progress=not args.no_progress)
+                      out=args.out or "", progress=not args.no_progress,
+                      live=args.live, live_port=RunOptions.live_port if args.live_port is None
+                      else args.live_port)
     if opts.route and not opts.route_id:
         raise UserError("--route needs --route-id (the id of a route in the file)")
+    if args.live_port is not None and not args.live:
+        raise UserError("--live-port needs --live")
     try:
         return run_closed_loop(opts)
     except RunError as exc:
@@ -515,6 +519,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--weights", help="perception weights (default: the shipped ones)")
     p.add_argument("--out", help="run directory (default runs/<time>-<scenario>)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--live", action="store_true",
+                   help="serve the running bus to Foxglove at ws://127.0.0.1:PORT (needs "
+                        "pip install 'drivestack[viz]')")
+    p.add_argument("--live-port", type=int, metavar="PORT",
+                   help="port of the --live WebSocket server (default 8765)")
 
     p = add("eval", "many closed-loop runs (a suite YAML or a CARLA leaderboard route XML) "
                     "in parallel, one table and results.json", cmd_eval)

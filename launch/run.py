@@ -7,6 +7,9 @@
 2. ``launch/files/closed_loop.yaml`` starts the simulator, perception (or the
    ground-truth oracle with ``--oracle``), planning, control and the recorder as
    separate processes in a fresh bus namespace; their output goes to ``OUT/log.txt``.
+   With ``--live`` the launch also serves the bus to Foxglove over a WebSocket
+   (``launch.live``, a passive viewer outside the lockstep), and the address to
+   open in Foxglove is printed first.
 3. Meanwhile a bus listener in this process draws a progress bar from the
    simulator's progress on /diagnostics (sim time, distance, route %, ticks/s: the
    same figures it scores with) and the infractions on /run/events.
@@ -19,7 +22,9 @@ failed or the run left no metrics, 2 for a user error (bad scenario, map, route)
 from __future__ import annotations
 
 import dataclasses
+import errno
 import json
+import socket
 import sys
 import threading
 import time
@@ -50,6 +55,8 @@ class RunOptions:
     weights: str = ""
     out: str = ""
     progress: bool = True
+    live: bool = False  # serve the bus to Foxglove (launch.live)
+    live_port: int = 8765
 
 
 def resolve_scenario(opts: RunOptions) -> Any:
@@ -164,6 +171,45 @@ class _Progress:
 
 
 # --------------------------------------------------------------------------- run
+def launch_args(opts: RunOptions, scenario_file: Path, out: Path) -> dict[str, Any]:
+    """The arguments of ``launch/files/closed_loop.yaml`` for a run."""
+    return {"scenario": str(scenario_file.resolve()), "out": str(out.resolve()),
+            "oracle": opts.oracle,
+            "weights": str(Path(opts.weights).resolve()) if opts.weights else "",
+            "live": opts.live, "live_port": opts.live_port}
+
+
+def check_live(opts: RunOptions) -> str | None:
+    """With ``--live``: the address to open in Foxglove, once what the live node
+    needs is checked here, before any node starts (a problem is then one line on
+    the console rather than a node's error in log.txt): the foxglove-sdk package
+    and a free port. None without ``--live``. A port taken between this check and
+    the node's start still fails the node, with the same message, in log.txt; the
+    run goes on without the view."""
+    if not opts.live:
+        return None
+    from launch import viz
+    from launch.live import DEFAULT_HOST, live_url
+
+    if viz.foxglove is None:
+        raise RunError(f"--live needs the foxglove-sdk package: {viz.INSTALL_FOXGLOVE}")
+    port = opts.live_port
+    if not 1 <= port <= 65535:
+        raise RunError(f"--live-port must be 1..65535, not {port}")
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        # as the server binds: a port left in TIME_WAIT by an earlier view is free
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((DEFAULT_HOST, port))
+        except OSError as exc:
+            why = ("is already in use (another run's live view, or another program)"
+                   if exc.errno == errno.EADDRINUSE else
+                   f"cannot be listened on ({exc.strerror or exc})")
+            raise RunError(f"--live-port {port}: port {port} on {DEFAULT_HOST} {why}: "
+                           "choose another with --live-port N") from None
+    return live_url(DEFAULT_HOST, port)
+
+
 def run_closed_loop(opts: RunOptions) -> int:
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -176,6 +222,7 @@ def run_closed_loop(opts: RunOptions) -> int:
         raise RunError(f"--out {out} exists and is not empty (runs never overwrite a run)")
     if opts.weights and not Path(opts.weights).is_file():
         raise RunError(f"weights file {opts.weights} not found")
+    url = check_live(opts)
     try:
         out.mkdir(parents=True, exist_ok=True)
         scenario_file = out / "scenario.yaml"
@@ -184,11 +231,8 @@ def run_closed_loop(opts: RunOptions) -> int:
     except OSError as exc:
         raise RunError(f"cannot write the run directory {out}: {exc.strerror or exc}") \
             from None
-    args = {"scenario": str(scenario_file.resolve()), "out": str(out.resolve()),
-            "oracle": opts.oracle, "weights": str(Path(opts.weights).resolve())
-            if opts.weights else ""}
     try:
-        description = load_launch_file(RUN_LAUNCH_FILE, args)
+        description = load_launch_file(RUN_LAUNCH_FILE, launch_args(opts, scenario_file, out))
     except LaunchFileError as exc:
         log.close()
         raise RunError(str(exc)) from None
@@ -197,6 +241,9 @@ def run_closed_loop(opts: RunOptions) -> int:
     print(f"drivestack run: {Path(opts.scenario).stem} on {Path(scenario.map).stem}, seed "
           f"{scenario.seed}, {mode}; run directory {out} (node output in {out / 'log.txt'})",
           flush=True)
+    if url is not None:
+        print(f"live view: open {url} in Foxglove (Open connection -> Foxglove WebSocket)",
+              flush=True)
     progress = _Progress(namespace, has_route=bool(scenario.route.waypoints))
     progress.start()
     launcher = Launcher(description, namespace=namespace, log=log)

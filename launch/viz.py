@@ -19,7 +19,9 @@ CompressedImage (JPEG) plus CameraCalibration, the frame tree world -> ego ->
 camera_<name> as FrameTransforms on /tf, objects and ground-truth actors as
 SceneUpdate cubes, the trajectory and the map's lane edges as SceneUpdate lines,
 and every other topic (ego state, control, lights, diagnostics, events) as JSON
-for Foxglove's plot and raw-message panels. Log times are sim time.
+for Foxglove's plot and raw-message panels. Log times are sim time. The
+conversion is :class:`FoxgloveConverter`, message by message; ``launch.live``
+(``drivestack run --live``) runs the same one on the live bus.
 
 Frames. The recording uses CARLA's left-handed world (x, y, z up, degrees) and the
 ego frame (x forward, y right, z up); see ``bus.frames``. Foxglove, like ROS,
@@ -676,7 +678,7 @@ def _check_video(path: Path, frames: int, size: tuple[int, int]) -> None:
 WORLD_FRAME = "world"
 EGO_FRAME = "ego"
 _TF_TOPIC = "/tf"
-_MAP_TOPIC = "/map"
+MAP_SCENE_TOPIC = "/map"  # the map's lane edges (SceneUpdate)
 _JPEG_QUALITY = 90
 #: Topics given a Foxglove schema; every other one goes out as JSON. EgoState
 #: becomes world -> ego on /tf and JSON (speed, control) on its own topic.
@@ -858,9 +860,10 @@ class FoxgloveResult:
         return sum(n for _, n in self.topics.values())
 
 
-class _FoxgloveOut:
-    """The channels of one conversion, made on first use in a private context (so
-    nothing else logged in this process lands in the file), with counts."""
+class FoxgloveOut:
+    """The Foxglove channels of one output (an MCAP file, or a live WebSocket server),
+    made on first use in that output's own context (so nothing else logged in this
+    process reaches it), with a count of the messages logged on each."""
 
     def __init__(self, context: Any) -> None:
         self.context = context
@@ -889,14 +892,78 @@ class _FoxgloveOut:
         return make
 
 
+@dataclass
+class FoxgloveConverter:
+    """Decoded drivestack messages to Foxglove's schemas, one message at a time,
+    logged to ``out`` (see the module doc for what each message becomes). The one
+    conversion behind both views in Foxglove: :func:`to_foxglove` (a recording to
+    a file) and ``launch.live`` (the running bus to a WebSocket server).
+
+    Log times are sim time: ``clock``, the highest ``header.stamp`` seen so far
+    (:meth:`advance`), so messages stamped with sim time keep their own and the
+    rest (diagnostics carry no sim time) take the sim time of their moment in the
+    stream. ``ego_z``: the height of the last ego state, at which the trajectory
+    (2D poses) is drawn. ``map_scene``: the last map's SceneUpdate, kept so that
+    a viewer can be sent it again (the map is published once)."""
+
+    out: FoxgloveOut
+    clock: float = 0.0
+    ego_z: float = 0.0
+    map_scene: Any = None
+
+    @property
+    def log_ns(self) -> int:
+        """The current log time (ns of sim time)."""
+        return round(self.clock * 1e9)
+
+    def advance(self, msg: Any) -> float:
+        """Move the clock to ``msg``'s stamp if that is later; the clock (s)."""
+        self.clock = max(self.clock, msg.header.stamp)
+        return self.clock
+
+    def log(self, topic: str, msg: Any, source: str) -> None:
+        """Log ``msg``, received on ``topic``, at the current clock; ``source`` names
+        where it came from (a map's parse errors quote it)."""
+        log_ns, out = self.log_ns, self.out
+        if isinstance(msg, MapData):
+            self.map_scene = fg_map(msg, source)
+            self.log_map()
+        elif isinstance(msg, Image):
+            out.log(topic, fg_channels.CompressedImageChannel, fg_image(msg), log_ns)
+            out.log(topic + "/calibration", fg_channels.CameraCalibrationChannel,
+                    fg_calibration(msg), log_ns)
+            out.log(_TF_TOPIC, fg_channels.FrameTransformsChannel,
+                    fg.FrameTransforms(transforms=[fg_camera_transform(msg)]), log_ns)
+        elif isinstance(msg, ObjectList):
+            out.log(topic, fg_channels.SceneUpdateChannel, fg_objects(msg), log_ns)
+        elif isinstance(msg, GroundTruth):
+            out.log(topic, fg_channels.SceneUpdateChannel, fg_ground_truth(msg), log_ns)
+        elif isinstance(msg, Trajectory):
+            out.log(topic, fg_channels.SceneUpdateChannel, fg_trajectory(msg, self.ego_z),
+                    log_ns)
+        elif isinstance(msg, EgoState):
+            self.ego_z = msg.transform.location.z
+            out.log(_TF_TOPIC, fg_channels.FrameTransformsChannel,
+                    fg.FrameTransforms(transforms=[fg_ego_transform(msg)]), log_ns)
+        if msg.MSG_NAME not in _CONVERTED:  # the registered message name
+            out.log(topic, out.json_channel(msg.MSG_NAME), plain(msg), log_ns)
+
+    def log_map(self) -> bool:
+        """Log the last map at the current clock: when it comes, and again for a
+        viewer that subscribed after that; False when no map has come yet."""
+        if self.map_scene is None:
+            return False
+        self.out.log(MAP_SCENE_TOPIC, fg_channels.SceneUpdateChannel, self.map_scene,
+                     self.log_ns)
+        return True
+
+
 def to_foxglove(recording: Path, output: Path, start_s: float | None = None,
                 end_s: float | None = None) -> FoxgloveResult:
     """Convert ``recording`` to Foxglove's schemas in ``output`` (see the module
-    doc); ``start_s``/``end_s`` keep the sim-time window [start, end) (the map is
-    always kept). Log times are sim time: the highest ``header.stamp`` recorded so
-    far, so messages stamped with sim time keep their own and the rest (diagnostics
-    carry no sim time) take the sim time of their moment in the recording. Written
-    to ``output``.tmp and renamed, so a failed conversion leaves no half file."""
+    doc and :class:`FoxgloveConverter`); ``start_s``/``end_s`` keep the sim-time
+    window [start, end) (the map is always kept). Written to ``output``.tmp and
+    renamed, so a failed conversion leaves no half file."""
     _check_range(start_s, end_s)
     _check_output(output, recording)
     if foxglove is None:
@@ -910,9 +977,9 @@ def to_foxglove(recording: Path, output: Path, start_s: float | None = None,
                 writer_options=MCAPWriteOptions(compression=MCAPCompression.Lz4))
         except Exception as exc:  # the SDK raises its own error types
             raise VizError(f"cannot write {tmp}: {exc}") from None
-        out = _FoxgloveOut(context)
+        out = FoxgloveOut(context)
         try:
-            _convert(rec, out, start_s, end_s)
+            _convert(rec, FoxgloveConverter(out), start_s, end_s)
             writer.close()
             tmp.replace(output)
         except BaseException:
@@ -923,37 +990,13 @@ def to_foxglove(recording: Path, output: Path, start_s: float | None = None,
     return FoxgloveResult(output, {t: (schemas[t], n) for t, n in sorted(out.counts.items())})
 
 
-def _convert(rec: Recording, out: _FoxgloveOut, start_s: float | None,
+def _convert(rec: Recording, converter: FoxgloveConverter, start_s: float | None,
              end_s: float | None) -> None:
-    clock = 0.0
-    ego_z = 0.0
+    """The recording's messages in [start, end) of sim time through ``converter``;
+    the map whenever it was recorded."""
     for m, msg in _decoded(rec, rec.messages()):
-        clock = max(clock, msg.header.stamp)
+        clock = converter.advance(msg)
         if end_s is not None and clock >= end_s:
             return
-        log_ns = round(clock * 1e9)
-        if m.msg_name == "MapData":
-            out.log(_MAP_TOPIC, fg_channels.SceneUpdateChannel,
-                    fg_map(msg, f"{rec.path} {m.topic}"), log_ns)
-            continue
-        if not _in_range(clock, start_s, end_s):
-            continue
-        if m.msg_name == "Image":
-            out.log(m.topic, fg_channels.CompressedImageChannel, fg_image(msg), log_ns)
-            out.log(m.topic + "/calibration", fg_channels.CameraCalibrationChannel,
-                    fg_calibration(msg), log_ns)
-            out.log(_TF_TOPIC, fg_channels.FrameTransformsChannel,
-                    fg.FrameTransforms(transforms=[fg_camera_transform(msg)]), log_ns)
-        elif m.msg_name == "ObjectList":
-            out.log(m.topic, fg_channels.SceneUpdateChannel, fg_objects(msg), log_ns)
-        elif m.msg_name == "GroundTruth":
-            out.log(m.topic, fg_channels.SceneUpdateChannel, fg_ground_truth(msg), log_ns)
-        elif m.msg_name == "Trajectory":
-            out.log(m.topic, fg_channels.SceneUpdateChannel, fg_trajectory(msg, ego_z),
-                    log_ns)
-        elif m.msg_name == "EgoState":
-            ego_z = msg.transform.location.z
-            out.log(_TF_TOPIC, fg_channels.FrameTransformsChannel,
-                    fg.FrameTransforms(transforms=[fg_ego_transform(msg)]), log_ns)
-        if m.msg_name not in _CONVERTED:
-            out.log(m.topic, out.json_channel(m.msg_name), plain(msg), log_ns)
+        if isinstance(msg, MapData) or _in_range(clock, start_s, end_s):
+            converter.log(m.topic, msg, f"{rec.path} {m.topic}")
