@@ -9,7 +9,10 @@ Next to it, ``<file>.sha256`` holds ``<hex digest>  <file name>`` (``sha256sum``
 format); loading refuses a file whose digest differs, naming both files.
 
 Devices: ``auto`` is ``cuda`` when available, else ``cpu``. On the CPU the thread
-count is set (default 2). On CUDA the uint8 image goes through a pinned host
+count is set (default 2) and the network is traced, frozen and optimised for
+inference by TorchScript (oneDNN convolutions fused with their activations:
+about twice as fast as eager mode at 320 x 160 on two cores; outputs within
+1e-4). On CUDA the uint8 image goes through a pinned host
 buffer with a non-blocking copy, is resized and normalised on the device, and the
 network runs in fp16 autocast with channels_last memory.
 """
@@ -18,6 +21,8 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import logging
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -189,9 +194,10 @@ class PredictorBase:
     def to_numpy(out: dict[str, torch.Tensor], i: int = 0) -> dict[str, np.ndarray]:
         """Batch element ``i`` of :meth:`infer_batch`'s outputs as the numpy arrays
         :meth:`predict` returns."""
-        probs = out["seg"][i].float().softmax(0)
-        result = {"seg": probs.argmax(0).to(torch.uint8).cpu().numpy(),
-                  "probs": probs.cpu().numpy(),
+        probs = out["seg"][i].float().softmax(0).cpu().numpy()
+        # numpy's argmax over the class axis: torch's strided one takes 2 ms here
+        result = {"seg": probs.argmax(0).astype(np.uint8),
+                  "probs": probs,
                   "depth": out["depth"][i].float().cpu().numpy()}
         if "light" in out:
             result["light"] = out["light"][i].float().softmax(0).cpu().numpy()
@@ -206,13 +212,52 @@ class PredictorBase:
         return [self.to_numpy(out, i) for i in range(len(images))]
 
 
+class _FrozenForward:
+    """The network traced and frozen by TorchScript for CPU inference, called like
+    the module (``full_size=False`` only) and returning its dict of outputs.
+
+    TorchScript is deprecated upstream in favour of ``torch.compile``, which on the
+    CPU needs a C++ compiler at run time and a long first call; the pinned torch
+    still runs it, and :class:`Predictor` falls back to eager mode if it fails."""
+
+    def __init__(self, model: PerceptionNet, height: int, width: int) -> None:
+        example = torch.zeros(1, 3, height, width)
+        with torch.no_grad(), warnings.catch_warnings():
+            # the input size is fixed, so the shape tests traced as constants hold;
+            # and the deprecation is known (see the class doc)
+            warnings.simplefilter("ignore", torch.jit.TracerWarning)
+            warnings.simplefilter("ignore", DeprecationWarning)
+            self.keys = tuple(model(example, full_size=False))
+            traced = torch.jit.trace(_AsTuple(model, self.keys), example, check_trace=False)
+            self.module = torch.jit.optimize_for_inference(torch.jit.freeze(traced.eval()))
+
+    def __call__(self, x: torch.Tensor, full_size: bool = False) -> dict[str, torch.Tensor]:
+        if full_size:
+            raise ValueError("the frozen network gives head-resolution outputs only")
+        return dict(zip(self.keys, self.module(x), strict=True))
+
+
+class _AsTuple(torch.nn.Module):
+    """The network's head-resolution outputs as a tuple, in ``keys`` order (what
+    tracing needs)."""
+
+    def __init__(self, model: PerceptionNet, keys: tuple[str, ...]) -> None:
+        super().__init__()
+        self.model, self.keys = model, keys
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        out = self.model(x, full_size=False)
+        return tuple(out[k] for k in self.keys)
+
+
 class Predictor(PredictorBase):
     """The PyTorch backend; see the module doc for the device paths. The model's
-    BatchNorms are folded into its convolutions; ``compile=True`` also runs it
-    through ``torch.compile`` (first call slow, later ones faster)."""
+    BatchNorms are folded into its convolutions; on the CPU it runs frozen by
+    TorchScript unless ``jit=False``; ``compile=True`` runs it through
+    ``torch.compile`` instead (first call slow, later ones faster)."""
 
     def __init__(self, model: PerceptionNet, device: torch.device,
-                 compile: bool = False) -> None:
+                 compile: bool = False, jit: bool = True) -> None:
         self.device = device
         self.cuda = device.type == "cuda"
         self.model = fuse_batchnorm(model.eval()).to(device)
@@ -220,7 +265,16 @@ class Predictor(PredictorBase):
             self.model = self.model.to(memory_format=torch.channels_last)
         self.width, self.height = model.config.input_size
         self.has_light = model.light_head is not None
-        self._forward = torch.compile(self.model) if compile else self.model
+        self._forward: Any = self.model
+        if compile:
+            self._forward = torch.compile(self.model)
+        elif jit and not self.cuda:
+            try:
+                self._forward = _FrozenForward(self.model, self.height, self.width)
+            except Exception as exc:  # TorchScript's own errors; eager mode still works
+                logging.getLogger(__name__).warning(
+                    "TorchScript could not freeze the network (%s: %s): running it in "
+                    "eager mode, about half as fast", type(exc).__name__, exc)
         self.mean = torch.tensor(IMAGE_MEAN, device=device).view(1, 3, 1, 1)
         self.std = torch.tensor(IMAGE_STD, device=device).view(1, 3, 1, 1)
         self._pinned: torch.Tensor | None = None

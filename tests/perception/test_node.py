@@ -145,3 +145,21 @@ def test_onnx_backend_matches_torch(tmp_path: Path) -> None:
     (tmp_path / "w.onnx").write_bytes(b"junk")
     with pytest.raises(WeightsError, match=r"w\.onnx"):
         OnnxPredictor(tmp_path / "w.onnx")
+
+
+def test_the_frozen_cpu_network_matches_eager_mode_for_a_batch() -> None:
+    """The CPU default (TorchScript, frozen and optimised) gives the eager model's
+    outputs, for one camera and for a batch of three."""
+    torch.manual_seed(0)
+    model = build_model(ModelConfig())
+    frozen = Predictor(model, torch.device("cpu"))
+    eager = Predictor(build_model(ModelConfig()), torch.device("cpu"), jit=False)
+    eager.model.load_state_dict(frozen.model.state_dict())
+    assert not isinstance(frozen._forward, torch.nn.Module)  # it did freeze
+    rng = np.random.default_rng(3)
+    images = [rng.integers(0, 255, (360, 640, 3), dtype=np.uint8) for _ in range(3)]
+    for batch in (images[:1], images):
+        for a, b in zip(frozen.predict_batch(batch), eager.predict_batch(batch), strict=True):
+            np.testing.assert_allclose(a["probs"], b["probs"], atol=1e-4)
+            np.testing.assert_allclose(a["depth"], b["depth"], rtol=1e-4)
+            assert (a["seg"] == b["seg"]).mean() > 0.999
