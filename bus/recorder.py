@@ -17,8 +17,11 @@ from typing import Literal
 
 from bus.node import BusFollower
 from bus.recording import RecordingWriter
-from bus.topics import TOPICS, UnknownTopicError, lookup
+from bus.topics import CAMERA_PREFIX, TOPICS, UnknownTopicError, lookup
 from bus.transport import Delivery
+
+#: "run" metadata key: whether the recording holds the camera images ("true"/"false")
+CAMERAS_KEY = "cameras_recorded"
 
 
 @dataclass
@@ -28,6 +31,9 @@ class RecorderParams:
     compression: Literal["lz4", "zstd", "none"] = "lz4"
     discover_period_s: float = 0.5
     metadata: dict[str, str] = field(default_factory=dict)  # stored as "run" metadata
+    # false: camera images (/sensors/camera/*) are received but not written; a
+    # camera frame is most of a recording (about 0.5 MB a tick at 640x360)
+    cameras: bool = True
 
     def __post_init__(self) -> None:
         for t in self.topics:
@@ -50,7 +56,7 @@ class Recorder(BusFollower):
         out_dir = os.path.dirname(os.path.abspath(p.output))
         os.makedirs(out_dir, exist_ok=True)
         meta = {"namespace": self.context.namespace, "started": time.strftime("%FT%T%z"),
-                **p.metadata}
+                CAMERAS_KEY: "true" if p.cameras else "false", **p.metadata}
         self.writer = RecordingWriter(p.output, metadata=meta, compression=p.compression)
         self.recorded = 0
         for t in p.topics or [t for t, s in TOPICS.items() if s.recorded and "<" not in t]:
@@ -72,6 +78,8 @@ class Recorder(BusFollower):
         super().follow(topic)
 
     def _write(self, topic: str, d: Delivery) -> None:
+        if not self.params.cameras and topic.startswith(CAMERA_PREFIX):
+            return  # still subscribed: the simulator's start counts its listeners
         self.writer.write(topic, d.frames, time.time_ns(), d.send_ns, d.seq)
         self.recorded += 1
 

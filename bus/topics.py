@@ -65,6 +65,9 @@ def _table(*specs: TopicSpec) -> dict[str, TopicSpec]:
     return table
 
 
+#: Every camera topic starts with this (the table's ``/sensors/camera/<name>``)
+CAMERA_PREFIX = "/sensors/camera/"
+
 TOPICS: dict[str, TopicSpec] = _table(
     TopicSpec("/sensors/camera/<name>", m.Image, 20, True, qos=KEEP_ALL,
               description="camera image; <name> is the camera (front, left, ...)"),

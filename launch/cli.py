@@ -25,6 +25,8 @@ from bus.transport import TransportError
 from sim.maps import MapError
 
 EXIT_USER_ERROR = 2
+NO_RECORD_CAMERAS_HELP = ("drive.mcap without the camera images (about 0.5 MB a tick): "
+                          "replay can then re-run planning and control only")
 
 # Subcommands that later work will fill in: name -> (help, what it will do).
 PLANNED = {
@@ -382,7 +384,8 @@ def cmd_run(args: argparse.Namespace) -> int:
                       seed=args.seed, duration=args.duration, oracle=args.oracle,
                       realtime=args.realtime, weights=args.weights or "",
                       out=args.out or "", progress=not args.no_progress,
-                      live=args.live, live_port=RunOptions.live_port if args.live_port is None
+                      record_cameras=not args.no_record_cameras, live=args.live,
+                      live_port=RunOptions.live_port if args.live_port is None
                       else args.live_port)
     if opts.route and not opts.route_id:
         raise UserError("--route needs --route-id (the id of a route in the file)")
@@ -402,7 +405,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         f"eval-{time.strftime('%Y%m%d-%H%M%S')}-{Path(args.suite).stem}")
     try:
         suite = load_suite(args.suite, map_dir=args.map_dir or "", oracle=args.oracle,
-                           duration=args.duration)
+                           duration=args.duration, record_cameras=not args.no_record_cameras)
         report = run_suite(suite, out, workers=args.workers, ray_address=args.ray,
                            progress=not args.no_progress)
     except SuiteError as exc:
@@ -519,6 +522,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--weights", help="perception weights (default: the shipped ones)")
     p.add_argument("--out", help="run directory (default runs/<time>-<scenario>)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--no-record-cameras", action="store_true", help=NO_RECORD_CAMERAS_HELP)
     p.add_argument("--live", action="store_true",
                    help="serve the running bus to Foxglove at ws://127.0.0.1:PORT (needs "
                         "pip install 'drivestack[viz]')")
@@ -535,6 +539,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--map-dir", help="where routes' towns are found as <town>.xodr")
     p.add_argument("--oracle", action="store_true", help="every run in oracle mode")
     p.add_argument("--duration", type=float, help="cap every run at this many sim seconds")
+    p.add_argument("--no-record-cameras", action="store_true", help=NO_RECORD_CAMERAS_HELP)
     p.add_argument("--out", help="output directory (default runs/eval-<time>-<suite>)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 

@@ -57,7 +57,7 @@ from bus import Executor, InProcessContext, Node
 from bus.recording import RecordedMessage, Recording, RecordingError, RecordingWriter
 from bus.schema import is_struct, struct_fields
 from bus.serialization import DecodeError, from_bytes, join_frames
-from bus.topics import lookup
+from bus.topics import CAMERA_PREFIX, lookup
 from bus.transport import Delivery
 
 #: The nodes replay can re-run, in pipeline order (each feeds the next).
@@ -332,14 +332,24 @@ def recorded_with_oracle(rec: Recording) -> bool:
     return first is not None and _decode(first, rec.path).source == "oracle"
 
 
-def _choose_nodes(requested: tuple[str, ...] | None, oracle: bool, path: Path) \
-        -> tuple[str, ...]:
+def recorded_cameras(rec: Recording) -> bool:
+    """True when the recording holds camera images (not made with
+    ``--no-record-cameras``)."""
+    return any(t.startswith(CAMERA_PREFIX) and info[2] > 0 for t, info in rec.topics().items())
+
+
+def _choose_nodes(requested: tuple[str, ...] | None, oracle: bool, cameras: bool,
+                  path: Path) -> tuple[str, ...]:
     if requested is None:
-        return tuple(n for n in NODE_NAMES if not (oracle and n == "perception"))
+        return tuple(n for n in NODE_NAMES
+                     if not ((oracle or not cameras) and n == "perception"))
     if oracle and "perception" in requested:
         raise ReplayError(f"{path}: recorded with --oracle ({_ORACLE_TOPIC} from the "
                           "oracle): there is no perception output to compare; re-run "
                           "planning,control")
+    if not cameras and "perception" in requested:
+        raise ReplayError(f"{path}: recorded without camera images (--no-record-cameras): "
+                          "perception cannot be re-run; re-run planning,control")
     return requested
 
 
@@ -452,7 +462,7 @@ def replay(opts: ReplayOptions) -> ReplayResult:
     path = Path(opts.path)
     with _open(path) as rec:
         oracle = recorded_with_oracle(rec)
-        names = _choose_nodes(opts.nodes, oracle, path)
+        names = _choose_nodes(opts.nodes, oracle, recorded_cameras(rec), path)
         notes: list[str] = []
         ctx = InProcessContext(namespace="replay")
         nodes = _build_nodes(path, names, oracle, opts.params, ctx, notes)

@@ -55,6 +55,7 @@ class RunOptions:
     weights: str = ""
     out: str = ""
     progress: bool = True
+    record_cameras: bool = True  # false: drive.mcap without camera images
     live: bool = False  # serve the bus to Foxglove (launch.live)
     live_port: int = 8765
 
@@ -176,7 +177,8 @@ def launch_args(opts: RunOptions, scenario_file: Path, out: Path) -> dict[str, A
     return {"scenario": str(scenario_file.resolve()), "out": str(out.resolve()),
             "oracle": opts.oracle,
             "weights": str(Path(opts.weights).resolve()) if opts.weights else "",
-            "live": opts.live, "live_port": opts.live_port}
+            "record_cameras": opts.record_cameras, "live": opts.live,
+            "live_port": opts.live_port}
 
 
 def check_live(opts: RunOptions) -> str | None:

@@ -33,7 +33,7 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -68,14 +68,24 @@ def _resolve(base: Path, value: str) -> str:
 
 
 def load_suite(path: str | Path, map_dir: str = "", oracle: bool = False,
-               duration: float | None = None) -> Suite:
-    """A suite from YAML or a leaderboard route XML (see the module doc)."""
+               duration: float | None = None, record_cameras: bool = True) -> Suite:
+    """A suite from YAML or a leaderboard route XML (see the module doc);
+    ``record_cameras`` False: no run records its camera images."""
     path = Path(path)
     if not path.is_file():
         raise SuiteError(f"{path}: no such suite file (a suite YAML or a leaderboard "
                          "route XML)")
     if path.suffix.lower() == ".xml":
-        return _route_file_suite(path, map_dir, oracle, duration)
+        suite = _route_file_suite(path, map_dir, oracle, duration)
+    else:
+        suite = _yaml_suite(path, map_dir, oracle, duration)
+    if not record_cameras:
+        suite.runs = [SuiteRun(r.name, replace(r.options, record_cameras=False))
+                      for r in suite.runs]
+    return suite
+
+
+def _yaml_suite(path: Path, map_dir: str, oracle: bool, duration: float | None) -> Suite:
     try:
         data = yaml.safe_load(path.read_text())
     except (OSError, yaml.YAMLError) as exc:
@@ -181,6 +191,8 @@ def run_command(opts: RunOptions, out: Path) -> list[str]:
         cmd.append("--oracle")
     if opts.realtime:
         cmd.append("--realtime")
+    if not opts.record_cameras:
+        cmd.append("--no-record-cameras")
     return cmd
 
 

@@ -96,3 +96,28 @@ def test_sigkilled_recorder_loses_at_most_the_last_second(bus_env, tmp_path):
     assert counts == list(range(1, len(counts) + 1))  # a prefix, in order, no gaps
     must_have = [k for k, t in sent_at.items() if t < killed_at - 1.0]
     assert len(counts) >= len(must_have), (len(counts), len(must_have), len(sent_at))
+
+
+def test_a_recorder_without_cameras_subscribes_but_writes_no_image(tmp_path):
+    """cameras=false (``--no-record-cameras``): camera topics are still followed (the
+    simulator counts the recorder among their listeners) but no image is written,
+    and the run metadata says so."""
+    ctx = InProcessContext()
+    out = tmp_path / "drive.mcap"
+    rec = Recorder("recorder", context=ctx, params={"output": str(out), "cameras": False},
+                   diagnostics=False)
+    sim = Node("sim", context=ctx, diagnostics=False)
+    chatter = sim.create_publisher(Chatter, "/demo/chatter")
+    cam = sim.create_publisher(Image, "/sensors/camera/front")
+    ex = Executor(ctx, [rec, sim])
+    ctx.clock.advance(1.0)
+    ex.spin_once(0)
+    assert cam.subscription_count == 1
+    cam.publish(Image(Header(1, 0.05), data=np.zeros((36, 64, 3), np.uint8)))
+    chatter.publish(Chatter(Header(1), "after the image", 1))
+    ex.spin_until(lambda: rec.recorded == 1, timeout_s=1)
+    ex.destroy()
+    with Recording.open(out) as r:
+        assert "/sensors/camera/front" not in r.topics()
+        assert r.topics()["/demo/chatter"][2] == 1
+        assert r.metadata()["run"]["cameras_recorded"] == "false"

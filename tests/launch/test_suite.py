@@ -34,7 +34,10 @@ def test_suite_yaml_defaults_and_paths(tmp_path: Path) -> None:
     assert c.route == str(tmp_path / "r.xml") and c.map_dir == str(tmp_path / "maps")
     cmd = run_command(a, tmp_path / "out")
     assert cmd[cmd.index("--seed") + 1] == "3" and cmd[cmd.index("--duration") + 1] == "30.0"
-    assert "--oracle" in cmd and "--no-progress" in cmd
+    assert "--oracle" in cmd and "--no-progress" in cmd and "--no-record-cameras" not in cmd
+    lean = load_suite(tmp_path / "s.yaml", record_cameras=False)
+    assert all(not r.options.record_cameras for r in lean.runs)
+    assert "--no-record-cameras" in run_command(lean.runs[0].options, tmp_path / "out")
 
 
 @pytest.mark.parametrize(("text", "needle"), [

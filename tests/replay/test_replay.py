@@ -20,7 +20,7 @@ from bus.messages import (
     Trajectory,
     VehicleControl,
 )
-from bus.recording import Recording
+from bus.recording import Recording, RecordingWriter
 from launch.cli import main
 from launch.replay import UPDATE_METADATA, Tolerance, field_diff
 
@@ -160,3 +160,19 @@ def test_integers_strings_and_shapes_compare_exactly() -> None:
     assert field_diff(a, ObjectList(), tol).path == "len(objects)"
     gear = field_diff(ControlCommand(), ControlCommand(control=VehicleControl(gear=1)), tol)
     assert gear is not None and gear.path == "control.gear" and math.isinf(gear.excess)
+
+
+def test_a_recording_without_camera_images_replays_planning_and_control(
+        capsys, tmp_path: Path) -> None:
+    """A run recorded with --no-record-cameras: by default replay re-runs planning and
+    control (there is nothing for perception to see), and asking for perception is
+    one clear line."""
+    copy = tmp_path / "drive.mcap"
+    with Recording.open(CNN) as rec, RecordingWriter(copy) as writer:
+        for m in rec.messages([t for t in rec.topics() if not t.startswith("/sensors/")]):
+            writer.write(m.topic, m.data, m.log_time_ns, m.publish_time_ns, m.sequence)
+    shutil.copyfile(CNN.with_name("scenario.yaml"), tmp_path / "scenario.yaml")
+    code, out, _ = replay(capsys, str(copy), "--check", *CNN_TOLERANCE)
+    assert code == 0 and "re-ran planning, control;" in out, out
+    code, _, err = replay(capsys, str(copy), "--check", "--nodes", "perception")
+    assert code == 2 and "without camera images (--no-record-cameras)" in err
