@@ -38,6 +38,10 @@ from bus.messages import ObjectList, TrafficLightState
 @dataclass(frozen=True)
 class BehaviourParams:
     max_speed: float = 0.0  # m/s; 0: the lane's speed limit
+    # m/s, the speed limit taken where the ego's lane has none (EgoState.speed_limit
+    # 0: OpenDRIVE roads without a <type><speed>, such as CARLA towns' junctions)
+    # and none was seen before; CARLA's own default limit, 30 km/h
+    unknown_speed_limit: float = 30 / 3.6
     accel: float = 2.0  # m/s^2, comfortable acceleration
     comfort_decel: float = 3.0  # m/s^2
     emergency_decel: float = 8.0  # m/s^2
@@ -86,15 +90,16 @@ def path_s(points: np.ndarray) -> np.ndarray:
 def decide(path_ego: np.ndarray, speed: float, speed_limit: float, objects: ObjectList,
            light: TrafficLightState, p: BehaviourParams) -> Decision:
     """The behaviour for one tick. ``path_ego``: N x 2 route points ahead, ego frame,
-    starting at (about) the ego; ``speed``: ego speed (m/s).
+    starting at (about) the ego; ``speed``: ego speed (m/s); ``speed_limit``: the
+    lane's (m/s; 0 or less: unknown, then ``unknown_speed_limit``).
 
     The geometry (each object's place along and beside the path, the walkers'
     and the crossing vehicles' predicted points against the corridor) is done for
     all objects at once in shapely's array functions: per object it would cost
     more than the rest of the planner tick."""
-    target = p.max_speed if p.max_speed > 0 else speed_limit
-    if p.max_speed > 0 and speed_limit > 0:
-        target = min(target, speed_limit)
+    if speed_limit <= 0:
+        speed_limit = p.unknown_speed_limit
+    target = min(p.max_speed, speed_limit) if p.max_speed > 0 else speed_limit
     d = Decision(target_speed=target)
     if len(path_ego) < 2:
         d.stop_s, d.reasons = 0.0, ["no path ahead"]

@@ -96,6 +96,9 @@ class LocalPlanner:
         # to tick, and a curve's speed limit would ripple from plan to plan.
         self.kappa = curvature(self.route, self.p.curvature_base_m)
         self.index = 0  # nearest route point to the ego at the last tick
+        # m/s, the last known lane speed limit: a lane without one (a junction's)
+        # keeps the limit of the road before it, as a driver does
+        self.speed_limit = 0.0
         self.decision: Decision | None = None
         self.overtake: Overtake | None = None
         # The last speed profile and the route distance (m) it started at.
@@ -159,12 +162,14 @@ class LocalPlanner:
         if self.overtake is not None and s_route[0] > self.overtake.out_end:
             self.overtake = None
         xy = self._offset(centre, s_route)
-        d = decide(self._to_ego(xy, ego), ego.speed, ego.speed_limit, objects, light, b)
+        if ego.speed_limit > 0:
+            self.speed_limit = ego.speed_limit
+        d = decide(self._to_ego(xy, ego), ego.speed, self.speed_limit, objects, light, b)
         if self.overtake is None and adjacent and self._blocked(d):
             self._try_overtake(centre, s_route, ego, objects, light, d, adjacent)
             if self.overtake is not None:
                 xy = self._offset(centre, s_route)
-                d = decide(self._to_ego(xy, ego), ego.speed, ego.speed_limit, objects,
+                d = decide(self._to_ego(xy, ego), ego.speed, self.speed_limit, objects,
                            light, b)
         if s0 + self.p.horizon_m >= self.length:
             # the route ends: its last point is the destination of the ego's centre

@@ -48,6 +48,16 @@ def test_free_road_accelerates_towards_the_limit():
     assert acc.max() <= P.accel + 1e-9
 
 
+def test_an_unknown_speed_limit_drives_at_carlas_default_not_zero():
+    """EgoState.speed_limit 0 means unknown (a CARLA town's junction roads have no
+    limit in their OpenDRIVE): the target is 30 km/h, capped by max_speed."""
+    assert decide(STRAIGHT, 0.0, 0.0, objects(), NO_LIGHT, P).target_speed == \
+        pytest.approx(30 / 3.6)
+    capped = BehaviourParams(max_speed=5.0)
+    assert decide(STRAIGHT, 0.0, 0.0, objects(), NO_LIGHT, capped).target_speed == 5.0
+    assert decide(STRAIGHT, 0.0, 13.9, objects(), NO_LIGHT, capped).target_speed == 5.0
+
+
 def test_red_light_stops_before_the_line_within_comfort():
     d = decide(STRAIGHT, 13.9, 13.9, objects(), TrafficLightState(state="red", distance=40.0),
                P)

@@ -36,6 +36,21 @@ def test_trajectory_follows_the_route_ahead_for_about_6_s():
     assert lp.progress() == pytest.approx(10.0, abs=1.0)
 
 
+def test_a_lane_without_a_speed_limit_keeps_the_last_one():
+    """Town01's route 0 stood still after its first junction: the junction's road
+    has no speed limit (0 in EgoState) and the planner took 0 as the limit."""
+    lp = LocalPlanner(ROUTE)
+    lp.plan(ego_at(10.0, 10.0), ObjectList(), TrafficLightState())
+    assert lp.decision.target_speed == pytest.approx(13.9)
+    unknown = ego_at(12.0, 0.0, frame=1)
+    unknown.speed_limit = 0.0
+    traj = lp.plan(unknown, ObjectList(), TrafficLightState())
+    assert lp.decision.target_speed == pytest.approx(13.9) and traj.speeds.max() > 5.0
+    fresh = LocalPlanner(ROUTE)  # none seen yet: CARLA's default, 30 km/h
+    fresh.plan(unknown, ObjectList(), TrafficLightState())
+    assert fresh.decision.target_speed == pytest.approx(30 / 3.6)
+
+
 def test_red_light_gives_a_stopping_trajectory():
     lp = LocalPlanner(ROUTE)
     traj = lp.plan(ego_at(10.0, 13.9), ObjectList(),
