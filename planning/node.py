@@ -59,6 +59,12 @@ class PlanningNode(Node):
         self.carla_map = carla.Map(msg.name or "map", msg.opendrive)
         self.router = RoutePlanner(self.carla_map)
         self.local = None
+        # The map is latched and comes over its own socket, so a frame's inputs may
+        # arrive before it (seen on a loaded machine): those frames are planned now,
+        # or the simulator would wait for them until its deadline.
+        for frame in sorted(self.inputs):
+            if frame in self.inputs and self._complete(self.inputs[frame]):
+                self._plan(frame, self.inputs[frame])
 
     def _route_points(self, ego: EgoState) -> list[tuple[float, float]]:
         loc = ego.transform.location
@@ -113,9 +119,13 @@ class PlanningNode(Node):
         frame = msg.header.frame  # type: ignore[attr-defined]
         slot = self.inputs.setdefault(frame, {})
         slot[kind] = msg
-        needed = ("ego", "objects", "light") if self.params.use_perception else ("ego",)
-        if all(k in slot for k in needed) and self.router is not None:
+        if self._complete(slot) and self.router is not None:
             self._plan(frame, slot)
+
+    def _complete(self, slot: dict[str, object]) -> bool:
+        """Whether a frame's inputs are all in."""
+        needed = ("ego", "objects", "light") if self.params.use_perception else ("ego",)
+        return all(k in slot for k in needed)
 
     def _plan(self, frame: int, slot: dict[str, object]) -> None:
         ego: EgoState = slot["ego"]  # type: ignore[assignment]
