@@ -383,7 +383,8 @@ def cmd_run(args: argparse.Namespace) -> int:
                       route_id=args.route_id or "", map_dir=args.map_dir or "",
                       seed=args.seed, duration=args.duration, oracle=args.oracle,
                       realtime=args.realtime, weights=args.weights or "",
-                      out=args.out or "", progress=not args.no_progress,
+                      cpu_threads=args.cpu_threads, out=args.out or "",
+                      progress=not args.no_progress,
                       record_cameras=not args.no_record_cameras, live=args.live,
                       live_port=RunOptions.live_port if args.live_port is None
                       else args.live_port)
@@ -399,13 +400,15 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 # ---------------------------------------------------------------------------- eval
 def cmd_eval(args: argparse.Namespace) -> int:
-    from launch.suite import SuiteError, load_suite, run_suite
+    from launch.suite import SuiteError, load_suite, run_suite, threads_per_run
 
     out = Path(args.out) if args.out else Path("runs") / (
         f"eval-{time.strftime('%Y%m%d-%H%M%S')}-{Path(args.suite).stem}")
     try:
         suite = load_suite(args.suite, map_dir=args.map_dir or "", oracle=args.oracle,
-                           duration=args.duration, record_cameras=not args.no_record_cameras)
+                           duration=args.duration, record_cameras=not args.no_record_cameras,
+                           cpu_threads=args.cpu_threads if args.cpu_threads is not None
+                           else threads_per_run(args.workers))
         report = run_suite(suite, out, workers=args.workers, ray_address=args.ray,
                            progress=not args.no_progress)
     except SuiteError as exc:
@@ -520,6 +523,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--realtime", action="store_true",
                    help="real-time lockstep (late commands reused, counted) instead of strict")
     p.add_argument("--weights", help="perception weights (default: the shipped ones)")
+    p.add_argument("--cpu-threads", type=int, default=2, metavar="N",
+                   help="perception's inference threads on the CPU (default 2)")
     p.add_argument("--out", help="run directory (default runs/<time>-<scenario>)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--no-record-cameras", action="store_true", help=NO_RECORD_CAMERAS_HELP)
@@ -540,6 +545,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--oracle", action="store_true", help="every run in oracle mode")
     p.add_argument("--duration", type=float, help="cap every run at this many sim seconds")
     p.add_argument("--no-record-cameras", action="store_true", help=NO_RECORD_CAMERAS_HELP)
+    p.add_argument("--cpu-threads", type=int, metavar="N",
+                   help="each run's perception threads (default: the CPUs / --workers, at "
+                        "least 1)")
     p.add_argument("--out", help="output directory (default runs/eval-<time>-<suite>)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 

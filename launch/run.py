@@ -53,6 +53,7 @@ class RunOptions:
     oracle: bool = False
     realtime: bool = False
     weights: str = ""
+    cpu_threads: int = 2  # perception's inference threads on the CPU
     out: str = ""
     progress: bool = True
     record_cameras: bool = True  # false: drive.mcap without camera images
@@ -177,6 +178,7 @@ def launch_args(opts: RunOptions, scenario_file: Path, out: Path) -> dict[str, A
     return {"scenario": str(scenario_file.resolve()), "out": str(out.resolve()),
             "oracle": opts.oracle,
             "weights": str(Path(opts.weights).resolve()) if opts.weights else "",
+            "cpu_threads": opts.cpu_threads,
             "record_cameras": opts.record_cameras, "live": opts.live,
             "live_port": opts.live_port}
 
@@ -224,6 +226,8 @@ def run_closed_loop(opts: RunOptions) -> int:
         raise RunError(f"--out {out} exists and is not empty (runs never overwrite a run)")
     if opts.weights and not Path(opts.weights).is_file():
         raise RunError(f"weights file {opts.weights} not found")
+    if opts.cpu_threads < 1:
+        raise RunError(f"--cpu-threads must be >= 1, not {opts.cpu_threads}")
     url = check_live(opts)
     try:
         out.mkdir(parents=True, exist_ok=True)

@@ -28,6 +28,7 @@ over the runs that left metrics.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -68,9 +69,11 @@ def _resolve(base: Path, value: str) -> str:
 
 
 def load_suite(path: str | Path, map_dir: str = "", oracle: bool = False,
-               duration: float | None = None, record_cameras: bool = True) -> Suite:
+               duration: float | None = None, record_cameras: bool = True,
+               cpu_threads: int | None = None) -> Suite:
     """A suite from YAML or a leaderboard route XML (see the module doc);
-    ``record_cameras`` False: no run records its camera images."""
+    ``record_cameras`` False: no run records its camera images; ``cpu_threads``:
+    every run's perception threads (see :func:`threads_per_run`)."""
     path = Path(path)
     if not path.is_file():
         raise SuiteError(f"{path}: no such suite file (a suite YAML or a leaderboard "
@@ -79,10 +82,24 @@ def load_suite(path: str | Path, map_dir: str = "", oracle: bool = False,
         suite = _route_file_suite(path, map_dir, oracle, duration)
     else:
         suite = _yaml_suite(path, map_dir, oracle, duration)
+    changes: dict[str, Any] = {}
     if not record_cameras:
-        suite.runs = [SuiteRun(r.name, replace(r.options, record_cameras=False))
-                      for r in suite.runs]
+        changes["record_cameras"] = False
+    if cpu_threads is not None:
+        if cpu_threads < 1:
+            raise SuiteError(f"--cpu-threads must be >= 1, not {cpu_threads}")
+        changes["cpu_threads"] = cpu_threads
+    if changes:
+        suite.runs = [SuiteRun(r.name, replace(r.options, **changes)) for r in suite.runs]
     return suite
+
+
+def threads_per_run(workers: int, cpus: int | None = None) -> int:
+    """Perception threads for each of ``workers`` runs at once on this machine's
+    ``cpus`` (default: all): a fair share, at least 1. Why: PyTorch's OpenMP
+    threads spin while they wait, so two runs of two threads each on two cores
+    starve each other (perception measured 100-270 ms a frame instead of 28)."""
+    return max(1, (cpus or os.cpu_count() or 1) // max(workers, 1))
 
 
 def _yaml_suite(path: Path, map_dir: str, oracle: bool, duration: float | None) -> Suite:
@@ -193,6 +210,7 @@ def run_command(opts: RunOptions, out: Path) -> list[str]:
         cmd.append("--realtime")
     if not opts.record_cameras:
         cmd.append("--no-record-cameras")
+    cmd += ["--cpu-threads", str(opts.cpu_threads)]
     return cmd
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from launch.suite import SuiteError, load_suite, run_command, table_lines
+from launch.suite import SuiteError, load_suite, run_command, table_lines, threads_per_run
 
 
 def write(path: Path, text: str) -> Path:
@@ -38,6 +38,13 @@ def test_suite_yaml_defaults_and_paths(tmp_path: Path) -> None:
     lean = load_suite(tmp_path / "s.yaml", record_cameras=False)
     assert all(not r.options.record_cameras for r in lean.runs)
     assert "--no-record-cameras" in run_command(lean.runs[0].options, tmp_path / "out")
+    assert cmd[cmd.index("--cpu-threads") + 1] == "2"  # a run's own default
+    shared = load_suite(tmp_path / "s.yaml", cpu_threads=threads_per_run(2, cpus=2))
+    cmd = run_command(shared.runs[0].options, tmp_path / "out")
+    assert cmd[cmd.index("--cpu-threads") + 1] == "1"  # two runs on two cores: one each
+    assert threads_per_run(1, cpus=16) == 16 and threads_per_run(8, cpus=2) == 1
+    with pytest.raises(SuiteError, match="--cpu-threads must be >= 1"):
+        load_suite(tmp_path / "s.yaml", cpu_threads=0)
 
 
 @pytest.mark.parametrize(("text", "needle"), [
