@@ -6,7 +6,9 @@ plans the route once it knows where the ego is (the scenario's route waypoints, 
 CARLA leaderboard route, or, with none, the lane ahead for ``free_drive_m``), and
 each frame k answers /ego/state k, /perception/objects k and
 /perception/traffic_light k with /planning/trajectory k (``planning.local_planner``).
-With ``use_perception: false`` it plans without objects and lights.
+With ``use_perception: false`` it plans without objects and lights. A light that
+comes without a stop line (perception's) is placed at the next junction entry of
+the route (``planning.stop_lines``); the oracle's carries its own.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from bus.messages import EgoState, MapData, ObjectList, TrafficLightState, Traje
 from planning.behaviour import BehaviourParams
 from planning.local_planner import LocalPlanner, LocalPlannerParams
 from planning.route import RoutePlanner, UnreachableError
+from planning.stop_lines import JunctionEntries, place_light
 
 
 @dataclass
@@ -27,12 +30,17 @@ class PlanningParams:
     free_drive_m: float = 1000.0  # without a route: follow the lane this far
     use_perception: bool = True
     max_speed: float = 0.0  # m/s; 0: speed limits
+    # m: a light perceived without a stop line (perception's) applies at the next
+    # junction entry along the route within this (planning.stop_lines)
+    light_lookahead_m: float = 60.0
 
     def __post_init__(self) -> None:
         if any(len(p) < 2 for p in self.waypoints):
             raise ValueError("waypoints: each is [x, y]")
         if self.free_drive_m <= 0:
             raise ValueError("free_drive_m must be > 0")
+        if self.light_lookahead_m <= 0:
+            raise ValueError("light_lookahead_m must be > 0")
 
 
 class PlanningNode(Node):
@@ -43,6 +51,7 @@ class PlanningNode(Node):
         self.carla_map = None
         self.router: RoutePlanner | None = None
         self.local: LocalPlanner | None = None
+        self.junctions: JunctionEntries | None = None  # along self.local's route
         self.inputs: dict[int, dict[str, object]] = {}
         self.pub = self.create_publisher(Trajectory, "/planning/trajectory")
         self.create_subscription(MapData, "/map/opendrive", self.on_map)
@@ -59,6 +68,7 @@ class PlanningNode(Node):
         self.carla_map = carla.Map(msg.name or "map", msg.opendrive)
         self.router = RoutePlanner(self.carla_map)
         self.local = None
+        self.junctions = None
         # The map is latched and comes over its own socket, so a frame's inputs may
         # arrive before it (seen on a loaded machine): those frames are planned now,
         # or the simulator would wait for them until its deadline.
@@ -139,8 +149,14 @@ class PlanningNode(Node):
                 return
             self.local = LocalPlanner(route.xy(), LocalPlannerParams(
                 behaviour=BehaviourParams(max_speed=self.params.max_speed)))
+            self.junctions = JunctionEntries(self.carla_map, route.xy())
         objects = slot.get("objects", ObjectList(header=ego.header))
         light = slot.get("light", TrafficLightState(header=ego.header))
+        if self.junctions is not None:  # perception's light: its stop line from the map
+            loc = ego.transform.location
+            self.local.locate(loc.x, loc.y)
+            light = place_light(light, self.junctions, self.local.route_position(loc.x, loc.y),
+                                self.params.light_lookahead_m)
         trajectory = self.local.plan(ego, objects, light,  # type: ignore[arg-type]
                                      self._adjacent_lanes(ego))
         self.pub.publish(trajectory)

@@ -1,0 +1,50 @@
+"""Perceived lights get their stop line from the map: the route's junction entries."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from bus.messages import TrafficLightState
+from planning.route import RoutePlanner
+from planning.stop_lines import JunctionEntries, place_light
+from sim.maps import load_map
+
+# town_grid: junction centres at (100 i, -100 j); the inner road y = -100 runs east
+# with its eastbound lane at y = -98.25 (see sim/scenarios/town_grid_route.yaml)
+START, END = (15.0, -98.25), (185.0, -98.25)
+
+
+@pytest.fixture(scope="module")
+def route_and_entries() -> tuple[np.ndarray, JunctionEntries, object]:
+    loaded = load_map("town_grid")
+    route = RoutePlanner(loaded.map).plan_through([START, END]).xy()
+    return route, JunctionEntries(loaded.map, route), loaded.map
+
+
+def test_the_entry_of_the_junction_crossed_is_found_to_a_centimetre(route_and_entries):
+    route, entries, carla_map = route_and_entries
+    assert len(entries.entries_m) == 1  # straight through the junction at (100, -100)
+    s = np.concatenate([[0.0], np.cumsum(np.hypot(*np.diff(route, axis=0).T))])
+    entry = entries.entries_m[0]
+    x = np.interp(entry, s, route[:, 0])
+    assert 80.0 < x < 100.0  # before the junction's centre, eastbound
+    import carla
+    before = carla_map.get_waypoint(carla.Location(x=float(x) - 0.02, y=-98.25, z=0.0))
+    after = carla_map.get_waypoint(carla.Location(x=float(x) + 0.02, y=-98.25, z=0.0))
+    assert not before.is_junction and after.is_junction
+    assert entries.next_after(entry) is None and entries.next_after(0.0) == entry
+
+
+def test_a_perceived_light_is_placed_at_the_next_entry_within_the_lookahead(
+        route_and_entries):
+    _, entries, _ = route_and_entries
+    entry = entries.entries_m[0]
+    red = TrafficLightState(state="red", distance=-1.0, source="perception")
+    assert place_light(red, entries, entry - 30.0, 60.0).distance == pytest.approx(30.0)
+    assert place_light(red, entries, entry - 80.0, 60.0).distance == -1.0  # too far
+    assert place_light(red, entries, entry + 1.0, 60.0).distance == -1.0  # past it
+    unknown = TrafficLightState(state="unknown", distance=-1.0)
+    assert place_light(unknown, entries, entry - 30.0, 60.0).distance == -1.0
+    oracle = TrafficLightState(state="red", distance=12.5, source="oracle")
+    assert place_light(oracle, entries, entry - 30.0, 60.0).distance == 12.5  # its own
