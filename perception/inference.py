@@ -172,14 +172,16 @@ class PredictorBase:
     def preprocess_cpu(self, images: list[np.ndarray], encoding: str = "bgr8") -> np.ndarray:
         """(N, 3, h, w) float32 normalised RGB, resized on the CPU (area averaging)."""
         out = np.empty((len(images), 3, self.height, self.width), np.float32)
-        mean = np.array(IMAGE_MEAN, np.float32).reshape(3, 1, 1) * 255.0
-        scale = 1.0 / (np.array(IMAGE_STD, np.float32).reshape(3, 1, 1) * 255.0)
+        # per channel of the image as it comes (BGR reversed), normalised in its
+        # own H x W x 3 layout, then moved to RGB planes in one copy
+        order = slice(None, None, -1) if encoding == "bgr8" else slice(None)
+        mean = (np.array(IMAGE_MEAN, np.float32) * 255.0)[order]
+        scale = (1.0 / (np.array(IMAGE_STD, np.float32) * 255.0))[order]
         for i, data in enumerate(images):
             self._check(data)
             if data.shape[:2] != (self.height, self.width):
                 data = cv2.resize(data, (self.width, self.height), interpolation=cv2.INTER_AREA)
-            rgb = data[..., ::-1] if encoding == "bgr8" else data
-            out[i] = (rgb.transpose(2, 0, 1) - mean) * scale
+            out[i] = ((data.astype(np.float32) - mean) * scale).transpose(2, 0, 1)[order]
         return out
 
     def infer_batch(self, images: list[np.ndarray], encoding: str = "bgr8"

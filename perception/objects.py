@@ -52,6 +52,8 @@ from perception.classes import TrainClass
 #: Class id -> DetectedObject label, for the obstacle classes clustered.
 OBSTACLE_CLASSES: dict[int, str] = {int(TrainClass.VEHICLE): "vehicle",
                                     int(TrainClass.PEDESTRIAN): "pedestrian"}
+#: class id -> whether it is an obstacle class, for a lookup per pixel
+_IS_OBSTACLE = np.isin(np.arange(256), list(OBSTACLE_CLASSES))
 #: Prior full size (length, width, height) in metres per label: the least box a
 #: cluster is given (only the near faces are seen).
 PRIOR_SIZE: dict[str, tuple[float, float, float]] = {"vehicle": (4.4, 1.8, 1.4),
@@ -242,7 +244,7 @@ def _contact_depth(seg: np.ndarray, vs: np.ndarray, us: np.ndarray, cls: int,
         return None  # cut off by the image's bottom edge
     cols = us[vs == vb]
     below = seg[vb + 1, cols]
-    if np.any(np.isin(below, list(OBSTACLE_CLASSES))):
+    if _IS_OBSTACLE[below].any():
         return None  # something stands in front of its foot
     v_edge = vb + 0.5
     if probs is not None:  # where the class probability crosses 0.5, between rows
