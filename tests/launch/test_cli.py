@@ -98,6 +98,9 @@ def test_live_tools_against_a_launched_demo(bus_env, tmp_path):
                                   text=True),
                  subprocess.Popen([*CLI, "record", "-o", str(out)], stdout=subprocess.PIPE,
                                   text=True)]
+        # wait for record to say it is recording (its start, imports included, is
+        # not the test's to time), then about 3 s of the demo
+        assert "recording namespace" in tools[1].stdout.readline()
         time.sleep(3.5)
         for t in tools:
             t.send_signal(signal.SIGINT)
