@@ -272,9 +272,8 @@ def _ground_contact_depth(seg: np.ndarray, depth: np.ndarray, mask: np.ndarray, 
     if n <= 1:
         return out
     lo, hi = _group_percentiles(blobs[mask], depth[mask], n, (5.0, 95.0))
+    # blob 0, the background, has no pixels in the mask: lo 0, never taken
     for k in np.flatnonzero((lo > 0) & (hi <= cfg.contact_max_spread * lo)):
-        if k == 0:
-            continue  # the background
         x0, y0, bw, bh = (int(v) for v in stats[k, :4])
         box = (slice(y0, y0 + bh), slice(x0, x0 + bw))
         blob = blobs[box] == k

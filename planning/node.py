@@ -147,9 +147,10 @@ class PlanningNode(Node):
                 self.state = "error"  # which names this node; here is why
                 self.get_logger().error("no route: %s", exc)
                 return
-            self.local = LocalPlanner(route.xy(), LocalPlannerParams(
+            route_xy = route.xy()
+            self.local = LocalPlanner(route_xy, LocalPlannerParams(
                 behaviour=BehaviourParams(max_speed=self.params.max_speed)))
-            self.junctions = JunctionEntries(self.carla_map, route.xy())
+            self.junctions = JunctionEntries(self.carla_map, route_xy)
         objects = slot.get("objects", ObjectList(header=ego.header))
         light = slot.get("light", TrafficLightState(header=ego.header))
         if self.junctions is not None:  # perception's light: its stop line from the map
