@@ -34,7 +34,9 @@ On-disk format (``OUT/``)
                       65535 = at or beyond 655.35 m (sky, far plane);
       ``_meta.json``  ego pose (world), camera intrinsics and mount, actors
                       (vehicles, pedestrians: ego-frame position, yaw, size,
-                      velocity, visible pixels), the ego lane's traffic light.
+                      velocity, visible pixels), the ego lane's traffic light
+                      (state, id, distance to its stop line, ``head_pixels``:
+                      visible pixels of its head; see :func:`light_label`).
 """
 
 from __future__ import annotations
@@ -60,6 +62,11 @@ INDEX_FILE = "index.jsonl"
 DONE_FILE = "done"
 WARMUP_TICKS = 60  # 3 s: traffic gets moving before the first sample
 LIGHT_LOOKAHEAD_M = 60.0
+#: fewest visible pixels (at 640 x 360; scaled with the image area) of the
+#: governing light's head for the sample's light label to be its state: a head
+#: out of view, hidden or too small to read (about 50 m away) is labelled "none",
+#: so the network learns to read lamps, not to guess from the scene
+LIGHT_MIN_HEAD_PIXELS = 20
 
 
 class CollectError(ValueError):
@@ -232,6 +239,7 @@ def sample_meta(world: Any, autopilot: EgoAutopilot, frame: Any, camera: Any,
     from bus.frames import vector_world_to_ego, world_to_ego, yaw_world_to_ego
     from bus.messages import CameraIntrinsics, Rotation, Transform, Vector3
     from sim.labels import Label
+    from sim.scene import LIGHT_ID_BASE
 
     ego = world.ego
     ego_tf = Transform(Vector3(ego.x, ego.y, 0.0), Rotation(0.0, ego.yaw, 0.0))
@@ -257,6 +265,11 @@ def sample_meta(world: Any, autopilot: EgoAutopilot, frame: Any, camera: Any,
             "visible_pixels": int(visible[a.id]) if a.id < len(visible) else 0,
         })
     K = CameraIntrinsics.from_fov(camera.image_size_x, camera.image_size_y, camera.fov)
+    light = autopilot.light_ahead()
+    head_pixels = 0
+    if light["id"] is not None:  # the head is one box of the light's render instance
+        head_pixels = int(((frame.instances == LIGHT_ID_BASE + light["id"])
+                           & (frame.labels == int(Label.TRAFFIC_LIGHT))).sum())
     return {
         "episode": plan.name, "map": plan.map, "seed": plan.seed,
         "frame": int(world.frame), "time": round(float(world.time), 4),
@@ -267,8 +280,20 @@ def sample_meta(world: Any, autopilot: EgoAutopilot, frame: Any, camera: Any,
                    "mount": {"x": camera.x, "y": camera.y, "z": camera.z,
                              "pitch": camera.pitch, "yaw": camera.yaw}},
         "actors": actors,
-        "traffic_light": autopilot.light_ahead(),
+        "traffic_light": {**light, "head_pixels": head_pixels},
     }
+
+
+def light_label(traffic_light: dict[str, Any], image_area: int) -> str:
+    """The light state a camera image can show: the governing light's state when
+    at least :data:`LIGHT_MIN_HEAD_PIXELS` of its head are visible, else "none".
+    ``traffic_light``: a sample's ``_meta.json`` entry (data collected before
+    ``head_pixels`` was recorded is labelled with the state whatever the view)."""
+    state = str(traffic_light.get("state") or "none")
+    pixels = traffic_light.get("head_pixels")
+    if pixels is None:
+        return state
+    return state if pixels >= LIGHT_MIN_HEAD_PIXELS * image_area / (640 * 360) else "none"
 
 
 def _weather_json(appearance: Any) -> dict[str, Any]:
@@ -338,7 +363,7 @@ def run_episode(cfg: CollectConfig, plan: EpisodePlan, on_sample: Callable[[], N
         (ep_dir / f"{stem}_meta.json").write_text(json.dumps(meta))
         rows.append({"sample": f"{plan.name}/{stem}", "episode": plan.name, "map": plan.map,
                      "seed": plan.seed, "frame": int(world.frame), "weather": weather_info,
-                     "traffic_light": meta["traffic_light"]["state"]})
+                     "traffic_light": light_label(meta["traffic_light"], w * h)})
         on_sample()
     (ep_dir / "episode.json").write_text(json.dumps({
         **dataclasses.asdict(plan), "spawn_index": spawn_index,

@@ -4,7 +4,8 @@
 Each item is a dict: ``image`` float32 (3, H, W) RGB normalised with the model's
 IMAGE_MEAN/IMAGE_STD, ``labels`` int64 (H, W) training class ids, ``depth``
 float32 (H, W) metres (MAX_DEPTH = 1000 for sky / beyond 655 m), ``light`` int64
-index into LIGHT_STATES, ``sample`` the sample's path prefix. (H, W) is the model
+index into LIGHT_STATES (the state the image can show: :func:`perception.collect.
+light_label`), ``sample`` the sample's path prefix. (H, W) is the model
 input size (default 160 x 320): images are resized with area averaging, labels and
 depth with nearest neighbour (no blended class ids or depths at edges).
 
@@ -29,7 +30,7 @@ import torch
 from torch.utils.data import Dataset
 
 from perception.classes import NUM_CLASSES, light_state_index
-from perception.collect import INDEX_FILE, decode_depth
+from perception.collect import INDEX_FILE, decode_depth, light_label
 from perception.model import DEFAULT_INPUT_SIZE, IMAGE_MEAN, IMAGE_STD, MAX_DEPTH
 
 Arrays = tuple[np.ndarray, np.ndarray, np.ndarray]
@@ -138,8 +139,9 @@ class CollectedDataset(Dataset):
             rgb, labels, depth, light = self._cache[i]
             return rgb, labels, depth.astype(np.float32), light
         rgb, labels, depth, meta = self.read_arrays(i)
+        light = light_state_index(light_label(meta.get("traffic_light", {}),
+                                              rgb.shape[0] * rgb.shape[1]))
         rgb, labels, depth = self._resize(rgb, labels, depth, cv2.INTER_AREA)
-        light = light_state_index(meta.get("traffic_light", {}).get("state"))
         if self._cache is not None:  # float16: 0.05 % steps, and 1000 m is exact enough
             self._cache[i] = (rgb, labels, depth.astype(np.float16), light)
         return rgb, labels, depth, light

@@ -23,7 +23,8 @@ Figures
     in order, world frame from the recorded ego pose) matched to truth as above,
     the norm of the ground-velocity error (m/s), mean / median / p90;
     ``light_accuracy``: the light head's state (red, yellow, green, none) against the
-    state of the light governing the ego lane.
+    state of the light governing the ego lane as the image shows it
+    (:func:`perception.collect.light_label`: "none" when its head is out of view).
 
 Outputs: ``OUT/metrics.json`` and ``OUT/examples.png`` (rows of camera image with
 detections, predicted segmentation, true segmentation).
@@ -46,6 +47,7 @@ import torch.nn.functional as F
 
 from bus.messages import CameraIntrinsics, Rotation, Transform, Vector3
 from perception.classes import CLASS_NAMES, NUM_CLASSES, light_state_index
+from perception.collect import light_label
 from perception.dataset import CollectedDataset, read_index
 from perception.inference import Predictor, load_weights, select_device
 from perception.objects import OBSTACLE_CLASSES, detect_objects, scale_intrinsics
@@ -212,7 +214,8 @@ def evaluate_perception(cfg: EvalConfig, progress: bool = True,
             tracks = tracker.update(dets, float(meta["time"]), pose)
             vel_err += _velocity_errors(cfg, tracks, meta["actors"])
             if light_trained and "light" in out:
-                truth = light_state_index(meta["traffic_light"]["state"])
+                truth = light_state_index(light_label(meta["traffic_light"],
+                                                      rgb.shape[0] * rgb.shape[1]))
                 light_ok += int(int(out["light"].argmax()) == truth)
                 light_n += 1
             if i in pick:

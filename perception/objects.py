@@ -16,19 +16,22 @@ mount (its pose in the ego frame). For each obstacle class (vehicle, pedestrian)
    roofs leave gaps along the viewing ray). Two objects at different depths behind
    one another fall in different cells, so depth discontinuities split clusters by
    construction (objects closer than ``link_m`` merge);
-3. each cluster becomes a :class:`Detection`: the camera sees only the near faces,
-   so the box is the observed extent grown to at least the class's prior size
-   (:data:`PRIOR_SIZE`), away from the camera. Height: the object is assumed to stand
-   on the ground (ego z = 0), height = the highest point, centre z = height / 2.
+3. each cluster becomes a :class:`Detection`. The camera sees only the near faces
+   of an object, so its box is fitted to them and grown away from the camera:
+   for a vehicle, the heading of the rectangle that best fits its bird's-eye points
+   (L-shape fitting, :func:`_fit_heading`: an L when a corner is in view, an I
+   when one face is); a visible face longer than ``side_min_m`` is a side (the
+   length runs along it), a shorter one the front or back (the length runs along
+   the other axis). Along each axis the observed extent (2nd-98th percentile) is
+   grown to at least the class's prior size (:data:`PRIOR_SIZE`) away from the
+   camera, or towards it when the cluster touches the image's left or right edge
+   (the rest of the car is outside the view, which is nearer). Pedestrians get a
+   square box grown along the viewing ray. Height: the object stands on the
+   ground (ego z = 0), height = the highest point, centre z = height / 2.
 
-Yaw (degrees, relative to ego x, positive to the right as in CARLA): for a vehicle
-whose visible points span more than ``yaw_min_extent_m`` (longer than a car is
-wide, so a side is in view), along the principal axis of its x-y points, folded to
-(-90, 90]; otherwise the heading is unknown (a car seen only from behind or in
-front, or a crossing car seen end-on): the box is then grown along the viewing ray
-by the mean of the prior length and width (the error either way is about 1.3 m at
-most) and yaw 0 (aligned with the ego heading) is *assumed* and reported. Pedestrians
-always get yaw 0. The tracker refines yaw from the velocity of moving objects.
+Yaw (degrees, relative to ego x, positive to the right as in CARLA) is the box's
+length axis, folded to (-90, 90]: a box does not tell front from back. Pedestrians
+get yaw 0. The tracker refines yaw from the velocity of moving objects.
 
 Pixel counts (``min_pixels``, ``pixel_scale``) are given for a 320 x 160 map and
 scale with the map's area, so a network's 1/2-resolution output and a full-size
@@ -56,7 +59,7 @@ OBSTACLE_CLASSES: dict[int, str] = {int(TrainClass.VEHICLE): "vehicle",
 _IS_OBSTACLE = np.isin(np.arange(256), list(OBSTACLE_CLASSES))
 #: Prior full size (length, width, height) in metres per label: the least box a
 #: cluster is given (only the near faces are seen).
-PRIOR_SIZE: dict[str, tuple[float, float, float]] = {"vehicle": (4.4, 1.8, 1.4),
+PRIOR_SIZE: dict[str, tuple[float, float, float]] = {"vehicle": (4.6, 1.9, 1.5),
                                                      "pedestrian": (0.5, 0.5, 1.7)}
 
 
@@ -74,7 +77,14 @@ class ObjectsConfig:
                                                                 "pedestrian": 10})
     pixel_scale: float = 40.0
     min_confidence: float = 0.3  # weaker clusters are not reported
-    yaw_min_extent_m: float = 3.0
+    #: a vehicle's visible face longer than this (m) is a side (the car's length);
+    #: a shorter one is its front or back
+    side_min_m: float = 2.6
+    #: L-shape fit (:func:`_fit_heading`): heading step (deg), the least distance
+    #: (m) in the closeness score, and the most points scored (evenly subsampled)
+    fit_step_deg: float = 3.0
+    fit_d0_m: float = 0.05
+    fit_max_points: int = 300
     #: cells closer than this (m; along ego x, along ego y) join one cluster: surfaces
     #: seen at a grazing angle (roofs, bonnets) leave gaps along the viewing ray
     link_m: tuple[float, float] = (1.2, 0.6)
@@ -128,64 +138,79 @@ def scale_intrinsics(K: CameraIntrinsics, width: int, height: int) -> CameraIntr
                             (K.cx + 0.5) * sx - 0.5, (K.cy + 0.5) * sy - 0.5)
 
 
-def _principal_yaw(xy: np.ndarray, label: str, cfg: ObjectsConfig) -> float | None:
-    """Yaw of the principal axis (deg, folded to (-90, 90]), or None when the
-    cluster is too short to tell (or not a vehicle)."""
-    if label != "vehicle" or len(xy) < 3:
-        return None
-    centred = xy - xy.mean(0)
-    cov = centred.T @ centred / len(xy)
-    _, evecs = np.linalg.eigh(cov)
-    major = evecs[:, 1]
-    proj = centred @ major
-    if np.percentile(proj, 98) - np.percentile(proj, 2) < cfg.yaw_min_extent_m:
-        return None
-    yaw = math.degrees(math.atan2(major[1], major[0]))  # y right: positive to the right
-    if yaw > 90.0:
-        yaw -= 180.0
-    elif yaw <= -90.0:
-        yaw += 180.0
-    return yaw
+def _fit_heading(xy: np.ndarray, cfg: ObjectsConfig) -> float:
+    """Heading (rad, in [0, pi/2): a rectangle's axes are this and +90 deg) of the
+    rectangle that best fits a vehicle's bird's-eye points, by L-shape fitting with
+    the closeness criterion (Zhang et al., "Efficient L-Shape Fitting for Vehicle
+    Detection Using Laser Scanners", 2017): for each candidate heading, each point's
+    distance to the nearer edge of the points' bounding rectangle along either axis,
+    the least of the two, scores ``sum 1 / max(d, d0)``; the best score wins. A
+    camera sees the near faces of a car, which lie on two edges of its box (an L) or
+    one (an I); the criterion rewards headings that put the points on the edges."""
+    if len(xy) > cfg.fit_max_points:  # an even subsample keeps the shape
+        xy = xy[np.linspace(0, len(xy) - 1, cfg.fit_max_points).astype(np.int64)]
+    theta = np.radians(np.arange(0.0, 90.0, cfg.fit_step_deg))
+    c, s = np.cos(theta), np.sin(theta)
+    u = xy[:, :1] * c + xy[:, 1:] * s  # (N, T) along the heading
+    v = -xy[:, :1] * s + xy[:, 1:] * c  # (N, T) across it
+    du = np.minimum(u.max(0) - u, u - u.min(0))
+    dv = np.minimum(v.max(0) - v, v - v.min(0))
+    score = (1.0 / np.maximum(np.minimum(du, dv), cfg.fit_d0_m)).sum(0)
+    return float(theta[int(np.argmax(score))])
 
 
-def _extent(lo: float, hi: float, prior: float, cam: float) -> tuple[float, float]:
+def _extent(lo: float, hi: float, prior: float, cam: float,
+            towards: bool = False) -> tuple[float, float]:
     """Centre and full size along one box axis: the observed [lo, hi] grown to
-    ``prior`` away from the camera coordinate ``cam``."""
+    ``prior`` away from the camera coordinate ``cam`` (towards it with
+    ``towards``: the unseen part is outside the camera's view)."""
     size = hi - lo
     if size >= prior:
         return (lo + hi) / 2, size
-    if cam <= lo:
+    if (cam <= lo) != towards:
         return lo + prior / 2, prior
-    if cam >= hi:
+    if (cam >= hi) != towards:
         return hi - prior / 2, prior
     return (lo + hi) / 2, prior
 
 
-def _box(points: np.ndarray, label: str, cam_xy: np.ndarray,
-         cfg: ObjectsConfig) -> tuple[np.ndarray, np.ndarray, float]:
+def _box(points: np.ndarray, label: str, cam_xy: np.ndarray, cfg: ObjectsConfig,
+         cut_off: bool = False) -> tuple[np.ndarray, np.ndarray, float]:
+    """Centre (ego x, y, z), size (length, width, height) and yaw (deg, folded to
+    (-90, 90]) of the box of one cluster's points (see the module doc).
+    ``cut_off``: the cluster touches the image's left or right edge, so its
+    length runs on outside the view, which is nearer the camera than what is seen
+    (a car alongside shows only its far end)."""
     xy = points[:, :2]
     prior = PRIOR_SIZE[label]
-    yaw = _principal_yaw(xy, label, cfg)
-    if yaw is None:
-        # heading unknown: grow the box along the viewing ray by the mean of the
-        # prior length and width (front/back or side in view), report yaw 0
+    if label == "vehicle":
+        angle = _fit_heading(xy, cfg)
+    else:  # a pedestrian's box is square: any heading, grown along the viewing ray
         d = xy.mean(0) - cam_xy
-        angle, grow = math.atan2(d[1], d[0]), ((prior[0] + prior[1]) / 2, prior[1])
-    else:
-        angle, grow = math.radians(yaw), prior[:2]
+        angle = math.atan2(d[1], d[0])
     c, s = math.cos(angle), math.sin(angle)
-    axes = np.array([[c, s], [-s, c]])  # rows: the box's length and width directions
+    axes = np.array([[c, s], [-s, c]])  # rows: the fitted rectangle's two directions
     local = xy @ axes.T
     cam = axes @ cam_xy
-    # 2nd and 98th percentiles of length, width and height, in one call
+    # 2nd and 98th percentiles along both axes and of the height, in one call
     (lo_u, lo_v, _), (hi_u, hi_v, top) = np.percentile(
         np.column_stack([local, points[:, 2]]), [2, 98], axis=0)
-    lo, hi = (lo_u, lo_v), (hi_u, hi_v)
-    cu, length = _extent(lo[0], hi[0], grow[0], cam[0])
-    cv, width = _extent(lo[1], hi[1], grow[1], cam[1])
+    seen = (hi_u - lo_u, hi_v - lo_v)
+    if max(seen) > cfg.side_min_m:
+        long_axis = int(seen[1] > seen[0])  # a side is in view: the longer face
+    else:
+        # one short face (a car's front or back) or a fragment: the car's length
+        # runs along the axis nearer the viewing ray
+        ray = xy.mean(0) - cam_xy
+        long_axis = int(abs(float(axes[1] @ ray)) > abs(float(axes[0] @ ray)))
+    grow = (prior[0], prior[1]) if long_axis == 0 else (prior[1], prior[0])
+    cu, size_u = _extent(lo_u, hi_u, grow[0], cam[0], cut_off and long_axis == 0)
+    cv, size_v = _extent(lo_v, hi_v, grow[1], cam[1], cut_off and long_axis == 1)
     centre_xy = axes.T @ np.array([cu, cv])
-    if yaw is None:
-        yaw, length, width = 0.0, max(prior[0], length), max(prior[1], width)
+    length, width = (size_u, size_v) if long_axis == 0 else (size_v, size_u)
+    yaw = math.degrees(angle) + 90.0 * long_axis
+    if yaw > 90.0:
+        yaw -= 180.0
     height = max(float(top), 0.3)
     return (np.array([centre_xy[0], centre_xy[1], height / 2]),
             np.array([length, width, height]), yaw)
@@ -346,7 +371,9 @@ def detect_objects(seg: np.ndarray, depth: np.ndarray, K: CameraIntrinsics,
             count = int(sel.sum())
             if count < min_pixels[label]:
                 continue
-            position, size, yaw = _box(pts[sel], label, cam_xy, cfg)
+            cols = us[sel]
+            cut_off = bool(cols.min() == 0 or cols.max() == w - 1)
+            position, size, yaw = _box(pts[sel], label, cam_xy, cfg, cut_off)
             conf = 1.0 - math.exp(-count / (cfg.pixel_scale * area))
             if probs is not None:
                 conf *= float(np.asarray(probs)[cls, vs[sel], us[sel]].mean())

@@ -20,7 +20,7 @@ from bus.messages import EgoState, MapData, ObjectList, TrafficLightState, Traje
 from planning.behaviour import BehaviourParams
 from planning.local_planner import LocalPlanner, LocalPlannerParams
 from planning.route import RoutePlanner, UnreachableError
-from planning.stop_lines import JunctionEntries, place_light
+from planning.stop_lines import JunctionEntries, PerceivedLight, PerceivedLightParams
 
 
 @dataclass
@@ -30,17 +30,15 @@ class PlanningParams:
     free_drive_m: float = 1000.0  # without a route: follow the lane this far
     use_perception: bool = True
     max_speed: float = 0.0  # m/s; 0: speed limits
-    # m: a light perceived without a stop line (perception's) applies at the next
-    # junction entry along the route within this (planning.stop_lines)
-    light_lookahead_m: float = 60.0
+    # a light perceived without a stop line (perception's): where it applies and how
+    # it is held (planning.stop_lines.PerceivedLightParams)
+    perceived_light: PerceivedLightParams = field(default_factory=PerceivedLightParams)
 
     def __post_init__(self) -> None:
         if any(len(p) < 2 for p in self.waypoints):
             raise ValueError("waypoints: each is [x, y]")
         if self.free_drive_m <= 0:
             raise ValueError("free_drive_m must be > 0")
-        if self.light_lookahead_m <= 0:
-            raise ValueError("light_lookahead_m must be > 0")
 
 
 class PlanningNode(Node):
@@ -51,7 +49,7 @@ class PlanningNode(Node):
         self.carla_map = None
         self.router: RoutePlanner | None = None
         self.local: LocalPlanner | None = None
-        self.junctions: JunctionEntries | None = None  # along self.local's route
+        self.lights: PerceivedLight | None = None  # along self.local's route
         self.inputs: dict[int, dict[str, object]] = {}
         self.pub = self.create_publisher(Trajectory, "/planning/trajectory")
         self.create_subscription(MapData, "/map/opendrive", self.on_map)
@@ -68,7 +66,7 @@ class PlanningNode(Node):
         self.carla_map = carla.Map(msg.name or "map", msg.opendrive)
         self.router = RoutePlanner(self.carla_map)
         self.local = None
-        self.junctions = None
+        self.lights = None
         # The map is latched and comes over its own socket, so a frame's inputs may
         # arrive before it (seen on a loaded machine): those frames are planned now,
         # or the simulator would wait for them until its deadline.
@@ -150,14 +148,15 @@ class PlanningNode(Node):
             route_xy = route.xy()
             self.local = LocalPlanner(route_xy, LocalPlannerParams(
                 behaviour=BehaviourParams(max_speed=self.params.max_speed)))
-            self.junctions = JunctionEntries(self.carla_map, route_xy)
+            self.lights = PerceivedLight(JunctionEntries(self.carla_map, route_xy),
+                                         self.params.perceived_light)
         objects = slot.get("objects", ObjectList(header=ego.header))
         light = slot.get("light", TrafficLightState(header=ego.header))
-        if self.junctions is not None:  # perception's light: its stop line from the map
+        if self.lights is not None:  # perception's light: its stop line from the map
             loc = ego.transform.location
             self.local.locate(loc.x, loc.y)
-            light = place_light(light, self.junctions, self.local.route_position(loc.x, loc.y),
-                                self.params.light_lookahead_m)
+            light = self.lights.place(light, self.local.route_position(loc.x, loc.y),
+                                      light.header.stamp)
         trajectory = self.local.plan(ego, objects, light,  # type: ignore[arg-type]
                                      self._adjacent_lanes(ego))
         self.pub.publish(trajectory)

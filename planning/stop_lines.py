@@ -10,12 +10,13 @@ with its lanelet's stop line, the planner takes the state from perception and th
 place from the map: the first junction entry ahead along the route, within
 ``lookahead_m`` (farther than the camera reads a light).
 
-What this leaves to perception: a head stands at the stop line, 3.4-4.5 m up, and
-the front camera (1.6 m up, 29 degrees above its axis at 640x360) loses it when
-closer than about 5 m, so stopped at the line the state must come from what the
-network still sees. The shipped network then reads red whatever the lamps show
-(stopped at 1, 4.5 and 9 m before a green light alike, in pedestrian_steps_out):
-the car waits at a light that has turned green until the route's timeout.
+A head stands at the stop line (0-3.4 m before it in Town01/02), 2.5-2.9 m to
+the right and 3.4-4.5 m up, and the front camera (1.6 m up, 29 degrees above its
+axis at 640x360) loses it when closer than about 5 m. So the planner stops for a
+perceived light ``view_back_m`` before the entry, where the head stays in view and
+its turning green is seen, and holds a red or yellow read through "unknown" reads
+for ``hold_s`` (:class:`PerceivedLight`). The network is trained to answer "none"
+for a head out of view (:func:`perception.collect.light_label`), not to guess.
 
 Every junction entry is a candidate: whether a junction has lights at all is not
 asked of the map, so a red read while approaching an unsignalised junction stops
@@ -27,7 +28,7 @@ Frames and units: CARLA world frame, metres along the route polyline.
 from __future__ import annotations
 
 import bisect
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 import carla
 import numpy as np
@@ -71,15 +72,62 @@ class JunctionEntries:
         return self.entries_m[i] if i < len(self.entries_m) else None
 
 
-def place_light(light: TrafficLightState, entries: JunctionEntries, ego_s_m: float,
-                lookahead_m: float) -> TrafficLightState:
-    """``light`` with the distance (m, from the ego's centre at route distance
-    ``ego_s_m``) to the next junction entry along the route, if it has no distance
-    of its own (perception's: -1) and an entry is within ``lookahead_m``; else as
-    it is. An entry the ego's centre has passed is behind it, as is the light."""
-    if light.distance >= 0 or light.state not in ("red", "yellow", "green"):
-        return light
-    entry = entries.next_after(ego_s_m)
-    if entry is None or entry - ego_s_m > lookahead_m:
-        return light
-    return replace(light, distance=entry - ego_s_m)
+@dataclass(frozen=True)
+class PerceivedLightParams:
+    #: m: a light applies at the next junction entry along the route within this
+    lookahead_m: float = 60.0
+    #: m: perception's lights are stopped for this far before the entry, so that the
+    #: camera keeps the head (at the line, 3.4-4.5 m up) in view while waiting and
+    #: sees it turn green; an ego already past that point stops at the entry itself
+    view_back_m: float = 4.0
+    #: s: a red or yellow read is held through "unknown" reads (a lamp lost for a
+    #: few frames, or the head out of view) for at most this long, for the same
+    #: junction entry
+    hold_s: float = 10.0
+
+    def __post_init__(self) -> None:
+        if self.lookahead_m <= 0:
+            raise ValueError("lookahead_m must be > 0")
+        if self.view_back_m < 0 or self.hold_s < 0:
+            raise ValueError("view_back_m and hold_s must be >= 0")
+
+
+class PerceivedLight:
+    """Perception's light state placed at its stop line on the route, held through
+    brief losses (see the module doc and :class:`PerceivedLightParams`)."""
+
+    def __init__(self, entries: JunctionEntries, params: PerceivedLightParams) -> None:
+        self.entries = entries
+        self.params = params
+        self._held: tuple[str, float, float] | None = None  # state, stamp, entry (m)
+
+    def place(self, light: TrafficLightState, ego_s_m: float, stamp: float
+              ) -> TrafficLightState:
+        """``light`` with the distance (m, from the ego's centre at route distance
+        ``ego_s_m``) to where to stop for it, if it has no distance of its own
+        (perception's: -1) and a junction entry is within the lookahead; else as it
+        is. ``stamp``: the light's time (s). An entry the ego's centre has passed
+        is behind it, as is the light."""
+        if light.distance >= 0:
+            return light  # the oracle's: its own stop line
+        p = self.params
+        entry = self.entries.next_after(ego_s_m)
+        if entry is None or entry - ego_s_m > p.lookahead_m:
+            self._held = None
+            return light
+        if light.state in ("red", "yellow"):
+            self._held = (light.state, stamp, entry)
+        elif light.state == "green":
+            self._held = None
+        elif self._held is not None:  # unknown: the last red or yellow, for a while
+            state, since, held_entry = self._held
+            if held_entry != entry or stamp - since > p.hold_s:
+                self._held = None
+            else:
+                light = replace(light, state=state)
+        if light.state not in ("red", "yellow", "green"):
+            return light
+        distance = entry - ego_s_m
+        if distance - p.view_back_m > 0:
+            distance -= p.view_back_m
+        return replace(light, distance=distance)

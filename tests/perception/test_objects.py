@@ -87,6 +87,37 @@ def test_side_view_gives_the_principal_axis_yaw() -> None:
     assert np.hypot(det.position[0] - 12.0, det.position[1] - 6.0) < 1.5
 
 
+@pytest.mark.parametrize("centre, yaw", [
+    ((20.0, 0.0, 0.75), 0.0),  # seen from behind: one face (an I)
+    ((14.0, 5.0, 0.75), 0.0),  # ahead on the right: back and side (an L)
+    ((16.0, -6.0, 0.75), 40.0),  # at an angle: a corner in view
+    ((12.0, 7.0, 0.75), 90.0),  # crossing ahead: its side
+])
+def test_the_l_shape_fit_puts_the_box_on_the_car(centre: tuple[float, float, float],
+                                                 yaw: float) -> None:
+    """Only the near faces are seen: the fitted rectangle's heading and the box
+    grown away from the camera put the centre on the car's (the exact ray-cast
+    depth at 320 x 160, the network's input size)."""
+    K = scale_intrinsics(CameraIntrinsics.from_fov(640, 360, 90.0), 320, 160)
+    seg, depth = render([(int(TrainClass.VEHICLE), centre, (4.6, 1.9, 1.5), yaw)], K)
+    (det,) = detect_objects(seg, depth, K, MOUNT)
+    assert np.hypot(det.position[0] - centre[0], det.position[1] - centre[1]) < 0.5
+    fold = (det.yaw - yaw + 90.0) % 180.0 - 90.0  # a box's heading is known up to 180
+    assert abs(fold) < 6.0, det.yaw
+    assert det.size[0] == pytest.approx(4.6, abs=0.3)
+
+
+def test_a_car_cut_off_by_the_image_edge_is_grown_towards_the_camera() -> None:
+    """A car alongside shows only its far end; the rest is outside the view,
+    nearer the camera, not behind what is seen."""
+    K = CameraIntrinsics.from_fov(320, 160, 90.0)
+    centre = (4.2, 3.5, 0.75)
+    seg, depth = render([(int(TrainClass.VEHICLE), centre, (4.6, 1.9, 1.5), 0.0)], K)
+    assert (seg[:, -1] == int(TrainClass.VEHICLE)).any()  # it touches the right edge
+    (det,) = detect_objects(seg, depth, K, MOUNT)
+    assert np.hypot(det.position[0] - centre[0], det.position[1] - centre[1]) < 0.8
+
+
 def test_probabilities_scale_the_confidence_and_checks() -> None:
     K = CameraIntrinsics.from_fov(320, 160, 90.0)
     seg, depth = render(SCENE[:1], K)

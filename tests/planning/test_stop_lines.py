@@ -7,7 +7,7 @@ import pytest
 
 from bus.messages import TrafficLightState
 from planning.route import RoutePlanner
-from planning.stop_lines import JunctionEntries, place_light
+from planning.stop_lines import JunctionEntries, PerceivedLight, PerceivedLightParams
 from sim.maps import load_map
 
 # town_grid: junction centres at (100 i, -100 j); the inner road y = -100 runs east
@@ -41,10 +41,48 @@ def test_a_perceived_light_is_placed_at_the_next_entry_within_the_lookahead(
     _, entries, _ = route_and_entries
     entry = entries.entries_m[0]
     red = TrafficLightState(state="red", distance=-1.0, source="perception")
-    assert place_light(red, entries, entry - 30.0, 60.0).distance == pytest.approx(30.0)
-    assert place_light(red, entries, entry - 80.0, 60.0).distance == -1.0  # too far
-    assert place_light(red, entries, entry + 1.0, 60.0).distance == -1.0  # past it
+    lights = PerceivedLight(entries, PerceivedLightParams(lookahead_m=60.0, view_back_m=0.0))
+    assert lights.place(red, entry - 30.0, 0.0).distance == pytest.approx(30.0)
+    assert lights.place(red, entry - 80.0, 0.0).distance == -1.0  # too far
+    assert lights.place(red, entry + 1.0, 0.0).distance == -1.0  # past it
     unknown = TrafficLightState(state="unknown", distance=-1.0)
-    assert place_light(unknown, entries, entry - 30.0, 60.0).distance == -1.0
+    assert lights.place(unknown, entry - 30.0, 0.0).distance == -1.0
     oracle = TrafficLightState(state="red", distance=12.5, source="oracle")
-    assert place_light(oracle, entries, entry - 30.0, 60.0).distance == 12.5  # its own
+    assert lights.place(oracle, entry - 30.0, 0.0).distance == 12.5  # its own
+
+
+def test_a_perceived_light_is_stopped_for_before_the_entry_where_its_head_stays_in_view(
+        route_and_entries):
+    _, entries, _ = route_and_entries
+    entry = entries.entries_m[0]
+    red = TrafficLightState(state="red", distance=-1.0, source="perception")
+    lights = PerceivedLight(entries, PerceivedLightParams(view_back_m=4.0))
+    assert lights.place(red, entry - 30.0, 0.0).distance == pytest.approx(26.0)
+    # past that point (the light turned red late): the entry itself
+    assert lights.place(red, entry - 3.0, 0.0).distance == pytest.approx(3.0)
+
+
+def test_a_red_is_held_through_unknown_reads_for_a_while_and_for_its_entry_only(
+        route_and_entries):
+    _, entries, _ = route_and_entries
+    entry = entries.entries_m[0]
+    red = TrafficLightState(state="red", distance=-1.0)
+    unknown = TrafficLightState(state="unknown", distance=-1.0)
+    green = TrafficLightState(state="green", distance=-1.0)
+    lights = PerceivedLight(entries, PerceivedLightParams(view_back_m=4.0, hold_s=5.0))
+    assert lights.place(red, entry - 10.0, 0.0).state == "red"
+    held = lights.place(unknown, entry - 9.0, 3.0)
+    assert held.state == "red" and held.distance == pytest.approx(5.0)
+    assert lights.place(unknown, entry - 9.0, 5.5).state == "unknown"  # held too long
+    assert lights.place(red, entry - 9.0, 6.0).state == "red"
+    assert lights.place(green, entry - 9.0, 7.0).state == "green"
+    assert lights.place(unknown, entry - 9.0, 7.5).state == "unknown"  # green ends it
+    assert lights.place(red, entry - 9.0, 8.0).state == "red"
+    assert lights.place(unknown, entry + 2.0, 8.5).state == "unknown"  # entry passed
+
+
+def test_perceived_light_params_are_checked() -> None:
+    with pytest.raises(ValueError, match="lookahead_m"):
+        PerceivedLightParams(lookahead_m=0.0)
+    with pytest.raises(ValueError, match="view_back_m"):
+        PerceivedLightParams(view_back_m=-1.0)
