@@ -35,8 +35,8 @@ On-disk format (``OUT/``)
       ``_meta.json``  ego pose (world), camera intrinsics and mount, actors
                       (vehicles, pedestrians: ego-frame position, yaw, size,
                       velocity, visible pixels), the ego lane's traffic light
-                      (state, id, distance to its stop line, ``head_pixels``:
-                      visible pixels of its head; see :func:`light_label`).
+                      (state, id, distance to its stop line, ``lamp_pixels``:
+                      visible pixels of its lit lamp; see :func:`light_label`).
 """
 
 from __future__ import annotations
@@ -63,10 +63,10 @@ DONE_FILE = "done"
 WARMUP_TICKS = 60  # 3 s: traffic gets moving before the first sample
 LIGHT_LOOKAHEAD_M = 60.0
 #: fewest visible pixels (at 640 x 360; scaled with the image area) of the
-#: governing light's head for the sample's light label to be its state: a head
-#: out of view, hidden or too small to read (about 50 m away) is labelled "none",
-#: so the network learns to read lamps, not to guess from the scene
-LIGHT_MIN_HEAD_PIXELS = 20
+#: governing light's lit lamp for the sample's light label to be its state: a lamp
+#: out of view (stopped at the line, the head is above the image), hidden or too
+#: small to read (about 40 m away) is labelled "none": what a camera can show
+LIGHT_MIN_LAMP_PIXELS = 4
 
 
 class CollectError(ValueError):
@@ -239,7 +239,6 @@ def sample_meta(world: Any, autopilot: EgoAutopilot, frame: Any, camera: Any,
     from bus.frames import vector_world_to_ego, world_to_ego, yaw_world_to_ego
     from bus.messages import CameraIntrinsics, Rotation, Transform, Vector3
     from sim.labels import Label
-    from sim.scene import LIGHT_ID_BASE
 
     ego = world.ego
     ego_tf = Transform(Vector3(ego.x, ego.y, 0.0), Rotation(0.0, ego.yaw, 0.0))
@@ -266,10 +265,8 @@ def sample_meta(world: Any, autopilot: EgoAutopilot, frame: Any, camera: Any,
         })
     K = CameraIntrinsics.from_fov(camera.image_size_x, camera.image_size_y, camera.fov)
     light = autopilot.light_ahead()
-    head_pixels = 0
-    if light["id"] is not None:  # the head is one box of the light's render instance
-        head_pixels = int(((frame.instances == LIGHT_ID_BASE + light["id"])
-                           & (frame.labels == int(Label.TRAFFIC_LIGHT))).sum())
+    lamp_pixels = (_lamp_pixels(world, light["id"], light["state"], frame, camera, ego_tf, K)
+                   if light["id"] is not None else 0)
     return {
         "episode": plan.name, "map": plan.map, "seed": plan.seed,
         "frame": int(world.frame), "time": round(float(world.time), 4),
@@ -280,20 +277,57 @@ def sample_meta(world: Any, autopilot: EgoAutopilot, frame: Any, camera: Any,
                    "mount": {"x": camera.x, "y": camera.y, "z": camera.z,
                              "pitch": camera.pitch, "yaw": camera.yaw}},
         "actors": actors,
-        "traffic_light": {**light, "head_pixels": head_pixels},
+        "traffic_light": {**light, "lamp_pixels": lamp_pixels},
     }
+
+
+def _lamp_pixels(world: Any, light_id: int, state: str, frame: Any, camera: Any,
+                 ego_tf: Any, K: Any) -> int:
+    """Visible pixels of the lit lamp of light ``light_id`` in ``frame``: its
+    instance's traffic-light pixels within the lamp's projected radius of the lamp's
+    projected centre (0 when no lamp is lit, or it is behind the camera, outside the
+    image, hidden or under two pixels across)."""
+    from bus.frames import ego_to_camera, project, world_to_ego
+    from bus.messages import Rotation, Transform, Vector3
+    from sim.labels import Label
+    from sim.render.objects import LAMP_HEIGHTS, lamp_radius
+    from sim.render.scenery import LIGHT_HEAD_HALF, lamp_position
+    from sim.scene import LIGHT_ID_BASE, light_pole
+
+    if state not in LAMP_HEIGHTS:
+        return 0
+    light = next(lt for lt in world.lights.lights if lt.id == light_id)
+    p = lamp_position(light_pole(light), state)
+    mount = Transform(Vector3(camera.x, camera.y, camera.z),
+                      Rotation(camera.pitch, camera.yaw, 0.0))
+    cam = ego_to_camera(world_to_ego(np.array([[p.x, p.y, p.z]]), ego_tf), mount)
+    if cam[0, 2] <= 0.3:
+        return 0
+    u, v = project(cam, K)[0][0]
+    radius = float(lamp_radius(*LIGHT_HEAD_HALF[1:])) * K.fx / cam[0, 2]
+    if radius < 1.0:
+        return 0  # under two pixels across: no colour to read
+    h, w = frame.instances.shape
+    u0, u1 = max(int(u - radius), 0), min(int(u + radius) + 1, w)
+    v0, v1 = max(int(v - radius), 0), min(int(v + radius) + 1, h)
+    if u0 >= u1 or v0 >= v1:
+        return 0
+    box = (slice(v0, v1), slice(u0, u1))
+    return int(((frame.instances[box] == LIGHT_ID_BASE + light_id)
+                & (frame.labels[box] == int(Label.TRAFFIC_LIGHT))).sum())
 
 
 def light_label(traffic_light: dict[str, Any], image_area: int) -> str:
     """The light state a camera image can show: the governing light's state when
-    at least :data:`LIGHT_MIN_HEAD_PIXELS` of its head are visible, else "none".
-    ``traffic_light``: a sample's ``_meta.json`` entry (data collected before
-    ``head_pixels`` was recorded is labelled with the state whatever the view)."""
+    at least :data:`LIGHT_MIN_LAMP_PIXELS` of its lit lamp are visible, else
+    "none". ``traffic_light``: a sample's ``_meta.json`` entry (data collected
+    before ``lamp_pixels`` was recorded is labelled with the state whatever the
+    view)."""
     state = str(traffic_light.get("state") or "none")
-    pixels = traffic_light.get("head_pixels")
+    pixels = traffic_light.get("lamp_pixels")
     if pixels is None:
         return state
-    return state if pixels >= LIGHT_MIN_HEAD_PIXELS * image_area / (640 * 360) else "none"
+    return state if pixels >= LIGHT_MIN_LAMP_PIXELS * image_area / (640 * 360) else "none"
 
 
 def _weather_json(appearance: Any) -> dict[str, Any]:

@@ -22,9 +22,12 @@ Figures
     ``velocity_error``: tracked objects (the tracker run over each episode's samples
     in order, world frame from the recorded ego pose) matched to truth as above,
     the norm of the ground-velocity error (m/s), mean / median / p90;
-    ``light_accuracy``: the light head's state (red, yellow, green, none) against the
+    ``light_accuracy``: the state the node reads from the lamps
+    (:func:`perception.lights.read_lamps`: red, yellow, green, none) against the
     state of the light governing the ego lane as the image shows it
-    (:func:`perception.collect.light_label`: "none" when its head is out of view).
+    (:func:`perception.collect.light_label`: "none" when its lit lamp is out of
+    view or too small); ``light_head_accuracy`` the same for the network's light
+    head, when trained.
 
 Outputs: ``OUT/metrics.json`` and ``OUT/examples.png`` (rows of camera image with
 detections, predicted segmentation, true segmentation).
@@ -46,10 +49,11 @@ import torch
 import torch.nn.functional as F
 
 from bus.messages import CameraIntrinsics, Rotation, Transform, Vector3
-from perception.classes import CLASS_NAMES, NUM_CLASSES, light_state_index
+from perception.classes import CLASS_NAMES, NUM_CLASSES, TrainClass, light_state_index
 from perception.collect import light_label
 from perception.dataset import CollectedDataset, read_index
 from perception.inference import Predictor, load_weights, select_device
+from perception.lights import horizon_row, read_lamps
 from perception.objects import OBSTACLE_CLASSES, detect_objects, scale_intrinsics
 from perception.tracker import Tracker
 from perception.train import ABSREL_MAX_DEPTH, MIOU_CLASSES, confusion, iou_per_class
@@ -176,7 +180,7 @@ def evaluate_perception(cfg: EvalConfig, progress: bool = True,
     ds = CollectedDataset(cfg.data, (w, h), samples=rows)
     conf = torch.zeros(NUM_CLASSES, NUM_CLASSES, dtype=torch.long)
     absrel_sum, absrel_n = 0.0, 0
-    light_ok = light_n = 0
+    light_ok = light_n = head_ok = head_n = 0
     counts = {(label, b): _Counts() for label in OBSTACLE_CLASSES.values() for b in cfg.bands}
     vel_err: list[float] = []
     trackers: dict[str, Tracker] = {}
@@ -213,11 +217,15 @@ def evaluate_perception(cfg: EvalConfig, progress: bool = True,
             tracker = trackers.setdefault(str(row.get("episode", "")), Tracker())
             tracks = tracker.update(dets, float(meta["time"]), pose)
             vel_err += _velocity_errors(cfg, tracks, meta["actors"])
+            truth = light_state_index(light_label(meta["traffic_light"],
+                                                  rgb.shape[0] * rgb.shape[1]))
+            state, _ = read_lamps(bgr, out["probs"][int(TrainClass.TRAFFIC_LIGHT)],
+                                  horizon=horizon_row(K, mount))
+            light_ok += int(light_state_index(state) == truth)
+            light_n += 1
             if light_trained and "light" in out:
-                truth = light_state_index(light_label(meta["traffic_light"],
-                                                      rgb.shape[0] * rgb.shape[1]))
-                light_ok += int(int(out["light"].argmax()) == truth)
-                light_n += 1
+                head_ok += int(int(out["light"].argmax()) == truth)
+                head_n += 1
             if i in pick:
                 grid.append(_example_row(bgr, seg_full.numpy(), labels_full, [
                     (d.label, float(d.position[0]), float(d.position[1])) for d in dets],
@@ -238,6 +246,7 @@ def evaluate_perception(cfg: EvalConfig, progress: bool = True,
         "match_m": cfg.match_m, "min_visible_px": cfg.min_visible_px,
         "velocity_error": _summary(vel_err),
         "light_accuracy": round(light_ok / light_n, 4) if light_n else None,
+        "light_head_accuracy": round(head_ok / head_n, 4) if head_n else None,
         "light_trained": light_trained,
     }
     out_dir = Path(cfg.out)
@@ -313,7 +322,8 @@ def summary_lines(m: dict[str, Any]) -> list[str]:
     per_class = ", ".join(f"{k} {f(m['iou'][k])}" for k in m["miou_classes"])
     lines = [f"{m['samples']} samples ({', '.join(m['maps'])}): mIoU {f(m['miou'])} "
              f"({per_class}), "
-             f"depth AbsRel {f(m['depth_absrel'])}, light accuracy {f(m['light_accuracy'])}"]
+             f"depth AbsRel {f(m['depth_absrel'])}, light accuracy {f(m['light_accuracy'])} "
+             f"(the network's light head {f(m.get('light_head_accuracy'))})"]
     for label, bands in m["detection"].items():
         lines.append(f"{label}: " + "; ".join(
             f"{band} recall {f(c['recall'])} precision {f(c['precision'])} "

@@ -25,7 +25,8 @@ multiples of 32 (default 160 x 320, a 640 x 360 camera resized):
 Losses: :func:`segmentation_loss` (weighted cross-entropy; :func:`class_weights`
 from pixel counts), :func:`depth_loss` (L1 or scale-invariant on log-depth, sky
 and other depth >= ``max_depth`` masked out; obstacle pixels weighted up),
-:func:`light_loss`, and :func:`multitask_loss` summing them.
+:func:`light_loss` (weighted per state, :func:`light_state_weights`), and
+:func:`multitask_loss` summing them.
 """
 
 from __future__ import annotations
@@ -254,12 +255,23 @@ def depth_loss(log_depth: torch.Tensor, depth: torch.Tensor, kind: str = "l1",
     raise ValueError(f"depth loss kind must be 'l1' or 'silog', not {kind!r}")
 
 
-def light_loss(logits: torch.Tensor, states: torch.Tensor) -> torch.Tensor:
-    """Cross-entropy over LIGHT_STATES; ``states`` (B,) long, -1 = unlabelled."""
+def light_state_weights(counts: torch.Tensor) -> torch.Tensor:
+    """Per-state weights 1 / sqrt(share) from the training samples' light-state
+    counts, normalised to mean 1: a data set driven through towns is mostly "none"
+    and red (waiting), with few green and yellow samples."""
+    share = counts.double() / counts.sum().clamp(min=1)
+    w = 1.0 / torch.sqrt(share.clamp(min=1e-3))
+    return (w / w.mean()).float()
+
+
+def light_loss(logits: torch.Tensor, states: torch.Tensor,
+               weights: torch.Tensor | None = None) -> torch.Tensor:
+    """Cross-entropy over LIGHT_STATES, optionally weighted per state
+    (:func:`light_state_weights`); ``states`` (B,) long, -1 = unlabelled."""
     valid = states >= 0
     if not bool(valid.any()):
         return logits.sum() * 0.0
-    return F.cross_entropy(logits[valid], states[valid])
+    return F.cross_entropy(logits[valid], states[valid], weight=weights)
 
 
 def multitask_loss(out: dict[str, torch.Tensor], labels: torch.Tensor,
@@ -267,6 +279,7 @@ def multitask_loss(out: dict[str, torch.Tensor], labels: torch.Tensor,
                    weights: torch.Tensor | None = None, depth_kind: str = "l1",
                    depth_weight: float = 1.0, light_weight: float = 0.2,
                    obstacle_depth_weight: float = OBSTACLE_DEPTH_WEIGHT,
+                   light_weights: torch.Tensor | None = None,
                    ) -> tuple[torch.Tensor, dict[str, float]]:
     """Total loss and its parts (floats, for logging). Vehicle and pedestrian pixels
     count ``obstacle_depth_weight`` times in the depth loss: they are a few percent
@@ -280,7 +293,7 @@ def multitask_loss(out: dict[str, torch.Tensor], labels: torch.Tensor,
     total = seg + depth_weight * dep
     parts = {"seg": float(seg.detach()), "depth": float(dep.detach())}
     if light is not None and "light" in out:
-        li = light_loss(out["light"], light)
+        li = light_loss(out["light"], light, light_weights)
         total = total + light_weight * li
         parts["light"] = float(li.detach())
     parts["total"] = float(total.detach())

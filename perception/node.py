@@ -48,6 +48,10 @@ class PerceptionParams:
     weights: str = ""
     allow_untrained: bool = False
     max_range_m: float = 80.0
+    #: how the governing light's state is read: "lamps", the colour of the largest
+    #: lit lamp in the network's traffic-light pixels (perception.lights), or
+    #: "head", the network's light classifier
+    light_reader: Literal["lamps", "head"] = "lamps"
 
     def __post_init__(self) -> None:
         if not self.cameras or len(set(self.cameras)) != len(self.cameras):
@@ -92,7 +96,8 @@ class PerceptionNode(Node):
                     f"train` and pass weights:=PATH (or allow_untrained:=true for tests)")
             self.predictor = Predictor(model, device, compile=p.compile)
         self.pipeline = PerceptionPipeline(self.predictor, self.light_trained,
-                                           ObjectsConfig(max_range_m=p.max_range_m))
+                                           ObjectsConfig(max_range_m=p.max_range_m),
+                                           light_reader=p.light_reader)
         self.ego: list[EgoState] = []
         self.pending: dict[int, dict[str, Image]] = {}  # frame -> camera -> image
         self.dropped_frames = 0

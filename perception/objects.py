@@ -98,14 +98,19 @@ class ObjectsConfig:
     blob_depth_factor: float = 1.3
     #: distance of a blob from where it meets the ground (flat ground at ego z = 0):
     #: the ray through the blob's bottom edge (sub-pixel from ``probs``) hits the
-    #: ground at its contact distance, and the blob's depths are scaled so that its
-    #: foot (the two bottom rows) lies there, keeping its shape. Unbiased where a
-    #: network's depth of a small object leans towards the background behind it.
-    #: Not used (the depth map is) when the bottom touches the image edge, another
-    #: obstacle covers it, or the blob's depths spread more than
-    #: ``contact_max_spread`` (p95 / p5: two objects in one blob)
+    #: ground at its contact distance. Its error grows with the distance squared (a
+    #: row is d / (fy h) of d, h the camera's height), the depth map's is about a
+    #: fixed fraction, so the two are fused by their variances (in log depth:
+    #: ``contact_px_sigma`` rows of edge error, ``depth_rel_sigma`` relative depth
+    #: error) and the blob's depths scaled so that its foot (the two bottom rows)
+    #: lies at the fused distance, keeping its shape. Not used (the depth map is)
+    #: when the bottom touches the image edge, another obstacle covers it, or the
+    #: blob's depths spread more than ``contact_max_spread`` (p95 / p5: two
+    #: objects in one blob)
     ground_contact: bool = True
     contact_max_spread: float = 1.6
+    contact_px_sigma: float = 0.5
+    depth_rel_sigma: float = 0.12
 
 
 @dataclass
@@ -288,9 +293,10 @@ def _contact_depth(seg: np.ndarray, vs: np.ndarray, us: np.ndarray, cls: int,
 def _ground_contact_depth(seg: np.ndarray, depth: np.ndarray, mask: np.ndarray, cls: int,
                           K: CameraIntrinsics, mount: Transform,
                           probs: np.ndarray | None, cfg: ObjectsConfig) -> np.ndarray:
-    """``depth`` with each blob of ``mask`` whose ground contact is seen set to its
-    contact depth (see ``ObjectsConfig.ground_contact``). Each blob is worked on
-    in its bounding box: most are a few pixels of a 51 200 pixel map."""
+    """``depth`` with each blob of ``mask`` whose ground contact is seen moved to
+    its contact depth fused with its own (see ``ObjectsConfig.ground_contact``).
+    Each blob is worked on in its bounding box: most are a few pixels of a 51 200
+    pixel map."""
     n, blobs, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8),
                                                           connectivity=8)
     out = depth
@@ -309,9 +315,15 @@ def _ground_contact_depth(seg: np.ndarray, depth: np.ndarray, mask: np.ndarray, 
         if contact is None:
             continue
         foot = blob & (np.arange(y0, y0 + bh)[:, None] >= vs.max() - 1)
+        measured = float(np.median(depth[box][foot]))
+        # inverse-variance fusion in log depth: relative sigmas of both estimates
+        var_c = (cfg.contact_px_sigma * contact / (K.fy * mount.location.z)) ** 2
+        var_d = cfg.depth_rel_sigma ** 2
+        fused = math.exp((math.log(contact) * var_d + math.log(measured) * var_c)
+                         / (var_c + var_d))
         if out is depth:
             out = depth.copy()
-        out[box][blob] = d * (contact / float(np.median(depth[box][foot])))
+        out[box][blob] = d * (fused / measured)
     return out
 
 

@@ -8,9 +8,11 @@ Per tick: the images of all cameras go through the network in one batch (any
 (intrinsics scaled to the head's resolution), the cameras' detections merged
 (:func:`perception.objects.merge_detections`: overlapping views see one object
 twice), and the :class:`perception.tracker.Tracker` (world frame when the ego's
-world pose is given). The light state comes from the light head on the first
-camera when the weights say it was trained ("none" -> "unknown"), else it is
-"unknown" with confidence 0.
+world pose is given). The light state is read on the first camera (the front one):
+by default from its lit lamps' colour inside the network's traffic-light pixels
+(``light_reader="lamps"``, :func:`perception.lights.read_lamps`), or from the
+network's light head (``"head"``, when the weights say it was trained); "none"
+becomes "unknown", as does a head that was not trained (confidence 0).
 """
 
 from __future__ import annotations
@@ -20,8 +22,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from bus.messages import DetectedObject, Image, Transform
-from perception.classes import LIGHT_STATES
+from perception.classes import LIGHT_STATES, TrainClass
 from perception.inference import PredictorBase
+from perception.lights import horizon_row, read_lamps
 from perception.objects import (
     Detection,
     ObjectsConfig,
@@ -42,9 +45,13 @@ class PerceptionOutput:
 
 class PerceptionPipeline:
     def __init__(self, predictor: PredictorBase, light_trained: bool,
-                 objects_config: ObjectsConfig | None = None) -> None:
+                 objects_config: ObjectsConfig | None = None,
+                 light_reader: str = "lamps") -> None:
+        if light_reader not in ("lamps", "head"):
+            raise ValueError(f"light_reader must be 'lamps' or 'head', not {light_reader!r}")
         self.predictor = predictor
         self.light_trained = light_trained
+        self.light_reader = light_reader
         self.objects_config = objects_config or ObjectsConfig()
         self.tracker = Tracker()
 
@@ -65,10 +72,21 @@ class PerceptionPipeline:
         if len(images) > 1:
             dets = merge_detections(dets)
         objects = self.tracker.update(dets, images[0].header.stamp, ego_pose)
-        state, conf = "unknown", 0.0
-        if self.light_trained and "light" in outs[0]:
-            probs: np.ndarray = outs[0]["light"]
-            i = int(probs.argmax())
-            state = LIGHT_STATES[i] if LIGHT_STATES[i] != "none" else "unknown"
-            conf = min(max(float(probs[i]), 0.0), 1.0)
+        state, conf = self.read_light(images[0], outs[0])
         return PerceptionOutput(objects, state, conf, dets)
+
+    def read_light(self, image: Image, out: dict[str, np.ndarray]) -> tuple[str, float]:
+        """(state, confidence) of the governing light in one camera's image and its
+        network outputs: red, yellow, green or unknown."""
+        state, conf = "none", 0.0
+        if self.light_reader == "lamps":
+            bgr = image.data if image.encoding == "bgr8" else image.data[..., ::-1]
+            state, conf = read_lamps(bgr, out["probs"][int(TrainClass.TRAFFIC_LIGHT)],
+                                     horizon=horizon_row(image.intrinsics, image.mount))
+        elif self.light_trained and "light" in out:
+            probs: np.ndarray = out["light"]
+            i = int(probs.argmax())
+            state, conf = LIGHT_STATES[i], float(probs[i])
+        if state == "none":
+            return "unknown", 0.0
+        return state, min(max(conf, 0.0), 1.0)

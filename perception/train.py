@@ -8,7 +8,8 @@ a random crop of 80-100 % of the image at its aspect ratio (resized back by the
 data set), a horizontal flip (half the samples), colour jitter (brightness,
 contrast, saturation), Gaussian blur and Gaussian noise, all at the input size on
 samples the data set keeps decoded in memory. Class weights:
-:func:`perception.model.class_weights` of the training labels' pixel counts. AdamW,
+:func:`perception.model.class_weights` of the training labels' pixel counts; light
+states by :func:`perception.model.light_state_weights` of the index's labels. AdamW,
 learning rate warmed up linearly then cosine, a fixed seed (python, numpy, torch;
 ``torch.use_deterministic_algorithms`` is not forced).
 
@@ -36,7 +37,13 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from perception.classes import CLASS_NAMES, LIGHT_STATES, NUM_CLASSES, TrainClass
+from perception.classes import (
+    CLASS_NAMES,
+    LIGHT_STATES,
+    NUM_CLASSES,
+    TrainClass,
+    light_state_index,
+)
 from perception.dataset import CollectedDataset, read_index
 from perception.inference import save_weights, select_device
 from perception.model import (
@@ -44,6 +51,7 @@ from perception.model import (
     ModelConfig,
     build_model,
     class_weights,
+    light_state_weights,
     multitask_loss,
 )
 
@@ -248,6 +256,10 @@ def train(cfg: TrainConfig, progress: bool = True,
         counts += torch.bincount(torch.from_numpy(labels.ravel()).long(), minlength=NUM_CLASSES)
         lights.add(LIGHT_STATES[light])
     weights = class_weights(counts + 1).to(device)
+    light_counts = torch.bincount(torch.tensor(
+        [light_state_index(r.get("traffic_light")) for r in train_rows]),
+        minlength=len(LIGHT_STATES))
+    light_weights = light_state_weights(light_counts + 1).to(device)
     light_trained = bool(lights & set(LIGHT_STATES[:3]))
     gen = torch.Generator().manual_seed(cfg.seed)
     loader = DataLoader(train_ds, batch_size=cfg.batch_size, shuffle=True, generator=gen,
@@ -296,7 +308,8 @@ def train(cfg: TrainConfig, progress: bool = True,
                     res = model(x)
                 loss, parts = multitask_loss(
                     {k: v.float() for k, v in res.items()}, batch["labels"].to(device),
-                    batch["depth"].to(device), batch["light"].to(device), weights)
+                    batch["depth"].to(device), batch["light"].to(device), weights,
+                    light_weights=light_weights)
                 opt.zero_grad(set_to_none=True)
                 scaler.scale(loss).backward()
                 scaler.step(opt)

@@ -79,7 +79,7 @@ class PerceivedLightParams:
     #: m: perception's lights are stopped for this far before the entry, so that the
     #: camera keeps the head (at the line, 3.4-4.5 m up) in view while waiting and
     #: sees it turn green; an ego already past that point stops at the entry itself
-    view_back_m: float = 4.0
+    view_back_m: float = 6.0
     #: s: a red or yellow read is held through "unknown" reads (a lamp lost for a
     #: few frames, or the head out of view) for at most this long, for the same
     #: junction entry

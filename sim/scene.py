@@ -18,6 +18,7 @@ from sim.maps.render import rasterize
 from sim.render import Appearance, CameraSpec, GroundRaster, Renderer, RenderObject
 from sim.render.scenery import place_scenery, traffic_light_objects
 from sim.scenario import CameraConfig, WeatherConfig
+from sim.traffic_lights import TrafficLight
 from sim.world import World
 
 MAX_GROUND_PIXELS = 40_000_000  # ~120 MB of raster layers; coarser beyond that
@@ -63,6 +64,13 @@ def camera_spec(c: CameraConfig) -> CameraSpec:
                       Transform(Vector3(c.x, c.y, c.z), Rotation(c.pitch, c.yaw, 0.0)))
 
 
+def light_pole(light: TrafficLight) -> Transform:
+    """World pose of the foot of a light's pole as the scene draws it: at the head's
+    position on the ground, yawed so the lamps face the approaching vehicles."""
+    head = light.transform.location
+    return Transform(Vector3(head.x, head.y, 0.0), Rotation(0.0, light.heading_deg + 180.0, 0.0))
+
+
 class SceneRenderer:
     """Camera images of one world, as bus ``Image`` messages."""
 
@@ -89,12 +97,8 @@ class SceneRenderer:
             lamp = world.lights.state_of(light.id)
             boxes = self._light_boxes.get((light.id, lamp))
             if boxes is None:
-                head = light.transform.location
-                facing = light.heading_deg + 180.0  # lamps face the approaching vehicles
                 boxes = self._light_boxes[light.id, lamp] = traffic_light_objects(
-                    LIGHT_ID_BASE + light.id,
-                    Transform(Vector3(head.x, head.y, 0.0), Rotation(0.0, facing, 0.0)),
-                    lamp)
+                    LIGHT_ID_BASE + light.id, light_pole(light), lamp)
             objs += boxes
         return objs
 

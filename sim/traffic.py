@@ -36,6 +36,11 @@ BRAKE_EVENT_HOLD_S = 5.0
 NPC_HALF_WIDTH = 0.95
 
 
+#: Points of an obstacle's length axis tested against an NPC's lane corridor, as
+#: fractions of its half length from its centre.
+_AXIS_POINTS = np.array([0.0, -0.5, 0.5, -0.9, 0.9])
+
+
 @dataclass(frozen=True)
 class IDMParams:
     a_max: float = 1.5  # m/s^2, comfortable acceleration
@@ -225,7 +230,13 @@ class Traffic:
         return idm_accel(npc.speed, v0, gap, npc.speed - v_lead, self.idm)
 
     def _leader(self, npc: NPC, obstacles: Sequence[Obstacle]) -> tuple[float, float]:
-        """Bumper gap (m) and speed (m/s) of the nearest obstacle on the NPC's path."""
+        """Bumper gap (m) and speed (m/s) of the nearest obstacle on the NPC's path.
+
+        An obstacle is in the path when a point of its length axis (centre, and
+        ``_AXIS_POINTS`` towards either end) is within the lane corridor: a car
+        turning across the lane at an angle has its centre off the path while its
+        back is on it. The gap is to the nearest such point, less what of the
+        obstacle's half length lies beyond that point."""
         pts = np.array([[w.transform.location.x, w.transform.location.y]
                         for w in npc.path])
         best_gap, best_v = math.inf, 0.0
@@ -236,14 +247,18 @@ class Traffic:
             dx, dy = ob.x - npc.x, ob.y - npc.y
             if dx * dx + dy * dy > (LOOKAHEAD_M + 5) ** 2:
                 continue
-            d = np.hypot(pts[i0:, 0] - ob.x, pts[i0:, 1] - ob.y)
-            k = int(np.argmin(d))
-            if d[k] > 1.8:  # not in the NPC's lane corridor
-                continue
+            c, s = math.cos(math.radians(ob.yaw)), math.sin(math.radians(ob.yaw))
+            t = _AXIS_POINTS * ob.half_length  # (P,) along the obstacle's axis
+            axis = np.stack([ob.x + t * c, ob.y + t * s], 1)
+            d = np.hypot(pts[i0:, None, 0] - axis[None, :, 0], pts[i0:, None, 1] - axis[None, :, 1])
+            k = np.argmin(d, axis=0)  # nearest path point of each axis point
+            near = d[k, np.arange(len(t))] <= 1.8  # in the NPC's lane corridor
             along = (i0 + k) * PATH_STEP_M - npc.s
-            if along <= 0:
-                continue  # behind (or beside) us
-            gap = along - npc.half_length - ob.half_length
+            ok = near & (along > 0)  # behind (or beside) us: not a leader
+            if not ok.any():
+                continue
+            gaps = along - npc.half_length - (ob.half_length - np.abs(t))
+            gap = float(gaps[ok].min())
             heading = math.cos(math.radians(ob.yaw - npc.yaw))
             if gap < best_gap:
                 best_gap, best_v = gap, max(0.0, ob.speed * heading)

@@ -31,6 +31,9 @@ __all__ = ["LAMP_STATES", "NEAR_PLANE", "Boxes", "FaceTable", "RenderObject", "d
 #: Near clipping distance (m along the optical axis), as CARLA's cameras.
 NEAR_PLANE = 0.1
 LAMP_STATES = ("off", "red", "yellow", "green")
+#: Height of each lamp's centre on a head's +x face, as a fraction of the head's
+#: half height (red at the top, green at the bottom).
+LAMP_HEIGHTS: dict[str, float] = {"red": 0.62, "yellow": 0.0, "green": -0.62}
 
 #: Corner ``c`` of a box has local coordinates ``SIGNS[c] * half`` (bits of c: x, y, z).
 SIGNS = np.array([[(c >> 2) & 1, (c >> 1) & 1, c & 1] for c in range(8)], float) * 2 - 1
@@ -426,14 +429,20 @@ def _fixed_point(poly: np.ndarray, K: CameraIntrinsics) -> np.ndarray:
     return np.round(np.stack([u, v], -1) * (1 << _SHIFT)).astype(np.int32)
 
 
+def lamp_radius(half_width: np.ndarray, half_height: np.ndarray) -> np.ndarray:
+    """Radius (m) of the lamps on a head of this half width and half height."""
+    return np.minimum(0.8 * np.asarray(half_width), 0.28 * np.asarray(half_height))
+
+
 def _lamp_polygons(boxes: Boxes, which: np.ndarray, pose: CameraPose, K: CameraIntrinsics,
                    clip_planes: np.ndarray) -> list[np.ndarray | None]:
     """Fixed-point pixel octagons of the red (top), yellow and green (bottom) lamps
     on the +x face of boxes ``which``, three per box in that order (None where
     clipped away)."""
     ex, ey, ez = boxes.half[which].T
-    r = np.minimum(0.8 * ey, 0.28 * ez)[:, None, None]
-    centre_z = np.array([0.62, 0.0, -0.62])[None, :, None] * ez[:, None, None]
+    r = lamp_radius(ey, ez)[:, None, None]
+    centre_z = (np.array([LAMP_HEIGHTS[k] for k in ("red", "yellow", "green")])[None, :, None]
+                * ez[:, None, None])
     local = np.stack(np.broadcast_arrays(  # (L, 3 lamps, 8 vertices, 3)
         ex[:, None, None], r * _OCTAGON[:, 0], centre_z + r * _OCTAGON[:, 1]), axis=-1)
     world = boxes.centre[which][:, None, None, :] + np.einsum(

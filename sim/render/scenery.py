@@ -12,6 +12,7 @@ colours it).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import cv2
@@ -20,7 +21,7 @@ import numpy as np
 from bus.messages import Rotation, Transform, Vector3
 from sim.labels import Label
 from sim.render.ground import GroundRaster
-from sim.render.objects import RenderObject
+from sim.render.objects import LAMP_HEIGHTS, RenderObject
 
 __all__ = ["SceneryConfig", "place_scenery", "traffic_light_objects"]
 
@@ -207,6 +208,20 @@ def place_scenery(raster: GroundRaster, seed: int,
     return out
 
 
+#: Half size (m) of a traffic light's head: depth, width, height.
+LIGHT_HEAD_HALF = (0.18, 0.22, 0.55)
+
+
+def lamp_position(pole: Transform, lamp: str, height: float = 4.5) -> Vector3:
+    """World position (m) of the centre of lamp ``lamp`` (red, yellow, green) on
+    the head :func:`traffic_light_objects` draws for the same ``pole`` and
+    ``height``: on the head's +x face, the one towards the approach."""
+    ex, _, ez = LIGHT_HEAD_HALF
+    yaw = math.radians(pole.rotation.yaw)
+    return Vector3(pole.location.x + ex * math.cos(yaw), pole.location.y + ex * math.sin(yaw),
+                   pole.location.z + height - ez + LAMP_HEIGHTS[lamp] * ez)
+
+
 def traffic_light_objects(instance_id: int, pole: Transform, lamp: str,
                           height: float = 4.5) -> list[RenderObject]:
     """A traffic light as the renderer draws it: a pole (Poles) and a head
@@ -216,7 +231,7 @@ def traffic_light_objects(instance_id: int, pole: Transform, lamp: str,
     head above the ground (m)."""
     x, y, z = pole.location.x, pole.location.y, pole.location.z
     yaw = pole.rotation.yaw
-    head = (0.18, 0.22, 0.55)
+    head = LIGHT_HEAD_HALF
     return [
         RenderObject(instance_id, Label.POLES,
                      Transform(Vector3(x, y, z + (height - 2 * head[2]) / 2.0),

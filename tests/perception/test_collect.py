@@ -50,11 +50,11 @@ def test_collect_writes_samples_and_index(collected: Path,
     meta = json.loads((collected / (rows[0]["sample"] + "_meta.json")).read_text())
     assert meta["camera"]["width"] == 320 and meta["camera"]["height"] == 180
     assert meta["traffic_light"]["state"] in ("red", "yellow", "green", "none")
-    for r in rows:  # the governing head's pixels are traffic-light pixels of the image
+    for r in rows:  # the governing lamp's pixels are traffic-light pixels of the image
         meta = json.loads((collected / (r["sample"] + "_meta.json")).read_text())
         labels = cv2.imread(str(collected / (r["sample"] + "_labels.png")), cv2.IMREAD_UNCHANGED)
-        head = meta["traffic_light"]["head_pixels"]
-        assert isinstance(head, int) and 0 <= head <= int(
+        lamp = meta["traffic_light"]["lamp_pixels"]
+        assert isinstance(lamp, int) and 0 <= lamp <= int(
             (labels == int(TrainClass.TRAFFIC_LIGHT)).sum())
     for a in meta["actors"]:
         assert a["kind"] in ("vehicle", "pedestrian") and len(a["extent"]) == 3
@@ -117,13 +117,13 @@ def test_episode_plans_are_deterministic() -> None:
     assert plans != plan_episodes(CollectConfig(out=Path("unused"), episodes=4, seed=12))
 
 
-def test_a_light_is_labelled_with_its_state_only_when_its_head_is_readable() -> None:
-    seen = {"state": "red", "id": 3, "distance": 20.0, "head_pixels": 40}
+def test_a_light_is_labelled_with_its_state_only_when_its_lamp_is_readable() -> None:
+    seen = {"state": "red", "id": 3, "distance": 20.0, "lamp_pixels": 40}
     assert light_label(seen, 640 * 360) == "red"
-    assert light_label({**seen, "head_pixels": 0}, 640 * 360) == "none"  # out of view
-    assert light_label({**seen, "head_pixels": 12}, 640 * 360) == "none"  # too small
-    assert light_label({**seen, "head_pixels": 12}, 320 * 180) == "red"  # scaled by area
-    assert light_label({"state": "none", "id": None, "distance": None, "head_pixels": 0},
+    assert light_label({**seen, "lamp_pixels": 0}, 640 * 360) == "none"  # out of view
+    assert light_label({**seen, "lamp_pixels": 3}, 640 * 360) == "none"  # too small
+    assert light_label({**seen, "lamp_pixels": 3}, 320 * 180) == "red"  # scaled by area
+    assert light_label({"state": "none", "id": None, "distance": None, "lamp_pixels": 0},
                        640 * 360) == "none"
     assert light_label({"state": "green"}, 640 * 360) == "green"  # older data
 

@@ -52,6 +52,22 @@ def test_follower_keeps_its_distance_behind_a_stopped_car(straight_map, straight
     assert gaps[-1] < 4.0  # and it does close up
 
 
+def test_a_car_at_an_angle_with_its_back_in_the_lane_is_a_leader(straight_map, straight_xodr):
+    """A car turning across the lane: its centre is 2.5 m off the NPC's path, its
+    back end on it. The NPC stops short of the back, not of the centre."""
+    carla = pytest.importorskip("carla")
+    traffic = Traffic(road_speed_limits(straight_xodr))
+    npc = traffic.spawn(1, straight_map.get_waypoint(carla.Location(10, 1.75, 0)),
+                        np.random.default_rng(0), speed=10.0)
+    yaw = 60.0  # pointing out of the lane, to the right (y), at 60 degrees
+    across = Obstacle(99, 80.0, 1.75 + 2.3 * math.sin(math.radians(yaw)), yaw, 0.0, 2.3)
+    back_x = across.x - 2.3 * math.cos(math.radians(yaw))
+    for _ in range(600):
+        traffic.step(0.05, [across], no_lights)
+    assert npc.speed < 0.05
+    assert npc.x + 2.3 < back_x  # its front short of the other's back end
+
+
 def test_npc_stops_at_a_red_stop_line(straight_map, straight_xodr):
     carla = pytest.importorskip("carla")
     traffic = Traffic(road_speed_limits(straight_xodr))
