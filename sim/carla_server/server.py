@@ -1,0 +1,411 @@
+"""The CARLA-compatible server: RPC methods over a :class:`ServerWorld`, the
+streaming server, and the clock of asynchronous mode.
+
+Synchronous mode (``settings.synchronous_mode``): the world steps only on a
+client's ``tick_cue``. Asynchronous mode: a ticker thread steps it every ``dt``
+of wall time (``fixed_delta_seconds``, else 0.05 s), like a server running in
+real time. Every step publishes the episode state and the sensor data of the new
+frame before the ``tick_cue`` reply, so a client waiting for frame N finds it.
+
+Every RPC answer is CARLA's ``Response`` shape; a method this server does not
+implement answers an error the client raises as ``RuntimeError`` naming it, and
+a method the 0.9.16 client does not know either gets rpclib's error reply. A bad
+argument is an error reply, never a dropped connection or a dead server.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sim.carla_server import CARLA_VERSION, wire
+from sim.carla_server import blueprints as bp
+from sim.carla_server.commands import apply_batch
+from sim.carla_server.rpc import Connection, RpcServer, UnknownMethod
+from sim.carla_server.sensors import Sensors
+from sim.carla_server.streaming import StreamServer
+from sim.carla_server.world import EPISODE_STREAM, ServerWorld, SpawnError
+from sim.maps import LoadedMap, MapError, builtin_maps, load_map
+
+log = logging.getLogger(__name__)
+
+#: methods of the 0.9.16 client that answer ``Response<void>`` (their error reply has
+#: another shape than a valued method's)
+VOID_METHODS = frozenset(["add_actor_angular_impulse", "add_actor_force", "add_actor_impulse", "add_actor_torque", "apply_ackermann_control_to_vehicle", "apply_ackermann_controller_settings", "apply_color_texture_to_object", "apply_control_to_vehicle", "apply_control_to_walker", "apply_physics_control", "apply_textures_to_object", "close_vehicle_door", "copy_opendrive_to_file", "destroy_traffic_manager", "disable_actor_constant_velocity", "draw_debug_shape", "enable_actor_constant_velocity", "enable_carsim", "enable_chrono_physics", "enable_environment_objects", "enable_for_ros", "enable_sensor_for_ros", "disable_sensor_for_ros", "freeze_all_traffic_lights", "freeze_traffic_light", "load_map_layer", "unload_map_layer", "open_vehicle_door", "reset_all_traffic_lights", "reset_traffic_light_group", "set_actor_autopilot", "set_actor_collisions", "set_actor_dead", "set_actor_enable_gravity", "set_actor_location", "set_actor_simulate_physics", "set_actor_target_angular_velocity", "set_actor_target_velocity", "set_actor_transform", "set_files_base_folder", "set_pedestrians_cross_factor", "set_pedestrians_seed", "set_replayer_ignore_hero", "set_replayer_ignore_spectator", "set_replayer_time_factor", "set_traffic_light_green_time", "set_traffic_light_red_time", "set_traffic_light_state", "set_traffic_light_yellow_time", "set_vehicle_light_state", "set_walker_state", "set_weather_parameters", "set_wheel_steer_direction", "show_vehicle_debug_telemetry", "stop_recorder", "update_day_night_cycle", "set_day_night_cycle", "send", "update_lights_state", "add_traffic_manager_running", "enable_pedestrian_navigation"])
+
+#: methods the 0.9.16 client may call that this server does not implement (answered
+#: with CARLA's error Response naming the method)
+UNSUPPORTED = frozenset(["add_actor_angular_impulse", "add_actor_force", "add_actor_impulse", "add_actor_torque", "apply_ackermann_control_to_vehicle", "apply_ackermann_controller_settings", "apply_color_texture_to_object", "apply_physics_control", "apply_textures_to_object", "cast_ray", "close_vehicle_door", "copy_opendrive_to_file", "enable_carsim", "enable_chrono_physics", "get_actor_bone_names", "get_actor_component_names", "get_environment_objects", "get_level_bbs", "get_names_of_all_objects", "get_navigation_mesh", "get_physics_control", "get_vehicle_bone_world_transforms", "open_vehicle_door", "project_point", "replay_file", "show_recorder_actors_blocked", "show_recorder_collisions", "show_recorder_file_info", "start_recorder", "get_telemetry_data", "get_random_location_from_navigation", "load_map_layer", "unload_map_layer", "get_ackermann_controller_settings", "get_wheel_steer_angle", "set_wheel_steer_direction", "get_vehicle_light_state", "set_vehicle_light_state", "enable_environment_objects"])
+
+
+@dataclass
+class ServerConfig:
+    """What ``drivestack serve`` starts: map (built-in name or .xodr path),
+    ``map_dir`` of more .xodr maps for load_world, seed, NPC traffic, where to bind."""
+
+    map: str = "town_grid"
+    map_dir: str = ""
+    seed: int = 0
+    vehicles: int = 0
+    walkers: int = 0
+    host: str = "127.0.0.1"
+    port: int = 2000
+    streaming_port: int = 2001
+
+
+class CarlaServer:
+    """One server: start() binds both ports and serves until stop()."""
+
+    def __init__(self, config: ServerConfig) -> None:
+        self.config = config
+        loaded = self._load(config.map)
+        self.streams = StreamServer(config.host, config.streaming_port)
+        try:
+            self.rpc = RpcServer(config.host, config.port, self._handle)
+        except OSError:
+            self.streams.stop()
+            raise
+        self.world = self._new_world(loaded, episode_id=1, frame=0)
+        self._stop = threading.Event()
+        self._ticker = threading.Thread(target=self._tick_loop, name="carla-ticker",
+                                        daemon=True)
+        self.methods: dict[str, Callable[..., Any]] = {
+            name[4:]: getattr(self, name) for name in dir(self) if name.startswith("rpc_")}
+
+    @property
+    def port(self) -> int:
+        return self.rpc.port
+
+    @property
+    def streaming_port(self) -> int:
+        return self.streams.port
+
+    def start(self) -> None:
+        self.streams.start()
+        self.rpc.start()
+        self._ticker.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self.rpc.stop()
+        self.streams.stop()
+        if self._ticker.is_alive():
+            self._ticker.join(timeout=2.0)
+
+    def __enter__(self) -> CarlaServer:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # ------------------------------------------------------------------ maps
+    def _load(self, name: str) -> LoadedMap:
+        """A built-in map, a file, or ``<map_dir>/<name>.xodr``; MapError otherwise."""
+        if self.config.map_dir and name not in builtin_maps():
+            candidate = Path(self.config.map_dir) / f"{Path(name).stem}.xodr"
+            if candidate.is_file():
+                return load_map(candidate)
+        return load_map(name)
+
+    def available_maps(self) -> list[str]:
+        names = list(builtin_maps())
+        if self.config.map_dir and Path(self.config.map_dir).is_dir():
+            names += sorted(p.stem for p in Path(self.config.map_dir).glob("*.xodr"))
+        return names
+
+    def _new_world(self, loaded: LoadedMap, episode_id: int, frame: int,
+                   settings: wire.EpisodeSettings | None = None) -> ServerWorld:
+        world = ServerWorld(loaded, seed=self.config.seed, vehicles=self.config.vehicles,
+                            walkers=self.config.walkers, episode_id=episode_id, frame=frame,
+                            settings=settings)
+        world.sensors = Sensors(world, lambda sid: self.streams.subscribers(sid) > 0)
+        return world
+
+    # ------------------------------------------------------------------ ticking
+    def step(self) -> int:
+        """One world step; publishes its payloads; returns the new frame."""
+        with self.world.lock:
+            out = self.world.tick()
+            for stream_id, payload in out.payloads:
+                self.streams.publish(stream_id, payload)
+            return out.frame
+
+    def _tick_loop(self) -> None:
+        """Asynchronous mode's clock: a step every dt of wall time."""
+        next_t = time.monotonic()
+        while not self._stop.is_set():
+            world = self.world
+            if world.settings.synchronous_mode:
+                self._stop.wait(0.02)
+                next_t = time.monotonic()
+                continue
+            next_t += world.dt
+            try:
+                self.step()
+            except Exception:
+                log.exception("asynchronous tick failed")
+            delay = next_t - time.monotonic()
+            if delay < -1.0:  # far behind (a slow machine): do not try to catch up
+                next_t = time.monotonic()
+            self._stop.wait(max(0.0, delay))
+
+    # ------------------------------------------------------------------ dispatch
+    def _handle(self, method: str, args: list, conn: Connection) -> Any:
+        fn = self.methods.get(method)
+        void = method in VOID_METHODS
+        if fn is None:
+            if method in UNSUPPORTED or method in VOID_METHODS:
+                return wire.error(f"{method} is not supported by the drivestack server "
+                                  f"(CARLA {CARLA_VERSION} protocol)", void=void)
+            raise UnknownMethod(f"unknown method {method!r}: this server speaks CARLA "
+                                f"{CARLA_VERSION}'s protocol (is the client carla=="
+                                f"{CARLA_VERSION}?)")
+        try:
+            return fn(*args)
+        except TypeError as exc:
+            if "positional argument" not in str(exc):
+                raise
+            return wire.error(f"{method}: wrong number of arguments ({len(args)}) for CARLA "
+                              f"{CARLA_VERSION}'s protocol; is the client carla=="
+                              f"{CARLA_VERSION}?", void=void)
+        except (KeyError, ValueError, SpawnError, MapError) as exc:
+            message = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
+            return wire.error(f"{method}: {message}", void=void)
+
+    def _token(self, stream_id: int) -> bytes:
+        return wire.token(stream_id, self.streams.port)
+
+    # ------------------------------------------------------------------ episode
+    def rpc_version(self) -> list:
+        return wire.ok(CARLA_VERSION)
+
+    def rpc_get_episode_info(self) -> list:
+        return wire.ok([self.world.episode_id, [self._token(EPISODE_STREAM)]])
+
+    def rpc_get_sensor_token(self, stream_id: int) -> list:
+        stream_id = int(stream_id)
+        if stream_id != EPISODE_STREAM:
+            a = self.world.actors.get(stream_id)
+            if a is None or a.sensor is None:
+                raise KeyError(f"no sensor with id {stream_id}")
+        return wire.ok([self._token(stream_id)])
+
+    def rpc_get_episode_settings(self) -> list:
+        return wire.ok(self.world.settings.to_msg())
+
+    def rpc_set_episode_settings(self, settings: Any) -> list:
+        new = wire.EpisodeSettings.from_msg(settings)
+        with self.world.lock:
+            self.world.settings = new
+            return wire.ok(self.world.frame)
+
+    def rpc_tick_cue(self) -> list:
+        if not self.world.settings.synchronous_mode:
+            return wire.ok(self.world.frame)
+        return wire.ok(self.step())
+
+    def rpc_get_required_files(self, folder: str = "", download: bool = True) -> list:
+        return wire.ok([])
+
+    def rpc_query_lights_state(self, client: str = "") -> list:
+        return wire.ok([])
+
+    def rpc_get_map_info(self) -> list:
+        w = self.world
+        return wire.ok([w.loaded.name, [wire.transform_msg(t) for t in w.map_spawn_points()]])
+
+    def rpc_get_map_data(self) -> list:
+        return wire.ok(self.world.loaded.xodr)
+
+    def rpc_get_available_maps(self) -> list:
+        return wire.ok(self.available_maps())
+
+    def rpc_get_navigation_mesh(self) -> list:
+        return wire.ok(b"")
+
+    def rpc_load_new_episode(self, map_name: str, reset_settings: bool = True,
+                             map_layers: int = 0) -> list:
+        loaded = self._load(str(map_name).split("/")[-1])
+        old = self.world
+        with old.lock:
+            settings = wire.EpisodeSettings() if reset_settings else old.settings
+            world = self._new_world(loaded, episode_id=old.episode_id + 1, frame=old.frame,
+                                    settings=settings)
+            for a in old.actors.values():
+                if a.sensor is not None:
+                    self.streams.close_stream(a.id)
+            self.world = world
+        return wire.ok_void()
+
+    def rpc_load_world_if_different(self, map_name: str, reset_settings: bool = True,
+                                    map_layers: int = 0) -> list:
+        if str(map_name).split("/")[-1] == self.world.loaded.name:
+            return wire.ok_void()
+        return self.rpc_load_new_episode(map_name, reset_settings, map_layers)
+
+    def rpc_copy_opendrive_to_file(self, *args: Any) -> list:
+        return wire.error("generate_opendrive_world is not supported by the drivestack "
+                          "server: start it with --map FILE.xodr instead", void=True)
+
+    def rpc_get_weather_parameters(self) -> list:
+        return wire.ok(self.world.weather.to_msg())
+
+    def rpc_set_weather_parameters(self, weather: Any) -> list:
+        self.world.weather = wire.Weather.from_msg(weather)
+        return wire.ok_void()
+
+    def rpc_get_actor_definitions(self) -> list:
+        return wire.ok([b.to_msg() for b in bp.BLUEPRINTS])
+
+    def rpc_get_spectator(self) -> list:
+        return wire.ok(self.world.actor_msg(self.world.spectator))
+
+    def rpc_is_traffic_manager_running(self, port: int = 8000) -> list:
+        return wire.ok(False)
+
+    def rpc_draw_debug_shape(self, *args: Any) -> list:
+        return wire.ok_void()
+
+    def rpc_freeze_all_traffic_lights(self, frozen: bool) -> list:
+        with self.world.lock:
+            self.world.lights.freeze(bool(frozen))
+        return wire.ok_void()
+
+    def rpc_set_traffic_light_state(self, actor_id: int, state: int) -> list:
+        with self.world.lock:
+            a = self.world.actors.get(int(actor_id))
+            if a is None or a.light is None:
+                raise KeyError(f"actor {actor_id} is not a traffic light")
+            name = wire.LIGHT_STATE_NAMES.get(int(state), "off")
+            if name in ("red", "yellow", "green"):
+                self.world.lights.set_state(a.light.id, name)
+            else:
+                self.world.lights.release(a.light.id)
+        return wire.ok_void()
+
+    def rpc_get_group_traffic_lights(self, actor_id: int) -> list:
+        w = self.world
+        a = w.actors.get(int(actor_id))
+        if a is None or a.light is None:
+            raise KeyError(f"actor {actor_id} is not a traffic light")
+        return wire.ok([w.light_actor[li.id] for li in w.lights.lights
+                        if li.junction_id == a.light.junction_id])
+
+    # ------------------------------------------------------------------ actors
+    def _actor(self, actor_id: Any):  # type: ignore[no-untyped-def]
+        a = self.world.actors.get(int(actor_id))
+        if a is None:
+            raise KeyError(f"actor {actor_id} not found")
+        return a
+
+    def _actor_reply(self, a: Any) -> list:
+        token = self._token(a.id) if a.sensor is not None and \
+            a.sensor.sensor_type != wire.SENSOR_LANE_INVASION else b""
+        return self.world.actor_msg(a, token)
+
+    def rpc_spawn_actor(self, description: Any, transform: Any) -> list:
+        desc = wire.Description.from_msg(description)
+        tf = wire.parse_transform(transform)
+        with self.world.lock:
+            return wire.ok(self._actor_reply(self.world.spawn(desc, tf)))
+
+    def rpc_spawn_actor_with_parent(self, description: Any, transform: Any, parent: int,
+                                    attachment_type: int = 0, socket_name: str = "") -> list:
+        desc = wire.Description.from_msg(description)
+        tf = wire.parse_transform(transform)
+        with self.world.lock:
+            return wire.ok(self._actor_reply(self.world.spawn(desc, tf, int(parent))))
+
+    def rpc_destroy_actor(self, actor_id: int) -> list:
+        with self.world.lock:
+            a = self.world.actors.get(int(actor_id))
+            ids = [a.id] + [c.id for c in self.world.actors.values() if c.parent == a.id] \
+                if a is not None else []
+            ok = self.world.destroy(int(actor_id))
+        for i in ids:
+            self.streams.close_stream(i)
+        return wire.ok(ok)
+
+    def rpc_get_actors_by_id(self, ids: list) -> list:
+        with self.world.lock:
+            return wire.ok([self._actor_reply(self.world.actors[int(i)]) for i in ids
+                            if int(i) in self.world.actors])
+
+    def rpc_get_actor_bounding_box(self, actor_id: int) -> list:
+        a = self._actor(actor_id)
+        return wire.ok(wire.bbox_msg(a.box_location, a.extent))
+
+    def rpc_apply_control_to_vehicle(self, actor_id: int, control: Any) -> list:
+        with self.world.lock:
+            self.world.apply_control(int(actor_id), wire.parse_control(control))
+        return wire.ok_void()
+
+    def rpc_apply_control_to_walker(self, actor_id: int, control: Any) -> list:
+        direction = wire.parse_vector(control[0], "WalkerControl.direction")
+        speed = float(control[1]) if len(control) > 1 else 0.0
+        with self.world.lock:
+            self.world.apply_walker_control(int(actor_id), direction, speed)
+        return wire.ok_void()
+
+    def rpc_set_actor_transform(self, actor_id: int, transform: Any) -> list:
+        with self.world.lock:
+            self.world.set_transform(int(actor_id), wire.parse_transform(transform))
+        return wire.ok_void()
+
+    def rpc_set_actor_location(self, actor_id: int, location: Any) -> list:
+        with self.world.lock:
+            a = self._actor(actor_id)
+            tf = self.world.world_transform(a) if not a.parent else a.transform
+            tf = type(tf)(wire.parse_vector(location, "Location"), tf.rotation)
+            self.world.set_transform(a.id, tf)
+        return wire.ok_void()
+
+    def rpc_set_actor_target_velocity(self, actor_id: int, velocity: Any) -> list:
+        with self.world.lock:
+            self.world.set_target_velocity(int(actor_id), wire.parse_vector(velocity))
+        return wire.ok_void()
+
+    def rpc_set_actor_target_angular_velocity(self, actor_id: int, velocity: Any) -> list:
+        self._actor(actor_id)
+        return wire.ok_void()  # the bicycle model's yaw rate follows from its steering
+
+    def rpc_set_actor_autopilot(self, actor_id: int, enabled: bool, *rest: Any) -> list:
+        with self.world.lock:
+            self.world.set_autopilot(int(actor_id), bool(enabled))
+        return wire.ok_void()
+
+    def rpc_set_actor_simulate_physics(self, actor_id: int, enabled: bool) -> list:
+        self._actor(actor_id)
+        return wire.ok_void()
+
+    def rpc_set_actor_enable_gravity(self, actor_id: int, enabled: bool) -> list:
+        self._actor(actor_id)
+        return wire.ok_void()
+
+    def rpc_set_actor_collisions(self, actor_id: int, enabled: bool) -> list:
+        self._actor(actor_id)
+        return wire.ok_void()
+
+    def rpc_enable_sensor_for_ros(self, *args: Any) -> list:
+        return wire.ok_void()
+
+    def rpc_disable_sensor_for_ros(self, *args: Any) -> list:
+        return wire.ok_void()
+
+    def rpc_is_sensor_enabled_for_ros(self, *args: Any) -> list:
+        return wire.ok(False)
+
+    def rpc_apply_batch(self, commands: list, do_tick_cue: bool = False) -> list:
+        with self.world.lock:
+            responses = apply_batch(self, commands)
+        if do_tick_cue and self.world.settings.synchronous_mode:
+            self.step()
+        return responses  # a bare vector<CommandResponse>, not a Response
+
+    # apply_batch_sync calls the same RPC with the client waiting for the reply
