@@ -36,11 +36,46 @@ log = logging.getLogger(__name__)
 
 #: methods of the 0.9.16 client that answer ``Response<void>`` (their error reply has
 #: another shape than a valued method's)
-VOID_METHODS = frozenset(["add_actor_angular_impulse", "add_actor_force", "add_actor_impulse", "add_actor_torque", "apply_ackermann_control_to_vehicle", "apply_ackermann_controller_settings", "apply_color_texture_to_object", "apply_control_to_vehicle", "apply_control_to_walker", "apply_physics_control", "apply_textures_to_object", "close_vehicle_door", "copy_opendrive_to_file", "destroy_traffic_manager", "disable_actor_constant_velocity", "draw_debug_shape", "enable_actor_constant_velocity", "enable_carsim", "enable_chrono_physics", "enable_environment_objects", "enable_for_ros", "enable_sensor_for_ros", "disable_sensor_for_ros", "freeze_all_traffic_lights", "freeze_traffic_light", "load_map_layer", "unload_map_layer", "open_vehicle_door", "reset_all_traffic_lights", "reset_traffic_light_group", "set_actor_autopilot", "set_actor_collisions", "set_actor_dead", "set_actor_enable_gravity", "set_actor_location", "set_actor_simulate_physics", "set_actor_target_angular_velocity", "set_actor_target_velocity", "set_actor_transform", "set_files_base_folder", "set_pedestrians_cross_factor", "set_pedestrians_seed", "set_replayer_ignore_hero", "set_replayer_ignore_spectator", "set_replayer_time_factor", "set_traffic_light_green_time", "set_traffic_light_red_time", "set_traffic_light_state", "set_traffic_light_yellow_time", "set_vehicle_light_state", "set_walker_state", "set_weather_parameters", "set_wheel_steer_direction", "show_vehicle_debug_telemetry", "stop_recorder", "update_day_night_cycle", "set_day_night_cycle", "send", "update_lights_state", "add_traffic_manager_running", "enable_pedestrian_navigation"])
+VOID_METHODS = frozenset({
+    "add_actor_angular_impulse", "add_actor_force", "add_actor_impulse", "add_actor_torque",
+    "apply_ackermann_control_to_vehicle", "apply_ackermann_controller_settings",
+    "apply_color_texture_to_object", "apply_control_to_vehicle", "apply_control_to_walker",
+    "apply_physics_control", "apply_textures_to_object", "close_vehicle_door",
+    "copy_opendrive_to_file", "destroy_traffic_manager", "disable_actor_constant_velocity",
+    "draw_debug_shape", "enable_actor_constant_velocity", "enable_carsim",
+    "enable_chrono_physics", "enable_environment_objects", "enable_for_ros",
+    "enable_sensor_for_ros", "disable_sensor_for_ros", "freeze_all_traffic_lights",
+    "freeze_traffic_light", "load_map_layer", "unload_map_layer", "open_vehicle_door",
+    "reset_all_traffic_lights", "reset_traffic_light_group", "set_actor_autopilot",
+    "set_actor_collisions", "set_actor_dead", "set_actor_enable_gravity", "set_actor_location",
+    "set_actor_simulate_physics", "set_actor_target_angular_velocity",
+    "set_actor_target_velocity", "set_actor_transform", "set_files_base_folder",
+    "set_pedestrians_cross_factor", "set_pedestrians_seed", "set_replayer_ignore_hero",
+    "set_replayer_ignore_spectator", "set_replayer_time_factor",
+    "set_traffic_light_green_time", "set_traffic_light_red_time", "set_traffic_light_state",
+    "set_traffic_light_yellow_time", "set_vehicle_light_state", "set_walker_state",
+    "set_weather_parameters", "set_wheel_steer_direction", "show_vehicle_debug_telemetry",
+    "stop_recorder", "update_day_night_cycle", "set_day_night_cycle", "send",
+    "update_lights_state", "add_traffic_manager_running", "enable_pedestrian_navigation",
+})
 
 #: methods the 0.9.16 client may call that this server does not implement (answered
 #: with CARLA's error Response naming the method)
-UNSUPPORTED = frozenset(["add_actor_angular_impulse", "add_actor_force", "add_actor_impulse", "add_actor_torque", "apply_ackermann_control_to_vehicle", "apply_ackermann_controller_settings", "apply_color_texture_to_object", "apply_physics_control", "apply_textures_to_object", "cast_ray", "close_vehicle_door", "copy_opendrive_to_file", "enable_carsim", "enable_chrono_physics", "get_actor_bone_names", "get_actor_component_names", "get_environment_objects", "get_level_bbs", "get_names_of_all_objects", "get_navigation_mesh", "get_physics_control", "get_vehicle_bone_world_transforms", "open_vehicle_door", "project_point", "replay_file", "show_recorder_actors_blocked", "show_recorder_collisions", "show_recorder_file_info", "start_recorder", "get_telemetry_data", "get_random_location_from_navigation", "load_map_layer", "unload_map_layer", "get_ackermann_controller_settings", "get_wheel_steer_angle", "set_wheel_steer_direction", "get_vehicle_light_state", "set_vehicle_light_state", "enable_environment_objects"])
+UNSUPPORTED = frozenset({
+    "add_actor_angular_impulse", "add_actor_force", "add_actor_impulse", "add_actor_torque",
+    "apply_ackermann_control_to_vehicle", "apply_ackermann_controller_settings",
+    "apply_color_texture_to_object", "apply_physics_control", "apply_textures_to_object",
+    "cast_ray", "close_vehicle_door", "copy_opendrive_to_file", "enable_carsim",
+    "enable_chrono_physics", "get_actor_bone_names", "get_actor_component_names",
+    "get_environment_objects", "get_level_bbs", "get_names_of_all_objects",
+    "get_navigation_mesh", "get_physics_control", "get_vehicle_bone_world_transforms",
+    "open_vehicle_door", "project_point", "replay_file", "show_recorder_actors_blocked",
+    "show_recorder_collisions", "show_recorder_file_info", "start_recorder",
+    "get_telemetry_data", "get_random_location_from_navigation", "load_map_layer",
+    "unload_map_layer", "get_ackermann_controller_settings", "get_wheel_steer_angle",
+    "set_wheel_steer_direction", "get_vehicle_light_state", "set_vehicle_light_state",
+    "enable_environment_objects",
+})
 
 
 @dataclass
