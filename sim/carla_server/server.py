@@ -91,6 +91,7 @@ class ServerConfig:
     host: str = "127.0.0.1"
     port: int = 2000
     streaming_port: int = 2001
+    tm_port: int = 8000  # the Traffic Manager endpoint (clients ask for it by port)
 
 
 class CarlaServer:
@@ -104,6 +105,12 @@ class CarlaServer:
             self.rpc = RpcServer(config.host, config.port, self._handle)
         except OSError:
             self.streams.stop()
+            raise
+        try:
+            self.tm = RpcServer(config.host, config.tm_port, self._handle_tm)
+        except OSError:
+            self.streams.stop()
+            self.rpc.stop()
             raise
         self.world = self._new_world(loaded, episode_id=1, frame=0)
         self._stop = threading.Event()
@@ -123,11 +130,13 @@ class CarlaServer:
     def start(self) -> None:
         self.streams.start()
         self.rpc.start()
+        self.tm.start()
         self._ticker.start()
 
     def stop(self) -> None:
         self._stop.set()
         self.rpc.stop()
+        self.tm.stop()
         self.streams.stop()
         if self._ticker.is_alive():
             self._ticker.join(timeout=2.0)
@@ -198,9 +207,11 @@ class CarlaServer:
             if method in UNSUPPORTED or method in VOID_METHODS:
                 return wire.error(f"{method} is not supported by the drivestack server "
                                   f"(CARLA {CARLA_VERSION} protocol)", void=void)
+            log.warning("unknown method %r (%d arguments)", method, len(args))
             raise UnknownMethod(f"unknown method {method!r}: this server speaks CARLA "
                                 f"{CARLA_VERSION}'s protocol (is the client carla=="
                                 f"{CARLA_VERSION}?)")
+        log.debug("%s%r", method, args if len(repr(args)) < 300 else "(...)")
         try:
             return fn(*args)
         except TypeError as exc:
@@ -302,7 +313,42 @@ class CarlaServer:
         return wire.ok(self.world.actor_msg(self.world.spectator))
 
     def rpc_is_traffic_manager_running(self, port: int = 8000) -> list:
-        return wire.ok(False)
+        return wire.ok(True)  # ours, whatever port is asked: see _handle_tm
+
+    def rpc_get_traffic_manager_running(self, port: int = 8000) -> list:
+        return wire.ok([self._tm_host, self.tm.port])
+
+    def rpc_add_traffic_manager_running(self, *args: Any) -> list:
+        return wire.ok_void()
+
+    def rpc_destroy_traffic_manager(self, *args: Any) -> list:
+        return wire.ok(True)
+
+    @property
+    def _tm_host(self) -> str:
+        host = self.config.host
+        return "127.0.0.1" if host in ("", "0.0.0.0", "::") else host
+
+    def _handle_tm(self, method: str, args: list, conn: Connection) -> Any:
+        """The Traffic Manager's RPC (plain rpclib values, no Response): the 0.9.16
+        client finds a running TM here and becomes its remote, so
+        ``vehicle.set_autopilot(True)`` and the batch ``SetAutopilot`` hand vehicles
+        to the embedded traffic model. Tuning calls (speed difference, lane
+        changes, ...) are accepted and have no effect."""
+        if method in ("register_vehicle", "unregister_vehicle"):
+            enabled = method == "register_vehicle"
+            with self.world.lock:
+                for actor in args[0] if args else []:
+                    try:
+                        self.world.set_autopilot(int(actor[0]), enabled)
+                    except (KeyError, TypeError, ValueError, IndexError) as exc:
+                        log.info("traffic manager %s: %s", method, exc)
+            return None
+        if method == "synchronous_tick":
+            return True
+        if method in ("get_next_action", "get_all_actions"):
+            return []
+        return None
 
     def rpc_draw_debug_shape(self, *args: Any) -> list:
         return wire.ok_void()

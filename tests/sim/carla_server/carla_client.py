@@ -119,7 +119,7 @@ def drive(port: int, out: Path) -> dict:
 
 def sensors(port: int, out: Path) -> dict:
     """Collision on a scripted crash, lane invasion, GNSS and IMU."""
-    client, world = _connect(port)
+    _client, world = _connect(port)
     _sync(world)
     cmap = world.get_map()
     lib = world.get_blueprint_library()
@@ -143,7 +143,7 @@ def sensors(port: int, out: Path) -> dict:
                                                e.compass]))
     time.sleep(1.0)
     frames = []
-    for k in range(120):
+    for _k in range(120):
         ego.apply_control(carla.VehicleControl(throttle=1.0))
         frames.append(world.tick())
         if events["collision"]:
@@ -192,7 +192,7 @@ def batch(port: int, out: Path) -> dict:
     for _ in range(40):
         world.tick()
     auto_moved = manual.get_location().distance(loc0)
-    destroyed = client.apply_batch_sync([C.DestroyActor(i) for i in ids], False)
+    destroyed = client.apply_batch_sync([C.DestroyActor(i) for i in ids], True)
     return {"ids": ids, "errors": errors, "moved": moved,
             "batch_errors": [r.error for r in resp], "manual_moved": vehicle_api,
             "autopilot_moved": auto_moved, "destroy_errors": [r.error for r in destroyed],
@@ -201,7 +201,7 @@ def batch(port: int, out: Path) -> dict:
 
 def asynchronous(port: int, out: Path) -> dict:
     """Asynchronous mode: wait_for_tick and on_tick callbacks as the server runs."""
-    client, world = _connect(port)
+    _client, world = _connect(port)
     _sync(world, on=False)
     seen: list[int] = []
     cid = world.on_tick(lambda snap: seen.append(snap.frame))
@@ -213,7 +213,7 @@ def asynchronous(port: int, out: Path) -> dict:
 
 def stream_forever(port: int, out: Path) -> dict:
     """Listen to a camera while ticking until killed (the killed-client test)."""
-    client, world = _connect(port)
+    _client, world = _connect(port)
     _sync(world)
     lib = world.get_blueprint_library()
     sp = world.get_map().get_spawn_points()
@@ -237,7 +237,7 @@ def errors(port: int, out: Path) -> dict:
         if call is None:
             v = world.spawn_actor(world.get_blueprint_library().find("vehicle.audi.a2"),
                                   world.get_map().get_spawn_points()[2])
-            call = v.get_physics_control  # noqa: B023
+            call = v.get_physics_control
         try:
             call()
             res[name] = "no error"
@@ -249,7 +249,7 @@ def errors(port: int, out: Path) -> dict:
 
 def ticker(port: int, out: Path) -> dict:
     """One of two clients at once: tick 50 times, record frames and actor count."""
-    client, world = _connect(port)
+    _client, world = _connect(port)
     lib = world.get_blueprint_library()
     sp = world.get_map().get_spawn_points()
     idx = int((out / "index").read_text())

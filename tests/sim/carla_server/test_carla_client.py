@@ -25,7 +25,7 @@ def test_drive_sync_cameras(server, clients, tmp_path) -> None:
     ours = server.world.map.generate_waypoints(5.0)
     assert len(res["waypoints"]) == len(ours) > 100
     for (road, lane, s, x, y), w in zip(res["waypoints"], ours, strict=True):
-        assert (road, lane) == (w.road_id, w.lane_id)
+        assert (road, lane, s) == (w.road_id, w.lane_id, pytest.approx(w.s, abs=1e-3))
         assert abs(x - w.transform.location.x) < 1e-3 and abs(y - w.transform.location.y) < 1e-3
     assert res["topology"] == len(server.world.map.get_topology())
     assert res["spawn_points"] == len(server.world.spawn_transforms)
