@@ -34,47 +34,55 @@ from sim.maps import LoadedMap, MapError, builtin_maps, load_map
 
 log = logging.getLogger(__name__)
 
-#: methods of the 0.9.16 client that answer ``Response<void>`` (their error reply has
-#: another shape than a valued method's)
-VOID_METHODS = frozenset({
-    "add_actor_angular_impulse", "add_actor_force", "add_actor_impulse", "add_actor_torque",
-    "apply_ackermann_control_to_vehicle", "apply_ackermann_controller_settings",
-    "apply_color_texture_to_object", "apply_control_to_vehicle", "apply_control_to_walker",
-    "apply_physics_control", "apply_textures_to_object", "close_vehicle_door",
-    "copy_opendrive_to_file", "destroy_traffic_manager", "disable_actor_constant_velocity",
-    "draw_debug_shape", "enable_actor_constant_velocity", "enable_carsim",
-    "enable_chrono_physics", "enable_environment_objects", "enable_for_ros",
-    "enable_sensor_for_ros", "disable_sensor_for_ros", "freeze_all_traffic_lights",
-    "freeze_traffic_light", "load_map_layer", "unload_map_layer", "open_vehicle_door",
-    "reset_all_traffic_lights", "reset_traffic_light_group", "set_actor_autopilot",
-    "set_actor_collisions", "set_actor_dead", "set_actor_enable_gravity", "set_actor_location",
-    "set_actor_simulate_physics", "set_actor_target_angular_velocity",
-    "set_actor_target_velocity", "set_actor_transform", "set_files_base_folder",
-    "set_pedestrians_cross_factor", "set_pedestrians_seed", "set_replayer_ignore_hero",
-    "set_replayer_ignore_spectator", "set_replayer_time_factor",
-    "set_traffic_light_green_time", "set_traffic_light_red_time", "set_traffic_light_state",
-    "set_traffic_light_yellow_time", "set_vehicle_light_state", "set_walker_state",
-    "set_weather_parameters", "set_wheel_steer_direction", "show_vehicle_debug_telemetry",
-    "stop_recorder", "update_day_night_cycle", "set_day_night_cycle", "send",
-    "update_lights_state", "add_traffic_manager_running", "enable_pedestrian_navigation",
+#: RPC methods the 0.9.16 client calls (LibCarla's client/detail/Client.cpp). One this
+#: server does not implement answers CARLA's error Response naming it; a name outside
+#: this set (another client version) gets rpclib's error reply.
+CLIENT_METHODS = frozenset({
+    "is_traffic_manager_running", "get_traffic_manager_running", "add_traffic_manager_running",
+    "destroy_traffic_manager", "version", "load_new_episode", "load_map_layer",
+    "unload_map_layer", "copy_opendrive_to_file", "apply_color_texture_to_objects",
+    "apply_float_color_texture_to_objects", "get_names_of_all_objects", "get_episode_info",
+    "get_map_info", "get_map_data", "get_navigation_mesh", "get_required_files",
+    "request_file", "get_available_maps", "get_actor_definitions", "get_spectator",
+    "get_episode_settings", "set_episode_settings", "get_weather_parameters",
+    "set_weather_parameters", "get_actors_by_id", "get_physics_control",
+    "get_vehicle_light_state", "apply_physics_control", "set_vehicle_light_state",
+    "open_vehicle_door", "close_vehicle_door", "set_wheel_steer_direction",
+    "get_wheel_steer_angle", "spawn_actor", "spawn_actor_with_parent", "destroy_actor",
+    "set_actor_location", "set_actor_transform", "set_actor_target_velocity",
+    "set_actor_target_angular_velocity", "enable_actor_constant_velocity",
+    "disable_actor_constant_velocity", "add_actor_impulse", "add_actor_impulse_at_location",
+    "add_actor_force", "add_actor_force_at_location", "add_actor_angular_impulse",
+    "add_actor_torque", "set_actor_simulate_physics", "set_actor_enable_gravity",
+    "set_actor_autopilot", "show_vehicle_debug_telemetry", "apply_control_to_vehicle",
+    "apply_ackermann_control_to_vehicle", "get_ackermann_controller_settings",
+    "apply_ackermann_controller_settings", "enable_carsim", "use_carsim_road",
+    "enable_chrono_physics", "apply_control_to_walker", "get_bones_transform",
+    "set_bones_transform", "blend_pose", "get_pose_from_animation", "set_traffic_light_state",
+    "set_traffic_light_green_time", "set_traffic_light_yellow_time",
+    "set_traffic_light_red_time", "freeze_traffic_light", "reset_traffic_light_group",
+    "reset_all_traffic_lights", "freeze_all_traffic_lights", "get_light_boxes",
+    "get_vehicle_light_states", "get_group_traffic_lights", "start_recorder", "stop_recorder",
+    "show_recorder_file_info", "show_recorder_collisions", "show_recorder_actors_blocked",
+    "replay_file", "stop_replayer", "set_replayer_time_factor", "set_replayer_ignore_hero",
+    "set_replayer_ignore_spectator", "get_sensor_token", "draw_debug_shape", "apply_batch",
+    "tick_cue", "query_lights_state", "update_lights_state", "update_day_night_cycle",
+    "get_all_level_BBs", "get_environment_objects", "enable_environment_objects",
+    "project_point", "cast_ray", "get_actor_bounding_box", "set_actor_collisions",
+    "set_actor_dead", "enable_sensor_for_ros", "disable_sensor_for_ros",
+    "is_sensor_enabled_for_ros", "get_actor_component_world_transform",
+    "get_actor_component_relative_transform", "get_actor_bone_world_transforms",
+    "get_actor_bone_relative_transforms", "get_actor_component_names", "get_actor_bone_names",
+    "get_actor_socket_world_transforms", "get_actor_socket_relative_transforms",
+    "get_actor_socket_names", "get_telemetry_data", "get_gbuffer_token", "set_walker_state",
 })
 
-#: methods the 0.9.16 client may call that this server does not implement (answered
-#: with CARLA's error Response naming the method)
-UNSUPPORTED = frozenset({
-    "add_actor_angular_impulse", "add_actor_force", "add_actor_impulse", "add_actor_torque",
-    "apply_ackermann_control_to_vehicle", "apply_ackermann_controller_settings",
-    "apply_color_texture_to_object", "apply_physics_control", "apply_textures_to_object",
-    "cast_ray", "close_vehicle_door", "copy_opendrive_to_file", "enable_carsim",
-    "enable_chrono_physics", "get_actor_bone_names", "get_actor_component_names",
-    "get_environment_objects", "get_level_bbs", "get_names_of_all_objects",
-    "get_navigation_mesh", "get_physics_control", "get_vehicle_bone_world_transforms",
-    "open_vehicle_door", "project_point", "replay_file", "show_recorder_actors_blocked",
-    "show_recorder_collisions", "show_recorder_file_info", "start_recorder",
-    "get_telemetry_data", "get_random_location_from_navigation", "load_map_layer",
-    "unload_map_layer", "get_ackermann_controller_settings", "get_wheel_steer_angle",
-    "set_wheel_steer_direction", "get_vehicle_light_state", "set_vehicle_light_state",
-    "enable_environment_objects",
+#: the methods the client waits on whose reply is ``Response<void>`` (their error has
+#: another shape than a valued method's); the other void ones are fire-and-forget
+VOID_METHODS = frozenset({
+    "load_new_episode", "load_map_layer", "unload_map_layer", "copy_opendrive_to_file",
+    "apply_color_texture_to_objects", "apply_float_color_texture_to_objects",
+    "set_actor_simulate_physics", "reset_all_traffic_lights",
 })
 
 
@@ -204,7 +212,7 @@ class CarlaServer:
         fn = self.methods.get(method)
         void = method in VOID_METHODS
         if fn is None:
-            if method in UNSUPPORTED or method in VOID_METHODS:
+            if method in CLIENT_METHODS:
                 return wire.error(f"{method} is not supported by the drivestack server "
                                   f"(CARLA {CARLA_VERSION} protocol)", void=void)
             log.warning("unknown method %r (%d arguments)", method, len(args))
@@ -319,10 +327,10 @@ class CarlaServer:
         return wire.ok([self._tm_host, self.tm.port])
 
     def rpc_add_traffic_manager_running(self, *args: Any) -> list:
-        return wire.ok_void()
+        return wire.ok(True)
 
     def rpc_destroy_traffic_manager(self, *args: Any) -> list:
-        return wire.ok(True)
+        return wire.ok_void()
 
     @property
     def _tm_host(self) -> str:
@@ -360,9 +368,7 @@ class CarlaServer:
 
     def rpc_set_traffic_light_state(self, actor_id: int, state: int) -> list:
         with self.world.lock:
-            a = self.world.actors.get(int(actor_id))
-            if a is None or a.light is None:
-                raise KeyError(f"actor {actor_id} is not a traffic light")
+            a = self._light(actor_id)
             name = wire.LIGHT_STATE_NAMES.get(int(state), "off")
             if name in ("red", "yellow", "green"):
                 self.world.lights.set_state(a.light.id, name)
@@ -370,11 +376,61 @@ class CarlaServer:
                 self.world.lights.release(a.light.id)
         return wire.ok_void()
 
-    def rpc_get_group_traffic_lights(self, actor_id: int) -> list:
-        w = self.world
-        a = w.actors.get(int(actor_id))
+    def _light(self, actor_id: Any):  # type: ignore[no-untyped-def]
+        a = self.world.actors.get(int(actor_id))
         if a is None or a.light is None:
             raise KeyError(f"actor {actor_id} is not a traffic light")
+        return a
+
+    def rpc_freeze_traffic_light(self, actor_id: int, freeze: bool) -> list:
+        """Hold one light in its current state (or hand it back to its cycle)."""
+        with self.world.lock:
+            light = self._light(actor_id).light
+            lights = self.world.lights
+            if freeze:
+                lights.set_state(light.id, lights.state_of(light.id))
+            else:
+                lights.release(light.id)
+        return wire.ok_void()
+
+    def rpc_reset_all_traffic_lights(self) -> list:
+        with self.world.lock:
+            for light in self.world.lights.lights:
+                self.world.lights.release(light.id)
+            self.world.lights.freeze(False)
+        return wire.ok_void()
+
+    def rpc_reset_traffic_light_group(self, actor_id: int) -> list:
+        with self.world.lock:
+            junction = self._light(actor_id).light.junction_id
+            for light in self.world.lights.lights:
+                if light.junction_id == junction:
+                    self.world.lights.release(light.id)
+        return wire.ok_void()
+
+    def rpc_get_light_boxes(self, actor_id: int) -> list:
+        """The light's head as one world-frame box (CARLA gives one per lamp head)."""
+        a = self._light(actor_id)
+        tf = self.world.world_transform(a)
+        head = wire.Vector3(tf.location.x, tf.location.y, 4.5 - 0.55)
+        return wire.ok([wire.bbox_msg(head, wire.Vector3(0.18, 0.22, 0.55), tf.rotation)])
+
+    def rpc_get_vehicle_light_states(self) -> list:
+        """Every vehicle with its lights off (the embedded vehicles have none)."""
+        return wire.ok([[a.id, 0] for a in self.world.actors.values() if a.is_vehicle])
+
+    def rpc_show_vehicle_debug_telemetry(self, *args: Any) -> list:
+        return wire.ok_void()
+
+    def rpc_update_lights_state(self, *args: Any) -> list:
+        return wire.ok_void()
+
+    def rpc_update_day_night_cycle(self, *args: Any) -> list:
+        return wire.ok_void()
+
+    def rpc_get_group_traffic_lights(self, actor_id: int) -> list:
+        w = self.world
+        a = self._light(actor_id)
         return wire.ok([w.light_actor[li.id] for li in w.lights.lights
                         if li.junction_id == a.light.junction_id])
 

@@ -262,8 +262,71 @@ def ticker(port: int, out: Path) -> dict:
             "vehicles": len(world.get_actors().filter("vehicle.*"))}
 
 
+def world_api(port: int, out: Path) -> dict:
+    """Settings, weather, spectator, debug helpers, traffic lights, actor filters,
+    snapshots, then load_world. ``OUT/in.json`` has a pose before a stop line."""
+    client, world = _connect(port)
+    given = json.loads((out / "in.json").read_text())
+    res: dict = {"maps": client.get_available_maps()}
+    _sync(world)
+    settings = world.get_settings()
+    res["settings"] = [settings.synchronous_mode, settings.fixed_delta_seconds]
+    weather = carla.WeatherParameters(cloudiness=40.0, precipitation=30.0, fog_density=7.0)
+    world.set_weather(weather)
+    world.tick()
+    w = world.get_weather()
+    res["weather"] = [w.cloudiness, w.precipitation, w.fog_density]
+    spectator = world.get_spectator()
+    spectator.set_transform(carla.Transform(carla.Location(10, 20, 30), carla.Rotation(-30, 45, 0)))
+    world.debug.draw_point(carla.Location(0, 0, 1), life_time=1.0)
+    world.debug.draw_line(carla.Location(0, 0, 1), carla.Location(5, 0, 1))
+    world.debug.draw_string(carla.Location(0, 0, 2), "hi")
+    world.tick()
+    st = spectator.get_transform()
+    res["spectator"] = [st.location.x, st.location.y, st.location.z, st.rotation.pitch,
+                        st.rotation.yaw]
+    lib = world.get_blueprint_library()
+    x, y, yaw = given["pose"]
+    v = world.spawn_actor(lib.find("vehicle.lincoln.mkz_2020"),
+                          carla.Transform(carla.Location(x, y, 0.5), carla.Rotation(yaw=yaw)))
+    for _ in range(3):
+        world.tick()
+    light = v.get_traffic_light()
+    res["vehicle_light"] = None if light is None else light.id
+    res["vehicle_light_state"] = str(v.get_traffic_light_state())
+    res["at_light"] = v.is_at_traffic_light()
+    res["speed_limit"] = v.get_speed_limit()
+    lights = world.get_actors().filter("traffic.traffic_light")
+    res["lights"] = len(lights)
+    tl = lights[0] if light is None else light
+    res["light"] = {"id": tl.id, "state": str(tl.get_state()), "green": tl.get_green_time(),
+                    "yellow": tl.get_yellow_time(), "red": tl.get_red_time(),
+                    "elapsed": tl.get_elapsed_time(), "opendrive_id": tl.get_opendrive_id(),
+                    "group": [g.id for g in tl.get_group_traffic_lights()]}
+    tl.set_state(carla.TrafficLightState.Red)
+    world.tick()
+    res["forced_state"] = str(tl.get_state())
+    res["walkers"] = len(world.get_actors().filter("walker.*"))
+    res["vehicles"] = len(world.get_actors().filter("vehicle.*"))
+    snap = world.get_snapshot()
+    res["snapshot"] = [snap.frame, snap.timestamp.elapsed_seconds, len(snap),
+                       snap.find(v.id) is not None]
+    res["accel"] = [v.get_acceleration().z, v.get_angular_velocity().z]
+    res["ego"] = v.id
+    world = client.load_world("rural")
+    res["loaded"] = world.get_map().name
+    res["after_load_settings"] = world.get_settings().synchronous_mode
+    res["after_load_actors"] = [a.id for a in world.get_actors().filter("vehicle.*")]
+    try:
+        client.load_world("no_such_town")
+        res["bad_load"] = "no error"
+    except RuntimeError as exc:
+        res["bad_load"] = str(exc)
+    return res
+
+
 SCENARIOS = {f.__name__: f for f in (drive, sensors, batch, asynchronous, stream_forever,
-                                     errors, ticker)}
+                                     errors, ticker, world_api)}
 
 if __name__ == "__main__":
     scenario, port, out_dir = sys.argv[1], int(sys.argv[2]), Path(sys.argv[3])

@@ -3,6 +3,7 @@ layout mistake would crash the client process and fail these tests."""
 
 from __future__ import annotations
 
+import json
 import math
 import time
 
@@ -171,3 +172,41 @@ def test_episode_state_layout_read_by_client(server) -> None:
     parsed = wire.parse_episode_state(payload)
     assert parsed["type"] == wire.SENSOR_EPISODE_STATE
     assert len(payload) == 48 + 36 + 119 * len(server.world.actors)
+
+
+def test_world_api_lights_and_load_world(server, clients, tmp_path) -> None:
+    world = server.world
+    light = world.lights.lights[0]
+    stop = light.stop_waypoints[0].transform
+    yaw = math.radians(stop.rotation.yaw)
+    pose = [stop.location.x - 6.0 * math.cos(yaw), stop.location.y - 6.0 * math.sin(yaw),
+            stop.rotation.yaw]
+    (tmp_path / "in.json").write_text(json.dumps({"pose": pose}))
+    res = clients.run("world_api", server.port, tmp_path, timeout=90)
+    assert {"town_grid", "highway", "rural"} <= set(res["maps"])
+    assert res["settings"] == [True, pytest.approx(0.05)]
+    assert res["weather"] == pytest.approx([40.0, 30.0, 7.0])
+    assert res["spectator"] == pytest.approx([10, 20, 30, -30, 45], abs=1e-4)
+    assert res["lights"] == len(world.lights.lights) > 0
+    assert res["vehicle_light"] == world.light_actor[light.id] and res["at_light"]
+    assert res["vehicle_light_state"] in ("Red", "Yellow", "Green")
+    assert res["speed_limit"] == pytest.approx(world.speed_limits[stop_road(light)] * 3.6)
+    info = res["light"]
+    assert (info["green"], info["yellow"]) == (10.0, 3.0) and info["red"] > 0
+    assert 0 <= info["elapsed"] <= max(info["green"], info["red"])
+    assert info["opendrive_id"] == light.signal_ids[0]
+    assert info["id"] in info["group"] and len(info["group"]) > 1
+    assert res["forced_state"] == "Red"
+    assert res["walkers"] == 4 and res["vehicles"] == 5
+    frame, elapsed, n, found = res["snapshot"]
+    assert found and n == len(world.actors) and elapsed == pytest.approx(frame * 0.05, rel=0.1)
+    assert res["accel"] == [0.0, 0.0]
+    assert res["loaded"] == "rural" and server.world.loaded.name == "rural"
+    assert res["after_load_settings"] is False  # load_world resets the settings
+    assert res["ego"] not in res["after_load_actors"]
+    assert len(res["after_load_actors"]) == 4  # the new episode's NPCs
+    assert "no_such_town" in res["bad_load"]
+
+
+def stop_road(light) -> int:  # type: ignore[no-untyped-def]
+    return light.stop_waypoints[0].road_id
