@@ -92,7 +92,8 @@ class RpcServer:
             conns = list(self._conns)
         for c in conns:
             c.close()
-        self._thread.join(timeout=2.0)
+        if self._thread.is_alive():
+            self._thread.join(timeout=2.0)
 
     @property
     def connections(self) -> int:

@@ -108,6 +108,11 @@ class Sensors:
             log.exception("renderer")
             self._error = exc
 
+    def close(self) -> None:
+        """Wait for the background build: a thread still inside the carla library
+        when the interpreter exits aborts the process."""
+        self._build.join()
+
     @property
     def renderer(self) -> Renderer:
         self._build.join()

@@ -77,12 +77,30 @@ CLIENT_METHODS = frozenset({
     "get_actor_socket_names", "get_telemetry_data", "get_gbuffer_token", "set_walker_state",
 })
 
-#: the methods the client waits on whose reply is ``Response<void>`` (their error has
-#: another shape than a valued method's); the other void ones are fire-and-forget
+#: the methods whose reply is ``Response<void>`` (their error has another shape than a
+#: valued method's); the client waits on the first eight, the rest are fire-and-forget
 VOID_METHODS = frozenset({
     "load_new_episode", "load_map_layer", "unload_map_layer", "copy_opendrive_to_file",
     "apply_color_texture_to_objects", "apply_float_color_texture_to_objects",
-    "set_actor_simulate_physics", "reset_all_traffic_lights",
+    "set_actor_simulate_physics", "reset_all_traffic_lights", "destroy_traffic_manager",
+    "set_weather_parameters", "apply_physics_control", "set_vehicle_light_state",
+    "open_vehicle_door", "close_vehicle_door", "set_wheel_steer_direction",
+    "set_actor_location", "set_actor_transform", "set_actor_target_velocity",
+    "set_actor_target_angular_velocity", "enable_actor_constant_velocity",
+    "disable_actor_constant_velocity", "add_actor_impulse", "add_actor_impulse_at_location",
+    "add_actor_force", "add_actor_force_at_location", "add_actor_angular_impulse",
+    "add_actor_torque", "set_actor_enable_gravity", "set_actor_autopilot",
+    "show_vehicle_debug_telemetry", "apply_control_to_vehicle",
+    "apply_ackermann_control_to_vehicle", "apply_ackermann_controller_settings",
+    "enable_carsim", "use_carsim_road", "enable_chrono_physics", "apply_control_to_walker",
+    "set_bones_transform", "blend_pose", "get_pose_from_animation", "set_traffic_light_state",
+    "set_traffic_light_green_time", "set_traffic_light_yellow_time",
+    "set_traffic_light_red_time", "freeze_traffic_light", "reset_traffic_light_group",
+    "freeze_all_traffic_lights", "stop_recorder", "stop_replayer", "set_replayer_time_factor",
+    "set_replayer_ignore_hero", "set_replayer_ignore_spectator", "draw_debug_shape",
+    "update_lights_state", "update_day_night_cycle", "enable_environment_objects",
+    "set_actor_collisions", "set_actor_dead", "enable_sensor_for_ros",
+    "disable_sensor_for_ros", "set_walker_state",
 })
 
 
@@ -107,6 +125,7 @@ class CarlaServer:
 
     def __init__(self, config: ServerConfig) -> None:
         self.config = config
+        self._all_sensors: list[Sensors] = []
         loaded = self._load(config.map)
         self.streams = StreamServer(config.host, config.streaming_port)
         try:
@@ -148,6 +167,8 @@ class CarlaServer:
         self.streams.stop()
         if self._ticker.is_alive():
             self._ticker.join(timeout=2.0)
+        for sensors in self._all_sensors:
+            sensors.close()
 
     def __enter__(self) -> CarlaServer:
         self.start()
@@ -177,6 +198,7 @@ class CarlaServer:
                             walkers=self.config.walkers, episode_id=episode_id, frame=frame,
                             settings=settings)
         world.sensors = Sensors(world, lambda sid: self.streams.subscribers(sid) > 0)
+        self._all_sensors.append(world.sensors)
         return world
 
     # ------------------------------------------------------------------ ticking

@@ -102,7 +102,8 @@ class StreamServer:
                 s.sock.shutdown(socket.SHUT_RDWR)
             except OSError:
                 pass
-        self._thread.join(timeout=2.0)
+        if self._thread.is_alive():
+            self._thread.join(timeout=2.0)
 
     def subscribers(self, stream_id: int) -> int:
         with self._lock:
