@@ -16,6 +16,7 @@ argument is an error reply, never a dropped connection or a dead server.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -104,6 +105,19 @@ VOID_METHODS = frozenset({
 })
 
 
+class ServerStartError(Exception):
+    """The server cannot start: a port in use or not allowed (one line, names it)."""
+
+
+def _bind(what: str, host: str, port: int, make: Callable[[], Any]) -> Any:
+    try:
+        return make()
+    except OSError as exc:
+        reason = os.strerror(exc.errno) if exc.errno else str(exc)
+        raise ServerStartError(f"cannot listen on {what} port {host}:{port}: "
+                               f"{reason}") from None
+
+
 @dataclass
 class ServerConfig:
     """What ``drivestack serve`` starts: map (built-in name or .xodr path),
@@ -127,15 +141,19 @@ class CarlaServer:
         self.config = config
         self._all_sensors: list[Sensors] = []
         loaded = self._load(config.map)
-        self.streams = StreamServer(config.host, config.streaming_port)
+        host = config.host
+        self.streams = _bind("the streaming", host, config.streaming_port,
+                             lambda: StreamServer(host, config.streaming_port))
         try:
-            self.rpc = RpcServer(config.host, config.port, self._handle)
-        except OSError:
+            self.rpc = _bind("the RPC", host, config.port,
+                             lambda: RpcServer(host, config.port, self._handle))
+        except ServerStartError:
             self.streams.stop()
             raise
         try:
-            self.tm = RpcServer(config.host, config.tm_port, self._handle_tm)
-        except OSError:
+            self.tm = _bind("the traffic manager", host, config.tm_port,
+                            lambda: RpcServer(host, config.tm_port, self._handle_tm))
+        except ServerStartError:
             self.streams.stop()
             self.rpc.stop()
             raise

@@ -11,7 +11,7 @@ import msgpack
 import pytest
 
 from sim.carla_server import commands, wire
-from sim.carla_server.server import CarlaServer, ServerConfig
+from sim.carla_server.server import CarlaServer, ServerConfig, ServerStartError
 from sim.carla_server.world import EPISODE_STREAM
 
 
@@ -106,8 +106,8 @@ def _read(sock: socket.socket, n: int) -> bytes:
     return data
 
 
-def test_busy_port_is_an_oserror(server: CarlaServer) -> None:
-    with pytest.raises(OSError):
+def test_busy_port_names_it(server: CarlaServer) -> None:
+    with pytest.raises(ServerStartError, match=f"RPC port 127.0.0.1:{server.port}"):
         CarlaServer(ServerConfig(map="town_grid", port=server.port, streaming_port=0,
                                  tm_port=0))
 
