@@ -177,12 +177,18 @@ class ActorRecord:
 
 
 def episode_state(episode_id: int, frame: int, timestamp: float, platform_time: float,
-                  delta_seconds: float, actors: Sequence[ActorRecord], flags: int = 0) -> bytes:
+                  delta_seconds: float, actors: Sequence[ActorRecord | bytes],
+                  flags: int = 0) -> bytes:
     """The world observer's payload (sensor type 17): header, episode header, then
-    one 119-byte record per actor. The header's transform is the identity."""
+    one 119-byte record per actor (a record, or one already packed). The header's
+    transform is the identity."""
     head = sensor_header(SENSOR_EPISODE_STATE, frame, timestamp, Transform())
     ep = EPISODE_HEADER.pack(episode_id, platform_time, delta_seconds, 0, 0, 0, flags)
-    return b"".join([head, ep, *(a.pack() for a in actors)])
+    records = [a if isinstance(a, bytes) else a.pack() for a in actors]
+    bad = [len(r) for r in records if len(r) != ACTOR_RECORD_SIZE]
+    if bad:
+        raise ValueError(f"actor records must be {ACTOR_RECORD_SIZE} bytes, got {bad[0]}")
+    return b"".join([head, ep, *records])
 
 
 def parse_episode_state(payload: bytes) -> dict[str, Any]:

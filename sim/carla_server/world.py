@@ -163,6 +163,7 @@ class ServerWorld:
                                          Transform(Vector3(0.0, 0.0, 50.0),
                                                    Rotation(-90.0, 0.0, 0.0))))
         self.light_actor: dict[int, int] = {}  # sim light id -> actor id
+        self._light_heads: dict[int, bytes] = {}
         for light in self.lights.lights:
             head = light.transform
             tf = Transform(Vector3(head.location.x, head.location.y, head.location.z),
@@ -513,18 +514,24 @@ class ServerWorld:
                                   brake=min(1.0, max(0.0, -acc / 8.0)))
         return VehicleControl()
 
-    def speed_limit_kmh(self, a: Actor) -> float:
+    def _waypoint(self, a: Actor) -> carla.Waypoint | None:
+        """The driving-lane waypoint nearest the actor (projected onto the road)."""
         tf = self.world_transform(a)
-        wp = self.map.get_waypoint(carla.Location(tf.location.x, tf.location.y, 0.0))
+        return self.map.get_waypoint(carla.Location(tf.location.x, tf.location.y, 0.0))
+
+    def speed_limit_kmh(self, a: Actor, wp: carla.Waypoint | None = None) -> float:
+        """The speed limit of the road under the actor, km/h (CARLA's unit); 30 km/h
+        where the map gives none (junctions)."""
+        wp = wp if wp is not None else self._waypoint(a)
         limit = self.speed_limits.get(wp.road_id) if wp is not None else None
         return (limit if limit is not None else 30 / 3.6) * 3.6
 
-    def governing_light(self, a: Actor) -> TrafficLight | None:
+    def governing_light(self, a: Actor, wp: carla.Waypoint | None = None
+                        ) -> TrafficLight | None:
         """The light whose stop line is ahead of the vehicle on its lane, within
         LIGHT_TRIGGER_M (CARLA's ``Vehicle.get_traffic_light``)."""
         tf = self.world_transform(a)
-        wp = self.map.get_waypoint(carla.Location(tf.location.x, tf.location.y, 0.0),
-                                   project_to_road=False)
+        wp = wp if wp is not None else self._waypoint(a)
         if wp is None:
             return None
         light = self.lights.light_for_lane(wp.road_id, wp.section_id, wp.lane_id)
@@ -541,20 +548,16 @@ class ServerWorld:
         """The actor's 119-byte episode-state record."""
         data: wire.VehicleRecord | wire.LightRecord | wire.WalkerRecord | None = None
         if a.is_vehicle:
-            light = self.governing_light(a)
+            wp = self._waypoint(a)
+            light = self.governing_light(a, wp)
             data = wire.VehicleRecord(
-                control=self.control(a), speed_limit=self.speed_limit_kmh(a),
+                control=self.control(a), speed_limit=self.speed_limit_kmh(a, wp),
                 light_state=wire.LIGHT_STATE_IDS[self.lights.state_of(light.id)]
                 if light is not None else wire.LIGHT_STATE_IDS["green"],
                 has_light=light is not None,
                 light_id=self.light_actor[light.id] if light is not None else 0)
         elif a.light is not None:
-            green, yellow, red, elapsed = self.lights.timing(a.light.id)
-            data = wire.LightRecord(
-                sign_id=a.light.signal_ids[0], state=wire.LIGHT_STATE_IDS.get(
-                    self.lights.state_of(a.light.id), 4),
-                green_time=green, yellow_time=yellow, red_time=red, elapsed_time=elapsed,
-                pole_index=0, time_is_frozen=False)
+            data = self._light_record(a.light)
         elif a.walker is not None or a.client_walker is not None:
             v = self.velocity(a)
             speed = math.hypot(v.x, v.y)
@@ -564,9 +567,29 @@ class ServerWorld:
                                 self.angular_velocity(a), self.acceleration(a), data)
 
     def episode_state(self) -> bytes:
+        """The world observer's payload for the current frame."""
         return wire.episode_state(self.episode_id, self.frame, self.time,
                                   time.monotonic() - self.platform_start, self.dt,
-                                  [self.record(a) for a in self.actors.values()], self.flags)
+                                  [self._packed(a) for a in self.actors.values()], self.flags)
+
+    def _packed(self, a: Actor) -> wire.ActorRecord | bytes:
+        """A record, or its bytes: a traffic light's common part never changes, so it
+        is packed once and only its light part is packed per tick."""
+        if a.light is None:
+            return self.record(a)
+        head = self._light_heads.get(a.id)
+        if head is None:
+            head = self._light_heads[a.id] = wire.ActorRecord(
+                a.id, self.world_transform(a)).pack()[:wire.ACTOR_COMMON.size]
+        return head + self._light_record(a.light).pack()
+
+    def _light_record(self, light: TrafficLight) -> wire.LightRecord:
+        green, yellow, red, elapsed = self.lights.timing(light.id)
+        return wire.LightRecord(
+            sign_id=light.signal_ids[0],
+            state=wire.LIGHT_STATE_IDS.get(self.lights.state_of(light.id), 4),
+            green_time=green, yellow_time=yellow, red_time=red, elapsed_time=elapsed,
+            pole_index=0, time_is_frozen=False)
 
     def actor_msg(self, a: Actor, token: bytes = b"") -> list:
         """The actor as ``rpc::Actor``."""
