@@ -313,6 +313,13 @@ def world_api(port: int, out: Path) -> dict:
                        snap.find(v.id) is not None]
     res["accel"] = [v.get_acceleration().z, v.get_angular_velocity().z]
     res["ego"] = v.id
+    walker = world.spawn_actor(lib.find("walker.pedestrian.0001"),
+                               carla.Transform(carla.Location(x + 3.0, y + 3.0, 1.0)))
+    walker.apply_control(carla.WalkerControl(direction=carla.Vector3D(0, 1, 0), speed=1.5))
+    for _ in range(20):
+        world.tick()
+    wl = walker.get_location()
+    res["walker"] = [wl.x - (x + 3.0), wl.y - (y + 3.0), walker.get_velocity().y]
     world = client.load_world("rural")
     res["loaded"] = world.get_map().name
     res["after_load_settings"] = world.get_settings().synchronous_mode
