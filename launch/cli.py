@@ -254,7 +254,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     previous = {sig: signal.signal(sig, lambda *_: stop.set())
                 for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        server.world.sensors.renderer  # the cameras' ground and scenery, before clients come
+        server.world.sensors.wait_ready()  # cameras' ground and scenery, before clients come
         server.start()
         print(f"drivestack serve: CARLA {CARLA_VERSION} server, map {server.world.loaded.name}, "
               f"on {args.host}:{server.port} (streaming {server.streaming_port}, traffic "

@@ -113,6 +113,10 @@ class Sensors:
         when the interpreter exits aborts the process."""
         self._build.join()
 
+    def wait_ready(self) -> None:
+        """Block until the renderer is built (RuntimeError if that failed)."""
+        _ = self.renderer
+
     @property
     def renderer(self) -> Renderer:
         self._build.join()

@@ -331,7 +331,7 @@ class CarlaServer:
             settings = wire.EpisodeSettings() if reset_settings else old.settings
             world = self._new_world(loaded, episode_id=old.episode_id + 1, frame=old.frame,
                                     settings=settings)
-            world.sensors.renderer  # ready for cameras when load_world returns
+            world.sensors.wait_ready()  # ready for cameras when load_world returns
             for a in old.actors.values():
                 if a.sensor is not None:
                     self.streams.close_stream(a.id)
