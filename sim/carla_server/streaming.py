@@ -19,8 +19,10 @@ from collections import deque
 
 log = logging.getLogger(__name__)
 
-#: frames a session may have queued before it counts as stuck and is dropped
+#: frames, and bytes, a session may have queued before it counts as stuck and is
+#: dropped (a few seconds of one 800x600 camera at 20 Hz)
 MAX_QUEUED = 512
+MAX_QUEUED_BYTES = 128 * 1024 * 1024
 HELLO_TIMEOUT_S = 10.0
 
 
@@ -28,6 +30,7 @@ class _Session:
     def __init__(self, server: StreamServer, sock: socket.socket, stream_id: int) -> None:
         self.server, self.sock, self.stream_id = server, sock, stream_id
         self.queue: deque[bytes] = deque()
+        self.queued_bytes = 0
         self.cond = threading.Condition()
         self.closed = False
         self.thread = threading.Thread(target=self._run, name=f"carla-stream-{stream_id}",
@@ -37,11 +40,13 @@ class _Session:
         with self.cond:
             if self.closed:
                 return
-            if len(self.queue) >= MAX_QUEUED:
+            if len(self.queue) >= MAX_QUEUED or \
+                    self.queued_bytes + len(payload) > MAX_QUEUED_BYTES:
                 log.info("stream %d: client stopped reading, dropped", self.stream_id)
                 self.closed = True
             else:
                 self.queue.append(payload)
+                self.queued_bytes += len(payload)
             self.cond.notify()
 
     def close(self) -> None:
@@ -58,6 +63,7 @@ class _Session:
                     if self.closed:
                         return
                     payload = self.queue.popleft()
+                    self.queued_bytes -= len(payload)
                 self.sock.sendall(struct.pack("<I", len(payload)))
                 self.sock.sendall(payload)
         except OSError:

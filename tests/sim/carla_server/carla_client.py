@@ -192,10 +192,17 @@ def batch(port: int, out: Path) -> dict:
     for _ in range(40):
         world.tick()
     auto_moved = manual.get_location().distance(loc0)
+    manual.set_autopilot(False)
+    speed0 = manual.get_velocity().length()
+    for _ in range(30):
+        manual.apply_control(carla.VehicleControl(brake=1.0))
+        world.tick()
+    released = [speed0, manual.get_velocity().length(), manual.get_control().brake]
     destroyed = client.apply_batch_sync([C.DestroyActor(i) for i in ids], True)
     return {"ids": ids, "errors": errors, "moved": moved,
             "batch_errors": [r.error for r in resp], "manual_moved": vehicle_api,
-            "autopilot_moved": auto_moved, "destroy_errors": [r.error for r in destroyed],
+            "autopilot_moved": auto_moved, "released": released,
+            "destroy_errors": [r.error for r in destroyed],
             "alive": [a.id for a in world.get_actors().filter("vehicle.*")]}
 
 

@@ -119,6 +119,8 @@ def test_apply_batch_and_autopilot(server, clients, tmp_path) -> None:
     assert res["batch_errors"][:3] == ["", "", ""]
     assert "999999" in res["batch_errors"][3]
     assert res["autopilot_moved"] > 3.0
+    speed0, speed1, brake = res["released"]  # back under apply_control: it brakes
+    assert speed0 > 1.0 and speed1 < 0.1 and brake == 1.0
     assert res["destroy_errors"] == ["", "", ""]
     assert not set(res["ids"]) & set(res["alive"])
 
