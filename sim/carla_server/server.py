@@ -24,13 +24,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bus.messages import Vector3
 from sim.carla_server import CARLA_VERSION, wire
 from sim.carla_server import blueprints as bp
 from sim.carla_server.commands import apply_batch
 from sim.carla_server.rpc import Connection, RpcServer, UnknownMethod
 from sim.carla_server.sensors import Sensors
 from sim.carla_server.streaming import StreamServer
-from sim.carla_server.world import EPISODE_STREAM, ServerWorld, SpawnError
+from sim.carla_server.world import EPISODE_STREAM, Actor, ServerWorld, SpawnError
 from sim.maps import LoadedMap, MapError, builtin_maps, load_map
 
 log = logging.getLogger(__name__)
@@ -143,7 +144,8 @@ class CarlaServer:
         loaded = self._load(config.map)
         host = config.host
         self.streams = _bind("the streaming", host, config.streaming_port,
-                             lambda: StreamServer(host, config.streaming_port))
+                             lambda: StreamServer(host, config.streaming_port,
+                                                  self._stream_known))
         try:
             self.rpc = _bind("the RPC", host, config.port,
                              lambda: RpcServer(host, config.port, self._handle))
@@ -259,7 +261,8 @@ class CarlaServer:
             raise UnknownMethod(f"unknown method {method!r}: this server speaks CARLA "
                                 f"{CARLA_VERSION}'s protocol (is the client carla=="
                                 f"{CARLA_VERSION}?)")
-        log.debug("%s%r", method, args if len(repr(args)) < 300 else "(...)")
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("%s%r", method, args if len(repr(args)) < 300 else "(...)")
         try:
             return fn(*args)
         except TypeError as exc:
@@ -271,6 +274,13 @@ class CarlaServer:
         except (KeyError, ValueError, SpawnError, MapError) as exc:
             message = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
             return wire.error(f"{method}: {message}", void=void)
+
+    def _stream_known(self, stream_id: int) -> bool:
+        """The episode stream, or a sensor of the current world with a stream."""
+        if stream_id == EPISODE_STREAM:
+            return True
+        a = self.world.actors.get(stream_id)
+        return a is not None and a.sensor is not None
 
     def _token(self, stream_id: int) -> bytes:
         return wire.token(stream_id, self.streams.port)
@@ -417,7 +427,7 @@ class CarlaServer:
                 self.world.lights.release(a.light.id)
         return wire.ok_void()
 
-    def _light(self, actor_id: Any):  # type: ignore[no-untyped-def]
+    def _light(self, actor_id: Any) -> Actor:
         a = self.world.actors.get(int(actor_id))
         if a is None or a.light is None:
             raise KeyError(f"actor {actor_id} is not a traffic light")
@@ -453,8 +463,8 @@ class CarlaServer:
         """The light's head as one world-frame box (CARLA gives one per lamp head)."""
         a = self._light(actor_id)
         tf = self.world.world_transform(a)
-        head = wire.Vector3(tf.location.x, tf.location.y, 4.5 - 0.55)
-        return wire.ok([wire.bbox_msg(head, wire.Vector3(0.18, 0.22, 0.55), tf.rotation)])
+        head = Vector3(tf.location.x, tf.location.y, 4.5 - 0.55)
+        return wire.ok([wire.bbox_msg(head, Vector3(0.18, 0.22, 0.55), tf.rotation)])
 
     def rpc_get_vehicle_light_states(self) -> list:
         """Every vehicle with its lights off (the embedded vehicles have none)."""
@@ -476,13 +486,13 @@ class CarlaServer:
                         if li.junction_id == a.light.junction_id])
 
     # ------------------------------------------------------------------ actors
-    def _actor(self, actor_id: Any):  # type: ignore[no-untyped-def]
+    def _actor(self, actor_id: Any) -> Actor:
         a = self.world.actors.get(int(actor_id))
         if a is None:
             raise KeyError(f"actor {actor_id} not found")
         return a
 
-    def _actor_reply(self, a: Any) -> list:
+    def _actor_reply(self, a: Actor) -> list:
         token = self._token(a.id) if a.sensor is not None and \
             a.sensor.sensor_type != wire.SENSOR_LANE_INVASION else b""
         return self.world.actor_msg(a, token)

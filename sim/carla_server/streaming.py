@@ -12,10 +12,12 @@ is dropped, as is one whose socket fails.
 from __future__ import annotations
 
 import logging
+import select
 import socket
 import struct
 import threading
 from collections import deque
+from collections.abc import Callable
 
 log = logging.getLogger(__name__)
 
@@ -24,6 +26,8 @@ log = logging.getLogger(__name__)
 MAX_QUEUED = 512
 MAX_QUEUED_BYTES = 128 * 1024 * 1024
 HELLO_TIMEOUT_S = 10.0
+#: an idle session checks this often whether its client has gone
+IDLE_CHECK_S = 1.0
 
 
 class _Session:
@@ -54,12 +58,22 @@ class _Session:
             self.closed = True
             self.cond.notify()
 
+    def _peer_closed(self) -> bool:
+        """Whether the client hung up (it never sends after its stream id: readable
+        means closed, or bytes to discard)."""
+        try:
+            readable, _, _ = select.select([self.sock], [], [], 0)
+            return bool(readable) and not self.sock.recv(4096)
+        except OSError:
+            return True
+
     def _run(self) -> None:
         try:
             while True:
                 with self.cond:
                     while not self.queue and not self.closed:
-                        self.cond.wait()
+                        if not self.cond.wait(IDLE_CHECK_S) and self._peer_closed():
+                            self.closed = True
                     if self.closed:
                         return
                     payload = self.queue.popleft()
@@ -81,7 +95,11 @@ class StreamServer:
     """Serves every stream on one TCP port; :meth:`publish` sends a payload to every
     session subscribed to a stream id."""
 
-    def __init__(self, host: str, port: int) -> None:
+    def __init__(self, host: str, port: int,
+                 known: Callable[[int], bool] = lambda _stream_id: True) -> None:
+        """``known(stream_id)``: whether a stream exists; a client asking for another
+        is disconnected at once."""
+        self.known = known
         self.sock = socket.create_server((host, port))
         self.port = self.sock.getsockname()[1]
         self._sessions: dict[int, list[_Session]] = {}
@@ -160,6 +178,10 @@ class StreamServer:
             sock.close()
             return
         stream_id = struct.unpack("<I", data)[0]
+        if not self.known(stream_id):
+            log.info("stream %d: no such stream, client dropped", stream_id)
+            sock.close()
+            return
         session = _Session(self, sock, stream_id)
         with self._lock:
             self._sessions.setdefault(stream_id, []).append(session)

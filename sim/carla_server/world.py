@@ -110,9 +110,9 @@ class Actor:
     client_walker: ClientWalker | None = None
     light: TrafficLight | None = None
     sensor: SensorState | None = None
+    params: dynamics.VehicleParams | None = None  # a client vehicle's model, kept on autopilot
     prev_yaw: float = 0.0
     yaw_rate: float = 0.0
-    z: float = 0.0
 
     @property
     def type_id(self) -> str:
@@ -381,12 +381,11 @@ class ServerWorld:
                 [self.seed, 5, a.id]), speed=max(0.0, s.speed))
             npc.type_id = a.type_id
             npc.half_length, npc.half_width = a.extent.x, a.extent.y
-            a.npc, a._params = npc, a.body.params  # type: ignore[attr-defined]
-            a.body = None
+            a.npc, a.params, a.body = npc, a.body.params, None
         elif not enabled and a.npc is not None:
             npc = a.npc
             self.traffic.npcs.remove(npc)
-            params = getattr(a, "_params", None) or dynamics.load_vehicle("default_car")
+            params = a.params or dynamics.load_vehicle("default_car")  # an NPC's: the sedan
             a.body = Body(params, dynamics.VehicleState(x=npc.x, y=npc.y, yaw=_wrap(npc.yaw),
                                                         speed=npc.speed))
             a.npc = None

@@ -95,6 +95,21 @@ def test_streams_sync_tick_and_dead_subscriber(server: CarlaServer) -> None:
         assert len(state["actors"]) == len(server.world.actors)
         assert call(s, "tick_cue", msgid=3)[3][0][1] == frame + 1
         live.close()
+        # a stream nobody offers: disconnected at once
+        stray = socket.create_connection(("127.0.0.1", port), timeout=10)
+        stray.sendall(struct.pack("<I", 123456))
+        assert stray.recv(10) == b""
+        stray.close()
+        # an idle subscriber that hangs up is noticed without a tick
+        idle = socket.create_connection(("127.0.0.1", port), timeout=10)
+        idle.sendall(struct.pack("<I", stream_id))
+        deadline = time.monotonic() + 5
+        while server.streams.subscribers(stream_id) < 1 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        idle.close()
+        while server.streams.subscribers(stream_id) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert server.streams.subscribers(stream_id) == 0
 
 
 def _read(sock: socket.socket, n: int) -> bytes:
