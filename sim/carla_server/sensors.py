@@ -86,18 +86,22 @@ def encode_semantic(labels: np.ndarray) -> np.ndarray:
 
 
 class Sensors:
-    """The sensors of one world; the renderer is built in the background at start
-    (rasterising a town takes seconds) and joined when a camera first needs it."""
+    """The sensors of one world. The renderer (ground raster and scenery: seconds on
+    a town) is built in the background from the start when ``eager``, else by the
+    first camera that needs it."""
 
-    def __init__(self, world: ServerWorld, has_subscriber: Callable[[int], bool]) -> None:
+    def __init__(self, world: ServerWorld, has_subscriber: Callable[[int], bool],
+                 eager: bool = True) -> None:
         self.has_subscriber = has_subscriber
         self._renderer: Renderer | None = None
         self._error: Exception | None = None
         self._light_cache: dict[tuple[int, str], list[RenderObject]] = {}
         self._light_ids = dict(world.light_actor)
+        self._lock = threading.Lock()
         self._build = threading.Thread(target=self._make_renderer, args=(world,),
                                        name="carla-renderer-build", daemon=True)
-        self._build.start()
+        if eager:
+            self._build.start()
 
     def _make_renderer(self, world: ServerWorld) -> None:
         try:
@@ -109,17 +113,22 @@ class Sensors:
             self._error = exc
 
     def close(self) -> None:
-        """Wait for the background build: a thread still inside the carla library
-        when the interpreter exits aborts the process."""
-        self._build.join()
+        """Wait for a background build: a thread still inside the carla library when
+        the interpreter exits aborts the process."""
+        with self._lock:
+            if self._build.is_alive():
+                self._build.join()
 
     def wait_ready(self) -> None:
-        """Block until the renderer is built (RuntimeError if that failed)."""
+        """Build the renderer now if need be (RuntimeError if that fails)."""
         _ = self.renderer
 
     @property
     def renderer(self) -> Renderer:
-        self._build.join()
+        with self._lock:
+            if self._build.ident is None:  # lazy: build it in this thread
+                self._build.start()
+            self._build.join()
         if self._renderer is None:
             raise RuntimeError(f"the renderer could not be built: {self._error}")
         return self._renderer

@@ -136,10 +136,13 @@ class ServerConfig:
 
 
 class CarlaServer:
-    """One server: start() binds both ports and serves until stop()."""
+    """One server: start() binds both ports and serves until stop(). ``eager``: build
+    each world's renderer from the start (in the background; load_world returns
+    once it is built) rather than when the first camera is spawned."""
 
-    def __init__(self, config: ServerConfig) -> None:
+    def __init__(self, config: ServerConfig, eager: bool = True) -> None:
         self.config = config
+        self.eager = eager
         self._all_sensors: list[Sensors] = []
         loaded = self._load(config.map)
         host = config.host
@@ -217,7 +220,8 @@ class CarlaServer:
         world = ServerWorld(loaded, seed=self.config.seed, vehicles=self.config.vehicles,
                             walkers=self.config.walkers, episode_id=episode_id, frame=frame,
                             settings=settings)
-        world.sensors = Sensors(world, lambda sid: self.streams.subscribers(sid) > 0)
+        world.sensors = Sensors(world, lambda sid: self.streams.subscribers(sid) > 0,
+                                eager=self.eager)
         self._all_sensors.append(world.sensors)
         return world
 
@@ -341,7 +345,8 @@ class CarlaServer:
             settings = wire.EpisodeSettings() if reset_settings else old.settings
             world = self._new_world(loaded, episode_id=old.episode_id + 1, frame=old.frame,
                                     settings=settings)
-            world.sensors.wait_ready()  # ready for cameras when load_world returns
+            if self.eager:
+                world.sensors.wait_ready()  # ready for cameras when load_world returns
             for a in old.actors.values():
                 if a.sensor is not None:
                     self.streams.close_stream(a.id)

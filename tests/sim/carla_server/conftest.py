@@ -54,7 +54,7 @@ def run_client(scenario: str, port: int, out: Path, timeout: float = 60.0) -> di
 @pytest.fixture
 def server() -> Iterator[CarlaServer]:
     srv = CarlaServer(ServerConfig(map="town_grid", seed=3, vehicles=4, walkers=4,
-                                   port=0, streaming_port=0, tm_port=0))
+                                   port=0, streaming_port=0, tm_port=0), eager=False)
     srv.start()
     try:
         yield srv
