@@ -341,12 +341,16 @@ class ServerWorld:
 
     def set_transform(self, actor_id: int, tf: Transform) -> None:
         """Teleport an actor (world frame; relative for attached ones). A vehicle
-        keeps its speed along its new heading, like CARLA's physics."""
+        keeps its speed along its new heading, like CARLA's physics; one on the
+        traffic model goes on from the lane it lands on."""
         a = self.actors.get(actor_id)
         if a is None:
             raise KeyError(f"actor {actor_id} not found")
         if a.npc is not None:
             self.set_autopilot(actor_id, False)
+            self.set_transform(actor_id, tf)
+            self.set_autopilot(actor_id, True)
+            return
         if a.body is not None:
             s = a.body.state
             s.x, s.y, s.yaw = tf.location.x, tf.location.y, _wrap(tf.rotation.yaw)
