@@ -143,6 +143,7 @@ class CarlaServer:
     def __init__(self, config: ServerConfig, eager: bool = True) -> None:
         self.config = config
         self.eager = eager
+        self._calling = threading.local()  # the connection of the call being handled
         self._all_sensors: list[Sensors] = []
         loaded = self._load(config.map)
         host = config.host
@@ -267,6 +268,7 @@ class CarlaServer:
                                 f"{CARLA_VERSION}?)")
         if log.isEnabledFor(logging.DEBUG):
             log.debug("%s%r", method, args if len(repr(args)) < 300 else "(...)")
+        self._calling.conn = conn
         try:
             return fn(*args)
         except TypeError as exc:
@@ -390,6 +392,13 @@ class CarlaServer:
 
     @property
     def _tm_host(self) -> str:
+        """The address this client reached us at (right for remote clients too)."""
+        conn = getattr(self._calling, "conn", None)
+        if conn is not None:
+            try:
+                return str(conn.sock.getsockname()[0])
+            except OSError:
+                pass
         host = self.config.host
         return "127.0.0.1" if host in ("", "0.0.0.0", "::") else host
 
