@@ -144,6 +144,7 @@ class CarlaServer:
         self.config = config
         self.eager = eager
         self._calling = threading.local()  # the connection of the call being handled
+        self._lock = threading.RLock()
         self._all_sensors: list[Sensors] = []
         loaded = self._load(config.map)
         host = config.host
@@ -221,6 +222,7 @@ class CarlaServer:
         world = ServerWorld(loaded, seed=self.config.seed, vehicles=self.config.vehicles,
                             walkers=self.config.walkers, episode_id=episode_id, frame=frame,
                             settings=settings)
+        world.lock = self._lock  # one lock for every episode: load_world swaps worlds
         world.sensors = Sensors(world, lambda sid: self.streams.subscribers(sid) > 0,
                                 eager=self.eager)
         self._all_sensors.append(world.sensors)
@@ -229,7 +231,7 @@ class CarlaServer:
     # ------------------------------------------------------------------ ticking
     def step(self) -> int:
         """One world step; publishes its payloads; returns the new frame."""
-        with self.world.lock:
+        with self._lock:
             out = self.world.tick()
             for stream_id, payload in out.payloads:
                 self.streams.publish(stream_id, payload)
