@@ -135,3 +135,35 @@ def test_commands_unwrap_and_errors(server: CarlaServer) -> None:
     assert out[0][0][0] == 0 and "424242" in out[0][0][1][0]
     assert "not supported" in out[1][0][1][0]
     assert "malformed" in out[2][0][1][0]
+
+
+def _load_world(port: int, name: str) -> tuple[list, list]:
+    with connect(port) as s:
+        loaded = call(s, "load_new_episode", name, True, 0)
+        info = call(s, "get_map_info", msgid=2)
+        return loaded[3], info[3]
+
+
+def test_load_world_from_a_map_dir(tmp_path) -> None:
+    from sim.maps import builtin_maps
+
+    (tmp_path / "mytown.xodr").write_text(builtin_maps()["rural"].read_text())
+    srv = CarlaServer(ServerConfig(map="town_grid", map_dir=str(tmp_path), port=0,
+                                   streaming_port=0, tm_port=0), eager=False)
+    with srv, connect(srv.port) as s:
+        assert "mytown" in call(s, "get_available_maps")[3][0][1]
+        loaded, info = _load_world(srv.port, "mytown")
+        assert loaded == [[False]] and info[0][1][0] == "mytown"
+        assert srv.world.episode_id == 2
+        missing = call(s, "load_new_episode", "atlantis", True, 0, msgid=3)[3]
+        assert missing[0][0] is True and "atlantis" in missing[0][1][0]  # Response<void>
+
+
+def test_load_carla_town_from_shared(shared_dir) -> None:
+    srv = CarlaServer(ServerConfig(map="town_grid", map_dir=str(shared_dir / "maps" / "carla"),
+                                   port=0, streaming_port=0, tm_port=0), eager=False)
+    with srv:
+        loaded, info = _load_world(srv.port, "Town01")
+        assert loaded == [[False]] and info[0][1][0] == "Town01"
+        assert len(info[0][1][1]) > 100  # spawn points along Town01's lanes
+        assert len(srv.world.lights.lights) > 0
