@@ -41,17 +41,25 @@ class _Session:
                                        daemon=True)
 
     def push(self, payload: bytes) -> None:
+        stuck = False
         with self.cond:
             if self.closed:
                 return
             if len(self.queue) >= MAX_QUEUED or \
                     self.queued_bytes + len(payload) > MAX_QUEUED_BYTES:
                 log.info("stream %d: client stopped reading, dropped", self.stream_id)
-                self.closed = True
+                self.closed = stuck = True
+                self.queue.clear()
             else:
                 self.queue.append(payload)
                 self.queued_bytes += len(payload)
             self.cond.notify()
+        if stuck:  # the sender may sit in sendall: break it out
+            self.server._remove(self)
+            try:
+                self.sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
 
     def close(self) -> None:
         with self.cond:

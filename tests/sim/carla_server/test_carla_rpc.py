@@ -167,3 +167,31 @@ def test_load_carla_town_from_shared(shared_dir) -> None:
         assert loaded == [[False]] and info[0][1][0] == "Town01"
         assert len(info[0][1][1]) > 100  # spawn points along Town01's lanes
         assert len(srv.world.lights.lights) > 0
+
+
+def test_a_subscriber_that_stops_reading_is_dropped(monkeypatch) -> None:
+    from sim.carla_server import streaming
+
+    monkeypatch.setattr(streaming, "MAX_QUEUED_BYTES", 4 * 1024 * 1024)
+    srv = streaming.StreamServer("127.0.0.1", 0)
+    srv.start()
+    try:
+        reader = socket.create_connection(("127.0.0.1", srv.port), timeout=10)
+        reader.sendall(struct.pack("<I", 5))
+        stuck = socket.create_connection(("127.0.0.1", srv.port), timeout=10)
+        stuck.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        stuck.sendall(struct.pack("<I", 5))
+        deadline = time.monotonic() + 5
+        while srv.subscribers(5) < 2 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        payload = bytes(1024 * 1024)
+        for i in range(64):  # 64 MB: far more than the socket buffers and the limit
+            srv.publish(5, payload)
+            assert len(_read(reader, 4 + len(payload))) == 4 + len(payload), i
+        while srv.subscribers(5) > 1 and time.monotonic() < deadline + 10:
+            time.sleep(0.05)
+        assert srv.subscribers(5) == 1  # the reader stays, the stuck one is gone
+        reader.close()
+        stuck.close()
+    finally:
+        srv.stop()
