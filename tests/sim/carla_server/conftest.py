@@ -55,6 +55,9 @@ def run_client(scenario: str, port: int, out: Path, timeout: float = 60.0) -> di
 def server() -> Iterator[CarlaServer]:
     srv = CarlaServer(ServerConfig(map="town_grid", seed=3, vehicles=4, walkers=4,
                                    port=0, streaming_port=0, tm_port=0), eager=False)
+    # synchronous from the start: the NPCs stand on their seeded spawn points until a
+    # client ticks, so a client's spawn never races a passing NPC
+    srv.world.settings.synchronous_mode = True
     srv.start()
     try:
         yield srv
