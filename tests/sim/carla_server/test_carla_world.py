@@ -131,3 +131,54 @@ def test_autopilot_round_trip_and_collision_event(town) -> None:  # type: ignore
     me, them, impulse = msgpack.unpackb(hits[0][48:])
     assert (me[0], them[0]) == (car.id, other.id) and them[2][1] == "vehicle.audi.a2"
     assert math.hypot(*impulse[:2]) > 0
+
+
+def test_render_views_equal_a_renderer_built_for_that_camera(town) -> None:  # type: ignore[no-untyped-def]
+    """Renderer.render_views (cameras added later, each on its own body) draws what a
+    renderer constructed with that camera draws; hidden instances are left out."""
+    from sim.render import Appearance, CameraSpec, Renderer, RenderObject
+    from sim.scene import map_ground_raster
+
+    ground = map_ground_raster(town.map, resolution=0.2)
+    mount = Transform(Vector3(1.5, 0.0, 2.4), Rotation(-5.0, 0.0, 0.0))
+    spec = CameraSpec("cam", 160, 120, 90.0, mount)
+    body = Transform(Vector3(131.0, 1.75, 0.0), Rotation(0.0, 0.0, 0.0))  # on a lane
+    car = RenderObject(7, 14, Transform(Vector3(body.location.x + 12, body.location.y, 0.75),
+                                        Rotation()), (2.4, 1.0, 0.75))
+    direct = Renderer(ground, [spec], Appearance.sample(3)).render(body, [car], tick=5)["cam"]
+    late = Renderer(ground, [], Appearance.sample(3))
+    late.add_camera(spec)
+    views = late.render_views({"cam": (body, [])}, [car], tick=5)["cam"]
+    assert np.array_equal(views.rgb, direct.rgb) and np.array_equal(views.depth, direct.depth)
+    assert (views.instances == 7).any()
+    hidden = late.render_views({"cam": (body, [7])}, [car], tick=5)["cam"]
+    assert not (hidden.instances == 7).any()
+    late.remove_camera("cam")
+    with pytest.raises(KeyError):
+        late.render_views({"cam": (body, [])}, [car])
+
+
+def test_traffic_light_timing_follows_the_cycle(town) -> None:  # type: ignore[no-untyped-def]
+    from sim.traffic_lights import TrafficLights
+
+    lights = TrafficLights.from_map(town.map, seed=2)
+    light = lights.lights[0]
+    prev_state, prev_elapsed = lights.state_of(light.id), lights.timing(light.id)[3]
+    changes = 0
+    for _ in range(1200):  # 60 s at 20 Hz
+        lights.tick(0.05)
+        green, yellow, red, elapsed = lights.timing(light.id)
+        state = lights.state_of(light.id)
+        limit = {"green": green, "yellow": yellow, "red": red}[state]
+        assert 0.0 <= elapsed <= limit + 1e-6
+        if state != prev_state:
+            changes += 1
+            assert elapsed < 0.05 + 1e-6  # a new state starts its clock
+        else:
+            assert elapsed == pytest.approx(prev_elapsed + 0.05, abs=1e-6)
+        prev_state, prev_elapsed = state, elapsed
+    assert changes >= 3
+    assert green + yellow + red == pytest.approx(
+        len(lights._junctions[light.junction_id].phases) * lights.config.phase_s)
+    lights.set_state(light.id, "red")
+    assert lights.timing(light.id)[3] == 0.0
