@@ -274,14 +274,19 @@ class CarlaServer:
         try:
             return fn(*args)
         except TypeError as exc:
-            if "positional argument" not in str(exc):
-                raise
-            return wire.error(f"{method}: wrong number of arguments ({len(args)}) for CARLA "
-                              f"{CARLA_VERSION}'s protocol; is the client carla=="
-                              f"{CARLA_VERSION}?", void=void)
-        except (KeyError, ValueError, SpawnError, MapError) as exc:
+            if "positional argument" in str(exc):
+                return wire.error(f"{method}: wrong number of arguments ({len(args)}) for "
+                                  f"CARLA {CARLA_VERSION}'s protocol; is the client carla=="
+                                  f"{CARLA_VERSION}?", void=void)
+            log.exception("%s failed", method)
+            return wire.error(f"{method}: bad argument types: {exc}", void=void)
+        except (KeyError, ValueError, SpawnError, MapError, IndexError) as exc:
             message = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
             return wire.error(f"{method}: {message}", void=void)
+        except Exception as exc:  # a server bug: the user still reads what failed
+            log.exception("%s failed", method)
+            return wire.error(f"{method}: internal error of the drivestack server: "
+                              f"{type(exc).__name__}: {exc}", void=void)
 
     def _stream_known(self, stream_id: int) -> bool:
         """The episode stream, or a sensor of the current world with a stream."""

@@ -195,3 +195,18 @@ def test_a_subscriber_that_stops_reading_is_dropped(monkeypatch) -> None:
         stuck.close()
     finally:
         srv.stop()
+
+
+def test_wrong_types_and_server_bugs_answer_errors(server: CarlaServer, monkeypatch) -> None:
+    with connect(server.port) as s:
+        r = call(s, "get_actors_by_id", "not a list of ids")
+        assert r[3][0][0] == 0 and "get_actors_by_id" in r[3][0][1][0]
+
+        def broken() -> list:
+            raise RuntimeError("boom")
+
+        monkeypatch.setitem(server.methods, "get_map_data", broken)
+        r = call(s, "get_map_data", msgid=2)
+        assert r[3] == [[0, ["get_map_data: internal error of the drivestack server: "
+                             "RuntimeError: boom"]]]
+        assert call(s, "version", msgid=3)[3] == [[1, "0.9.16"]]
