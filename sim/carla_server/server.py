@@ -232,7 +232,7 @@ class CarlaServer:
     def step(self) -> int:
         """One world step; publishes its payloads; returns the new frame."""
         with self._lock:
-            out = self.world.tick()
+            out = self.world.tick(episode_state=self.streams.subscribers(EPISODE_STREAM) > 0)
             for stream_id, payload in out.payloads:
                 self.streams.publish(stream_id, payload)
             return out.frame

@@ -395,9 +395,10 @@ class ServerWorld:
             a.npc = None
 
     # ------------------------------------------------------------------ stepping
-    def tick(self) -> TickOutput:
+    def tick(self, episode_state: bool = True) -> TickOutput:
         """Advance everything by ``dt``; returns the new frame's stream payloads
-        (episode state first, then sensor data)."""
+        (episode state first, unless ``episode_state`` is False because nobody
+        listens, then sensor data)."""
         dt = self.dt
         for a in self.actors.values():
             if a.body is not None:
@@ -427,8 +428,10 @@ class ServerWorld:
                 a.prev_yaw = a.npc.yaw
         self.frame += 1
         self.time += dt
-        payloads = [(EPISODE_STREAM, self.episode_state())]
-        self.flags = 0
+        payloads = []
+        if episode_state:
+            payloads.append((EPISODE_STREAM, self.episode_state()))
+            self.flags = 0  # the map-change flag stays until a client has seen it
         if self.sensors is not None:
             payloads += self.sensors.tick(self)
         return TickOutput(self.frame, payloads)
