@@ -125,6 +125,7 @@ def _direct_round(ticks: int) -> dict[str, float]:
     world = ServerWorld(load_map("town_grid"), seed=0, vehicles=10, walkers=5,
                         settings=EpisodeSettings(True, False, 0.05))
     world.sensors = Sensors(world, lambda _sid: False)  # no stream: cameras rendered below
+    world.sensors.wait_ready()  # not building the renderer while ticks are timed
     t = world.map_spawn_points()[0]
     v = world.spawn(Description(0, "vehicle.lincoln.mkz_2020", {}),
                     Transform(t.location, t.rotation))
@@ -176,6 +177,7 @@ def main() -> None:
         for _ in range(r):
             server = CarlaServer(ServerConfig(map="town_grid", seed=0, vehicles=10, walkers=5,
                                               port=0, streaming_port=0, tm_port=0))
+            server.world.sensors.wait_ready()  # as `drivestack serve` does before serving
             with server:
                 c = _client_round(server.port, n)
             client.append(c)
