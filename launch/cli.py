@@ -223,6 +223,52 @@ def cmd_record(args: argparse.Namespace) -> int:
     return 0
 
 
+# --------------------------------------------------------------------------- serve
+def cmd_serve(args: argparse.Namespace) -> int:
+    """The embedded simulator behind CARLA 0.9.16's RPC and streaming ports until
+    Ctrl-C (or SIGTERM)."""
+    import signal
+    import threading
+
+    from sim.carla_server import CARLA_VERSION
+    from sim.carla_server.server import CarlaServer, ServerConfig, ServerStartError
+
+    if args.map_dir and not Path(args.map_dir).is_dir():
+        raise UserError(f"--map-dir {args.map_dir}: not a directory")
+    for name in ("port", "streaming_port", "tm_port"):
+        value = getattr(args, name)
+        if not 0 <= value <= 65535:
+            raise UserError(f"--{name.replace('_', '-')} {value}: expected a port 0..65535")
+    if args.vehicles < 0 or args.walkers < 0:
+        raise UserError("--vehicles and --walkers: expected counts >= 0")
+    config = ServerConfig(map=args.map, map_dir=args.map_dir or "", seed=args.seed,
+                          vehicles=args.vehicles, walkers=args.walkers, host=args.host,
+                          port=args.port, streaming_port=args.streaming_port,
+                          tm_port=args.tm_port)
+    try:
+        server = CarlaServer(config)
+    except ServerStartError as exc:
+        raise UserError(f"{exc} (another server running? choose --port, --streaming-port, "
+                        "--tm-port)") from None
+    stop = threading.Event()
+    previous = {sig: signal.signal(sig, lambda *_: stop.set())
+                for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        server.world.sensors.wait_ready()  # cameras' ground and scenery, before clients come
+        server.start()
+        print(f"drivestack serve: CARLA {CARLA_VERSION} server, map {server.world.loaded.name}, "
+              f"on {args.host}:{server.port} (streaming {server.streaming_port}, traffic "
+              f"manager {server.tm.port}); Ctrl-C stops", flush=True)
+        while not stop.wait(0.5):
+            pass
+    finally:
+        server.stop()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    print("drivestack serve: stopped", flush=True)
+    return 0
+
+
 # ---------------------------------------------------------------------------- maps
 def cmd_maps(args: argparse.Namespace) -> int:
     if args.action == "render":
@@ -679,6 +725,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--topics", nargs="*", default=[], help="only these topics")
     p.add_argument("--compression", choices=("lz4", "zstd", "none"), default="lz4")
     p.add_argument("--ns", help=ns_help)
+
+    p = add("serve", "the embedded simulator as a CARLA 0.9.16 server: the unmodified "
+                     "carla client (and CARLA scripts) drive it", cmd_serve)
+    p.add_argument("--map", default="town_grid",
+                   help="built-in map name or .xodr file (default town_grid)")
+    p.add_argument("--map-dir", help="directory of more .xodr maps that load_world can load")
+    p.add_argument("--seed", type=int, default=0, help="world seed (default 0)")
+    p.add_argument("--vehicles", type=int, default=0, help="NPC vehicles (default 0)")
+    p.add_argument("--walkers", type=int, default=0, help="NPC walkers (default 0)")
+    p.add_argument("--host", default="127.0.0.1",
+                   help="address to listen on (default 127.0.0.1, loopback only)")
+    p.add_argument("--port", type=int, default=2000, help="RPC port (default 2000)")
+    p.add_argument("--streaming-port", type=int, default=2001,
+                   help="sensor streaming port (default 2001)")
+    p.add_argument("--tm-port", type=int, default=8000,
+                   help="traffic manager port (default 8000)")
 
     p = add("maps", "list the built-in maps, or render one to a PNG", cmd_maps)
     p.set_defaults(action=None)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import math
 
+import carla
 import numpy as np
 
 from bus.messages import CameraIntrinsics, Image, Rotation, Transform, Vector3
@@ -18,7 +19,7 @@ from sim.maps.render import rasterize
 from sim.render import Appearance, CameraSpec, GroundRaster, Renderer, RenderObject
 from sim.render.scenery import place_scenery, traffic_light_objects
 from sim.scenario import CameraConfig, WeatherConfig
-from sim.traffic_lights import TrafficLight
+from sim.traffic_lights import TrafficLight, TrafficLights
 from sim.world import World
 
 MAX_GROUND_PIXELS = 40_000_000  # ~120 MB of raster layers; coarser beyond that
@@ -28,18 +29,23 @@ LIGHT_ID_BASE = 20_000
 def ground_raster(world: World, resolution: float = 0.1) -> GroundRaster:
     """The map top-down (labels and BGR colours) at ``resolution`` m/px, or coarser
     if the map is too large for MAX_GROUND_PIXELS."""
-    x0, y0, x1, y1 = _map_bounds(world)
+    return map_ground_raster(world.map, resolution)
+
+
+def map_ground_raster(carla_map: carla.Map, resolution: float = 0.1) -> GroundRaster:
+    """:func:`ground_raster` of a bare ``carla.Map`` (no world around it)."""
+    x0, y0, x1, y1 = _map_bounds(carla_map)
     area = (x1 - x0 + 20) * (y1 - y0 + 20)
     resolution = max(resolution, math.sqrt(area / MAX_GROUND_PIXELS))
-    r = rasterize(world.map, resolution=resolution, max_pixels=MAX_GROUND_PIXELS + 10**6)
+    r = rasterize(carla_map, resolution=resolution, max_pixels=MAX_GROUND_PIXELS + 10**6)
     half = r.resolution / 2  # GroundRaster's origin is a pixel centre
     return GroundRaster(r.labels, np.ascontiguousarray(r.color[..., ::-1]),
                         r.origin[0] + half, r.origin[1] + half, r.resolution)
 
 
-def _map_bounds(world: World) -> tuple[float, float, float, float]:
+def _map_bounds(carla_map: carla.Map) -> tuple[float, float, float, float]:
     pts = np.array([[w.transform.location.x, w.transform.location.y]
-                    for w in world.map.generate_waypoints(10.0)])
+                    for w in carla_map.generate_waypoints(10.0)])
     return float(pts[:, 0].min()), float(pts[:, 1].min()), float(pts[:, 0].max()), float(
         pts[:, 1].max())
 
@@ -71,6 +77,24 @@ def light_pole(light: TrafficLight) -> Transform:
     return Transform(Vector3(head.x, head.y, 0.0), Rotation(0.0, light.heading_deg + 180.0, 0.0))
 
 
+def light_objects(lights: TrafficLights, cache: dict[tuple[int, str], list[RenderObject]],
+                  instance_ids: dict[int, int] | None = None) -> list[RenderObject]:
+    """Every traffic light's pole and head with its lamp now. ``cache`` keeps the
+    boxes per (light id, lamp): lights stand still, only their lamps change.
+    ``instance_ids`` maps a light id to its instance id (default LIGHT_ID_BASE + id)."""
+    objs: list[RenderObject] = []
+    for light in lights.lights:
+        lamp = lights.state_of(light.id)
+        boxes = cache.get((light.id, lamp))
+        if boxes is None:
+            instance = (instance_ids[light.id] if instance_ids is not None
+                        else LIGHT_ID_BASE + light.id)
+            boxes = cache[light.id, lamp] = traffic_light_objects(instance, light_pole(light),
+                                                                  lamp)
+        objs += boxes
+    return objs
+
+
 class SceneRenderer:
     """Camera images of one world, as bus ``Image`` messages."""
 
@@ -93,13 +117,7 @@ class SceneRenderer:
         for w in world.pedestrians.walkers:
             objs.append(RenderObject(w.id, int(Label.PEDESTRIANS), Transform(
                 Vector3(w.x, w.y, 0.9), Rotation(0.0, w.yaw, 0.0)), (0.25, 0.3, 0.9)))
-        for light in world.lights.lights:
-            lamp = world.lights.state_of(light.id)
-            boxes = self._light_boxes.get((light.id, lamp))
-            if boxes is None:
-                boxes = self._light_boxes[light.id, lamp] = traffic_light_objects(
-                    LIGHT_ID_BASE + light.id, light_pole(light), lamp)
-            objs += boxes
+        objs += light_objects(world.lights, self._light_boxes)
         return objs
 
     def render(self, world: World) -> dict[str, Image]:

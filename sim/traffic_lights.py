@@ -378,6 +378,27 @@ class TrafficLights:
         self._light(light_id)
         return self._states[light_id]
 
+    def timing(self, light_id: int) -> tuple[float, float, float, float]:
+        """CARLA's view of a light's cycle: green, yellow and red times (s; red is
+        the rest of its junction's cycle) and the seconds spent in its current state
+        (0 for a forced state)."""
+        light = self._light(light_id)
+        cfg = self.config
+        junction = self._junctions[light.junction_id]
+        cycle = len(junction.phases) * cfg.phase_s
+        red = cycle - cfg.green_s - cfg.yellow_s
+        if light_id in self._forced:
+            return cfg.green_s, cfg.yellow_s, red, 0.0
+        turn = next(i for i, phase in enumerate(junction.phases) if light_id in phase)
+        since_green = (self._time_s + junction.offset_s - turn * cfg.phase_s) % cycle
+        if since_green < cfg.green_s:
+            elapsed = since_green
+        elif since_green < cfg.green_s + cfg.yellow_s:
+            elapsed = since_green - cfg.green_s
+        else:
+            elapsed = since_green - cfg.green_s - cfg.yellow_s
+        return cfg.green_s, cfg.yellow_s, red, elapsed
+
     def light_for_lane(self, road_id: int, section_id: int, lane_id: int) -> TrafficLight | None:
         """The light governing this incoming lane, i.e. the lane section that ends at
         its stop line; None for any other lane (earlier sections included)."""

@@ -137,10 +137,43 @@ class Renderer:
         dynamic ``objects`` (actors, traffic-light heads) besides the static scenery.
         ``tick`` (the sim frame) picks the per-frame noise, so a frame is a pure
         function of (appearance seed, ego pose, objects, tick)."""
-        dynamic = Boxes.build(objects, self.appearance, looks=self._looks)
-        boxes = Boxes.concat(self._static, dynamic) if len(dynamic) else self._static
+        boxes = self._boxes(objects)
         return {name: self._render_camera(state, ego, boxes, tick)
                 for name, state in self._cameras.items()}
+
+    def add_camera(self, spec: CameraSpec) -> None:
+        """Add a camera after construction (a sensor spawned into a running world)."""
+        if spec.name in self._cameras:
+            raise ValueError(f"camera names must be unique, {spec.name!r} exists")
+        self._cameras[spec.name] = _CameraState(
+            spec=spec, effects=PostEffects(self.appearance, spec.image_size_x,
+                                           spec.image_size_y),
+            scratch=_Scratch(spec.image_size_x, spec.image_size_y), geometry={})
+
+    def remove_camera(self, name: str) -> None:
+        """Forget a camera and its buffers (a destroyed sensor)."""
+        self._cameras.pop(name, None)
+
+    def render_views(self, views: dict[str, tuple[Transform, Sequence[int]]],
+                     objects: Sequence[RenderObject] = (), tick: int = 0
+                     ) -> dict[str, Frame]:
+        """Frames of the named cameras, each on its own vehicle: ``views`` maps a
+        camera name to (world pose of the body it is mounted on, instance ids not
+        to draw for it, e.g. that body when the camera sits inside it). The boxes
+        are built once for all views; otherwise as :meth:`render`."""
+        boxes = self._boxes(objects)
+        out = {}
+        for name, (body, hidden) in views.items():
+            view_boxes = boxes
+            if len(hidden) and len(boxes):
+                keep = ~np.isin(boxes.instance, np.asarray(hidden, np.int32))
+                view_boxes = boxes.take(np.flatnonzero(keep))
+            out[name] = self._render_camera(self._cameras[name], body, view_boxes, tick)
+        return out
+
+    def _boxes(self, objects: Sequence[RenderObject]) -> Boxes:
+        dynamic = Boxes.build(objects, self.appearance, looks=self._looks)
+        return Boxes.concat(self._static, dynamic) if len(dynamic) else self._static
 
     # ----------------------------------------------------------------- internals
 
