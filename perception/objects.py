@@ -90,6 +90,9 @@ class ObjectsConfig:
     link_m: tuple[float, float] = (1.2, 0.6)
     #: points above this height (m, ego z) are ignored (sky-depth bleed, bridges)
     max_height_m: float = 4.5
+    #: a cluster whose points rise less than this (m) above the ground is a patch
+    #: of ground (grass, a painted area) the network took for an object
+    min_height_m: float = 0.5
     #: outline pixels whose depth is outside [1/f, f] x the median depth of their
     #: image blob (8-connected pixels of the class) are dropped: a network's depth at
     #: an object's outline blends into the background behind it and would smear the
@@ -263,9 +266,30 @@ def _group_percentiles(ids: np.ndarray, values: np.ndarray, n: int,
     return out
 
 
+class _GroundRays:
+    """Where rays of one camera (intrinsics ``K``, pose ``mount`` in the ego frame)
+    meet flat ground at ego z = 0: the camera-to-ego rotation is worked out once per
+    map, not once per blob."""
+
+    def __init__(self, K: CameraIntrinsics, mount: Transform) -> None:
+        basis = camera_to_ego(np.vstack([np.zeros(3), np.eye(3)]), mount)
+        self.up = basis[1:, 2] - basis[0, 2]  # ego z of each camera axis
+        self.K = K
+        self.height = mount.location.z
+
+    def depth(self, u: float, v: float) -> float | None:
+        """Camera-z depth (m) at which the ray through pixel (u, v) meets the
+        ground, or None at or above the horizon."""
+        K = self.K
+        dz = (self.up[0] * (u - K.cx) / K.fx + self.up[1] * (v - K.cy) / K.fy
+              + self.up[2])  # ego z change per metre of camera depth
+        if dz >= -1e-3:
+            return None
+        return float(-self.height / dz)
+
+
 def _contact_depth(seg: np.ndarray, vs: np.ndarray, us: np.ndarray, cls: int,
-                   K: CameraIntrinsics, mount: Transform, probs: np.ndarray | None
-                   ) -> float | None:
+                   rays: _GroundRays, probs: np.ndarray | None) -> float | None:
     """Camera-z depth (m) of the point where a blob (its pixels' rows ``vs`` and
     columns ``us``) meets the ground, or None when that cannot be seen (see
     ``ObjectsConfig.ground_contact``)."""
@@ -282,21 +306,17 @@ def _contact_depth(seg: np.ndarray, vs: np.ndarray, us: np.ndarray, cls: int,
         p_out = float(np.asarray(probs)[cls, vb + 1, cols].mean())
         if p_in > p_out:
             v_edge = vb + min(max((p_in - 0.5) / (p_in - p_out), 0.0), 1.0)
-    ray = camera_to_ego(unproject(np.array([[float(cols.mean()), v_edge]]), np.array([1.0]),
-                                  K), mount)[0]
-    dz = ray[2] - mount.location.z
-    if dz >= -1e-3:
-        return None  # at or above the horizon
-    return float(-mount.location.z / dz)
+    return rays.depth(float(cols.mean()), v_edge)
 
 
 def _ground_contact_depth(seg: np.ndarray, depth: np.ndarray, mask: np.ndarray, cls: int,
-                          K: CameraIntrinsics, mount: Transform,
-                          probs: np.ndarray | None, cfg: ObjectsConfig) -> np.ndarray:
+                          rays: _GroundRays, probs: np.ndarray | None, cfg: ObjectsConfig,
+                          min_area: int) -> np.ndarray:
     """``depth`` with each blob of ``mask`` whose ground contact is seen moved to
     its contact depth fused with its own (see ``ObjectsConfig.ground_contact``).
-    Each blob is worked on in its bounding box: most are a few pixels of a 51 200
-    pixel map."""
+    Blobs under ``min_area`` pixels keep their depth (specks, or scraps of an object
+    whose bigger part is moved). Each blob is worked on in its bounding box: most
+    are a few pixels of a 51 200 pixel map."""
     n, blobs, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8),
                                                           connectivity=8)
     out = depth
@@ -304,20 +324,21 @@ def _ground_contact_depth(seg: np.ndarray, depth: np.ndarray, mask: np.ndarray, 
         return out
     lo, hi = _group_percentiles(blobs[mask], depth[mask], n, (5.0, 95.0))
     # blob 0, the background, has no pixels in the mask: lo 0, never taken
-    for k in np.flatnonzero((lo > 0) & (hi <= cfg.contact_max_spread * lo)):
+    big = stats[:, cv2.CC_STAT_AREA] >= min_area
+    for k in np.flatnonzero(big & (lo > 0) & (hi <= cfg.contact_max_spread * lo)):
         x0, y0, bw, bh = (int(v) for v in stats[k, :4])
         box = (slice(y0, y0 + bh), slice(x0, x0 + bw))
         blob = blobs[box] == k
         d = depth[box][blob]
         vs, us = np.nonzero(blob)
         vs, us = vs + y0, us + x0
-        contact = _contact_depth(seg, vs, us, cls, K, mount, probs)
+        contact = _contact_depth(seg, vs, us, cls, rays, probs)
         if contact is None:
             continue
         foot = blob & (np.arange(y0, y0 + bh)[:, None] >= vs.max() - 1)
         measured = float(np.median(depth[box][foot]))
         # inverse-variance fusion in log depth: relative sigmas of both estimates
-        var_c = (cfg.contact_px_sigma * contact / (K.fy * mount.location.z)) ** 2
+        var_c = (cfg.contact_px_sigma * contact / (rays.K.fy * rays.height)) ** 2
         var_d = cfg.depth_rel_sigma ** 2
         fused = math.exp((math.log(contact) * var_d + math.log(measured) * var_c)
                          / (var_c + var_d))
@@ -349,6 +370,7 @@ def detect_objects(seg: np.ndarray, depth: np.ndarray, K: CameraIntrinsics,
     area = h * w / REFERENCE_MAP_AREA
     min_pixels = {k: max(2, round(v * area)) for k, v in cfg.min_pixels.items()}
     cam_xy = np.array([mount.location.x, mount.location.y])
+    rays = _GroundRays(K, mount)
     out: list[Detection] = []
     for cls, label in OBSTACLE_CLASSES.items():
         mask = (seg == cls) & valid
@@ -356,7 +378,8 @@ def detect_objects(seg: np.ndarray, depth: np.ndarray, K: CameraIntrinsics,
             continue
         mask &= _consistent_depth(mask, depth, cfg.blob_depth_factor)
         if cfg.ground_contact:
-            depth = _ground_contact_depth(seg, depth, mask, cls, K, mount, probs, cfg)
+            depth = _ground_contact_depth(seg, depth, mask, cls, rays, probs, cfg,
+                                          max(2, min_pixels[label] // 2))
         vs, us = np.nonzero(mask)
         if len(us) < min_pixels[label]:
             continue
@@ -386,6 +409,8 @@ def detect_objects(seg: np.ndarray, depth: np.ndarray, K: CameraIntrinsics,
             cols = us[sel]
             cut_off = bool(cols.min() == 0 or cols.max() == w - 1)
             position, size, yaw = _box(pts[sel], label, cam_xy, cfg, cut_off)
+            if size[2] < cfg.min_height_m:
+                continue  # flat: a patch of ground taken for an object
             conf = 1.0 - math.exp(-count / (cfg.pixel_scale * area))
             if probs is not None:
                 conf *= float(np.asarray(probs)[cls, vs[sel], us[sel]].mean())
