@@ -421,6 +421,53 @@ def cmd_export_onnx(args: argparse.Namespace) -> int:
     return 0
 
 
+# ----------------------------------------------------------------------------- sim
+SIMS = ("embedded", "carla")
+CARLA_FLAGS = ("host", "port", "timeout", "tm_port", "ego_blueprint", "town")
+
+
+def _add_sim_args(p: argparse.ArgumentParser, blueprint: bool = True) -> None:
+    """``--sim`` and the CARLA server's address (run, eval, collect)."""
+    p.add_argument("--sim", default="embedded", metavar="SIM",
+                   help="simulator: embedded (default) or carla (a CARLA 0.9.16 server, or "
+                        "`drivestack serve`, at --host:--port)")
+    p.add_argument("--host", help="--sim carla: the server's host (default 127.0.0.1)")
+    p.add_argument("--port", type=int, help="--sim carla: its RPC port (default 2000)")
+    p.add_argument("--timeout", type=float, metavar="S",
+                   help="--sim carla: seconds every RPC and tick may take (default 10)")
+    p.add_argument("--tm-port", type=int,
+                   help="--sim carla: the Traffic Manager's port (default 8000)")
+    if blueprint:
+        p.add_argument("--ego-blueprint", metavar="ID",
+                       help="--sim carla: the ego's blueprint (default "
+                            "vehicle.lincoln.mkz_2020)")
+    p.add_argument("--town", metavar="NAME",
+                   help="--sim carla: 'current' drives the server's loaded world (default: "
+                        "load the scenario's town when the server has it)")
+
+
+def _sim_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The RunOptions fields of ``--sim`` and the CARLA flags, checked: an unknown
+    simulator or a CARLA flag without ``--sim carla`` is a user error."""
+    if args.sim not in SIMS:
+        raise UserError(f"--sim {args.sim}: expected one of {', '.join(SIMS)}")
+    given = [f for f in CARLA_FLAGS if getattr(args, f, None) is not None]
+    if args.sim != "carla":
+        if given:
+            raise UserError(f"--{given[0].replace('_', '-')} needs --sim carla")
+        return {"sim": args.sim}
+    out: dict[str, Any] = {"sim": "carla"}
+    for f in given:
+        out[f] = getattr(args, f)
+    if "port" in out and not 1 <= out["port"] <= 65535:
+        raise UserError(f"--port {out['port']}: expected a port 1..65535")
+    if "tm_port" in out and not 1 <= out["tm_port"] <= 65535:
+        raise UserError(f"--tm-port {out['tm_port']}: expected a port 1..65535")
+    if "timeout" in out and not (out["timeout"] > 0 and math.isfinite(out["timeout"])):
+        raise UserError(f"--timeout {out['timeout']}: expected seconds > 0")
+    return out
+
+
 # ----------------------------------------------------------------------------- run
 def cmd_run(args: argparse.Namespace) -> int:
     from launch.run import RunError, RunOptions, run_closed_loop
@@ -433,7 +480,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                       progress=not args.no_progress,
                       record_cameras=not args.no_record_cameras, live=args.live,
                       live_port=RunOptions.live_port if args.live_port is None
-                      else args.live_port)
+                      else args.live_port, **_sim_options(args))
     if opts.route and not opts.route_id:
         raise UserError("--route needs --route-id (the id of a route in the file)")
     if args.live_port is not None and not args.live:
@@ -579,6 +626,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "pip install 'drivestack[viz]')")
     p.add_argument("--live-port", type=int, metavar="PORT",
                    help="port of the --live WebSocket server (default 8765)")
+    _add_sim_args(p)
 
     p = add("eval", "many closed-loop runs (a suite YAML or a CARLA leaderboard route XML) "
                     "in parallel, one table and results.json", cmd_eval)
