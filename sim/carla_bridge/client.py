@@ -16,6 +16,7 @@ the server is a :class:`BridgeError` naming host and port.
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,9 +42,8 @@ def substepping(dt: float, max_substep_s: float = 0.01) -> tuple[float, int]:
     at most ``max_substep_s``, with CARLA's cap of 16 substeps."""
     if not dt > 0:
         raise ValueError(f"fixed_delta_seconds must be > 0, not {dt}")
-    n = max(1, int(-(-dt // max_substep_s)))
-    if n > MAX_SUBSTEPS:
-        n = MAX_SUBSTEPS
+    # ceil with a tolerance: 0.05 // 0.01 is 4.999... in binary floating point
+    n = min(MAX_SUBSTEPS, max(1, math.ceil(dt / max_substep_s - 1e-9)))
     return dt / n, n
 
 
