@@ -327,15 +327,26 @@ def _image_size(text: str) -> tuple[int, int]:
 
 def _collect(args: argparse.Namespace, out: Path, resume: bool,
              image_size: tuple[int, int] = (640, 360)) -> None:
-    """``drivestack collect``'s options (shared with eval-perception) into a data set."""
+    """``drivestack collect``'s options (shared with eval-perception) into a data set;
+    with ``--sim carla`` from a CARLA server (perception.collect_carla)."""
     from perception.collect import CollectConfig, CollectError, collect
 
+    sim = _sim_options(args) if hasattr(args, "sim") else {"sim": "embedded"}
     cfg = CollectConfig(out=out, maps=tuple(args.maps), episodes=args.episodes,
                         frames_per_episode=args.frames_per_episode, seed=args.seed,
                         every=args.every, image_size=image_size, resume=resume,
                         jobs=args.jobs, map_dir=Path(args.map_dir) if args.map_dir else None)
+    episode = None
     try:
-        collect(cfg, progress=not args.no_progress)
+        if sim["sim"] == "carla":
+            from perception.collect_carla import CarlaTarget, check_target, episode_runner
+
+            target = CarlaTarget(host=sim.get("host", "127.0.0.1"), port=sim.get("port", 2000),
+                                 timeout_s=sim.get("timeout", 10.0),
+                                 tm_port=sim.get("tm_port", 8000))
+            check_target(cfg, target)
+            episode = episode_runner(target)
+        collect(cfg, progress=not args.no_progress, episode=episode)
     except CollectError as exc:
         raise UserError(str(exc)) from None
     except OSError as exc:
@@ -698,6 +709,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="continue a collection: keep finished episodes, redo the rest")
     p.add_argument("--jobs", type=int, default=1,
                    help="episodes collected in parallel, one process each (default 1)")
+    _add_sim_args(p, blueprint=False)
     p.add_argument("--map-dir", help="directory of other maps, as <MAP>.xodr (evaluation "
                                      "data on maps never trained on)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
