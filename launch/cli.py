@@ -479,6 +479,17 @@ def _sim_options(args: argparse.Namespace) -> dict[str, Any]:
     return out
 
 
+def _probe_carla(sim: dict[str, Any]) -> None:
+    """The CARLA server of ``--sim carla`` answers (a user error naming it if not)."""
+    from sim.carla_bridge.client import BridgeConfig, BridgeError, probe
+
+    try:
+        probe(BridgeConfig(sim.get("host", "127.0.0.1"), sim.get("port", 2000),
+                           sim.get("timeout", 10.0)))
+    except BridgeError as exc:
+        raise UserError(str(exc)) from None
+
+
 # ----------------------------------------------------------------------------- run
 def cmd_run(args: argparse.Namespace) -> int:
     from launch.run import RunError, RunOptions, run_closed_loop
@@ -504,8 +515,14 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 # ---------------------------------------------------------------------------- eval
 def cmd_eval(args: argparse.Namespace) -> int:
-    from launch.suite import SuiteError, load_suite, run_suite, threads_per_run
+    import dataclasses
 
+    from launch.suite import SuiteError, SuiteRun, load_suite, run_suite, threads_per_run
+
+    sim = _sim_options(args)
+    if sim["sim"] == "carla" and (args.workers != 1 or args.ray):
+        raise UserError("--sim carla drives one run at a time on one server: --workers 1, "
+                        "no --ray")
     out = Path(args.out) if args.out else Path("runs") / (
         f"eval-{time.strftime('%Y%m%d-%H%M%S')}-{Path(args.suite).stem}")
     try:
@@ -513,6 +530,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
                            duration=args.duration, record_cameras=not args.no_record_cameras,
                            cpu_threads=args.cpu_threads if args.cpu_threads is not None
                            else threads_per_run(args.workers))
+        if sim["sim"] == "carla":
+            _probe_carla(sim)
+            suite.runs = [SuiteRun(r.name, dataclasses.replace(r.options, **sim))
+                          for r in suite.runs]
         report = run_suite(suite, out, workers=args.workers, ray_address=args.ray,
                            progress=not args.no_progress)
     except SuiteError as exc:
@@ -655,6 +676,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "least 1)")
     p.add_argument("--out", help="output directory (default runs/eval-<time>-<suite>)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _add_sim_args(p)
 
     p = add("replay", "re-run perception, planning and control on a recording's inputs and "
                       "compare their outputs with the recorded ones (regression test)",

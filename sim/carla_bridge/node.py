@@ -242,6 +242,11 @@ class CarlaSimNode(SimNode):
             self._setup_evaluation(self.world.map)
             self.scene: Any = _CarlaScene()
             self._setup_bus(self.world.map_name, self.world.opendrive)
+            self.get_logger().info(
+                "on the CARLA server %s: map %s, ego %s (id %d), %d cameras, %d NPC "
+                "vehicles", self.session.config.address, self.world.map_name,
+                p.ego_blueprint, self.world.ego.id, len(self.scenario.cameras),
+                len(self.world.npcs))
         except BaseException:
             self.session.close()
             raise
