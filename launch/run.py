@@ -339,7 +339,8 @@ def finish(out: Path, launch_code: int) -> int:
     for line in summary_lines(m):
         print(line)
     if launch_code != 0:
-        print(f"error: a node failed (see {out / 'log.txt'})", file=sys.stderr)
+        why = f": {m['error']}" if m.get("error") else ""  # the simulator's own failure
+        print(f"error: a node failed{why} (see {out / 'log.txt'})", file=sys.stderr)
         return 1
     return 0
 

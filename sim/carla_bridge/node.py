@@ -46,7 +46,7 @@ from bus.messages import (
 from bus.messages import Rotation as BusRotation
 from sim.carla_bridge import actors as spawn
 from sim.carla_bridge import truth
-from sim.carla_bridge.client import BridgeConfig, CarlaSession, town_name
+from sim.carla_bridge.client import BridgeConfig, BridgeError, CarlaSession, town_name
 from sim.carla_bridge.sync import SensorQueue, SensorTimeout
 from sim.infractions import COLLISION_REPEAT_S, InfractionMonitor
 from sim.node import SimNode, SimParams, build_scenario
@@ -250,6 +250,17 @@ class CarlaSimNode(SimNode):
         except BaseException:
             self.session.close()
             raise
+
+    def tick(self) -> None:
+        """SimNode's tick; a failure of the server (gone, stalled, a sensor silent)
+        ends the process with one error line naming it (exit status 1) rather than a
+        traceback: SimNode has recorded it in the metrics as the run's error, and
+        :meth:`destroy` still cleans up."""
+        try:
+            super().tick()
+        except BridgeError as exc:
+            self.get_logger().error("%s", exc)
+            raise SystemExit(1) from None
 
     def destroy(self) -> None:
         """The run's metrics (SimNode), then our actors destroyed and the server's
