@@ -47,6 +47,7 @@ def _metrics(out: Path) -> dict:
     return json.loads((out / "metrics.json").read_text())
 
 
+@pytest.mark.timeout(300)  # two closed-loop runs with the CNN on a shared 2-core VM
 def test_closed_loop_cnn_agrees_with_embedded(carla_server, tools, tmp_path: Path  # type: ignore[no-untyped-def]
                                               ) -> None:
     common = ["--scenario", str(tools.short_route), "--no-progress", "--cpu-threads", "1"]
