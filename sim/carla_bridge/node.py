@@ -200,8 +200,11 @@ class CarlaWorld:
         return self._ego_state
 
     def ground_truth(self) -> GroundTruth:
-        return truth.ground_truth(self.session.world.get_actors(), self.ego, self.header(),
-                                  self.lights, self.map)
+        try:
+            return truth.ground_truth(self.session.world.get_actors(), self.ego,
+                                      self.header(), self.lights, self.map)
+        except RuntimeError as exc:  # the client's error for a failed call
+            raise self.session.fail("reading the actors failed", exc) from None
 
     def images(self) -> dict[str, Image]:
         """The RGB image of every camera for the current frame (bgr8)."""
@@ -237,8 +240,11 @@ class CarlaSimNode(SimNode):
                                                  self.scenario.dt, town))
         try:
             self.session.open()
-            self.world: Any = CarlaWorld(self.session, self.scenario, p.ego_blueprint,
-                                         p.tm_port)
+            try:
+                self.world: Any = CarlaWorld(self.session, self.scenario, p.ego_blueprint,
+                                             p.tm_port)
+            except RuntimeError as exc:  # a carla call failed (the client's error type)
+                raise self.session.fail("setting up the run failed", exc) from None
             self._setup_evaluation(self.world.map)
             self.scene: Any = _CarlaScene()
             self._setup_bus(self.world.map_name, self.world.opendrive)
