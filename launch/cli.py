@@ -452,9 +452,10 @@ def _add_sim_args(p: argparse.ArgumentParser, blueprint: bool = True) -> None:
         p.add_argument("--ego-blueprint", metavar="ID",
                        help="--sim carla: the ego's blueprint (default "
                             "vehicle.lincoln.mkz_2020)")
-    p.add_argument("--town", metavar="NAME",
-                   help="--sim carla: 'current' drives the server's loaded world (default: "
-                        "load the scenario's town when the server has it)")
+    if blueprint:  # run and eval (collect loads each of its --maps)
+        p.add_argument("--town", metavar="NAME",
+                       help="--sim carla: 'current' drives the server's loaded world "
+                            "(default: load the scenario's town when the server has it)")
 
 
 def _sim_options(args: argparse.Namespace) -> dict[str, Any]:
