@@ -327,15 +327,26 @@ def _image_size(text: str) -> tuple[int, int]:
 
 def _collect(args: argparse.Namespace, out: Path, resume: bool,
              image_size: tuple[int, int] = (640, 360)) -> None:
-    """``drivestack collect``'s options (shared with eval-perception) into a data set."""
+    """``drivestack collect``'s options (shared with eval-perception) into a data set;
+    with ``--sim carla`` from a CARLA server (perception.collect_carla)."""
     from perception.collect import CollectConfig, CollectError, collect
 
+    sim = _sim_options(args) if hasattr(args, "sim") else {"sim": "embedded"}
     cfg = CollectConfig(out=out, maps=tuple(args.maps), episodes=args.episodes,
                         frames_per_episode=args.frames_per_episode, seed=args.seed,
                         every=args.every, image_size=image_size, resume=resume,
                         jobs=args.jobs, map_dir=Path(args.map_dir) if args.map_dir else None)
+    episode = None
     try:
-        collect(cfg, progress=not args.no_progress)
+        if sim["sim"] == "carla":
+            from perception.collect_carla import CarlaTarget, check_target, episode_runner
+
+            target = CarlaTarget(host=sim.get("host", "127.0.0.1"), port=sim.get("port", 2000),
+                                 timeout_s=sim.get("timeout", 10.0),
+                                 tm_port=sim.get("tm_port", 8000))
+            check_target(cfg, target)
+            episode = episode_runner(target)
+        collect(cfg, progress=not args.no_progress, episode=episode)
     except CollectError as exc:
         raise UserError(str(exc)) from None
     except OSError as exc:
@@ -421,6 +432,65 @@ def cmd_export_onnx(args: argparse.Namespace) -> int:
     return 0
 
 
+# ----------------------------------------------------------------------------- sim
+SIMS = ("embedded", "carla")
+CARLA_FLAGS = ("host", "port", "timeout", "tm_port", "ego_blueprint", "town")
+
+
+def _add_sim_args(p: argparse.ArgumentParser, blueprint: bool = True) -> None:
+    """``--sim`` and the CARLA server's address (run, eval, collect)."""
+    p.add_argument("--sim", default="embedded", metavar="SIM",
+                   help="simulator: embedded (default) or carla (a CARLA 0.9.16 server, or "
+                        "`drivestack serve`, at --host:--port)")
+    p.add_argument("--host", help="--sim carla: the server's host (default 127.0.0.1)")
+    p.add_argument("--port", type=int, help="--sim carla: its RPC port (default 2000)")
+    p.add_argument("--timeout", type=float, metavar="S",
+                   help="--sim carla: seconds every RPC and tick may take (default 10)")
+    p.add_argument("--tm-port", type=int,
+                   help="--sim carla: the Traffic Manager's port (default 8000)")
+    if blueprint:
+        p.add_argument("--ego-blueprint", metavar="ID",
+                       help="--sim carla: the ego's blueprint (default "
+                            "vehicle.lincoln.mkz_2020)")
+    if blueprint:  # run and eval (collect loads each of its --maps)
+        p.add_argument("--town", metavar="NAME",
+                       help="--sim carla: 'current' drives the server's loaded world "
+                            "(default: load the scenario's town when the server has it)")
+
+
+def _sim_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The RunOptions fields of ``--sim`` and the CARLA flags, checked: an unknown
+    simulator or a CARLA flag without ``--sim carla`` is a user error."""
+    if args.sim not in SIMS:
+        raise UserError(f"--sim {args.sim}: expected one of {', '.join(SIMS)}")
+    given = [f for f in CARLA_FLAGS if getattr(args, f, None) is not None]
+    if args.sim != "carla":
+        if given:
+            raise UserError(f"--{given[0].replace('_', '-')} needs --sim carla")
+        return {"sim": args.sim}
+    out: dict[str, Any] = {"sim": "carla"}
+    for f in given:
+        out[f] = getattr(args, f)
+    if "port" in out and not 1 <= out["port"] <= 65535:
+        raise UserError(f"--port {out['port']}: expected a port 1..65535")
+    if "tm_port" in out and not 1 <= out["tm_port"] <= 65535:
+        raise UserError(f"--tm-port {out['tm_port']}: expected a port 1..65535")
+    if "timeout" in out and not (out["timeout"] > 0 and math.isfinite(out["timeout"])):
+        raise UserError(f"--timeout {out['timeout']}: expected seconds > 0")
+    return out
+
+
+def _probe_carla(sim: dict[str, Any]) -> None:
+    """The CARLA server of ``--sim carla`` answers (a user error naming it if not)."""
+    from sim.carla_bridge.client import BridgeConfig, BridgeError, probe
+
+    try:
+        probe(BridgeConfig(sim.get("host", "127.0.0.1"), sim.get("port", 2000),
+                           sim.get("timeout", 10.0)))
+    except BridgeError as exc:
+        raise UserError(str(exc)) from None
+
+
 # ----------------------------------------------------------------------------- run
 def cmd_run(args: argparse.Namespace) -> int:
     from launch.run import RunError, RunOptions, run_closed_loop
@@ -433,7 +503,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                       progress=not args.no_progress,
                       record_cameras=not args.no_record_cameras, live=args.live,
                       live_port=RunOptions.live_port if args.live_port is None
-                      else args.live_port)
+                      else args.live_port, **_sim_options(args))
     if opts.route and not opts.route_id:
         raise UserError("--route needs --route-id (the id of a route in the file)")
     if args.live_port is not None and not args.live:
@@ -446,8 +516,14 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 # ---------------------------------------------------------------------------- eval
 def cmd_eval(args: argparse.Namespace) -> int:
-    from launch.suite import SuiteError, load_suite, run_suite, threads_per_run
+    import dataclasses
 
+    from launch.suite import SuiteError, SuiteRun, load_suite, run_suite, threads_per_run
+
+    sim = _sim_options(args)
+    if sim["sim"] == "carla" and (args.workers != 1 or args.ray):
+        raise UserError("--sim carla drives one run at a time on one server: --workers 1, "
+                        "no --ray")
     out = Path(args.out) if args.out else Path("runs") / (
         f"eval-{time.strftime('%Y%m%d-%H%M%S')}-{Path(args.suite).stem}")
     try:
@@ -455,6 +531,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
                            duration=args.duration, record_cameras=not args.no_record_cameras,
                            cpu_threads=args.cpu_threads if args.cpu_threads is not None
                            else threads_per_run(args.workers))
+        if sim["sim"] == "carla":
+            _probe_carla(sim)
+            suite.runs = [SuiteRun(r.name, dataclasses.replace(r.options, **sim))
+                          for r in suite.runs]
         report = run_suite(suite, out, workers=args.workers, ray_address=args.ray,
                            progress=not args.no_progress)
     except SuiteError as exc:
@@ -579,6 +659,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "pip install 'drivestack[viz]')")
     p.add_argument("--live-port", type=int, metavar="PORT",
                    help="port of the --live WebSocket server (default 8765)")
+    _add_sim_args(p)
 
     p = add("eval", "many closed-loop runs (a suite YAML or a CARLA leaderboard route XML) "
                     "in parallel, one table and results.json", cmd_eval)
@@ -596,6 +677,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "least 1)")
     p.add_argument("--out", help="output directory (default runs/eval-<time>-<suite>)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _add_sim_args(p)
 
     p = add("replay", "re-run perception, planning and control on a recording's inputs and "
                       "compare their outputs with the recorded ones (regression test)",
@@ -650,6 +732,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="continue a collection: keep finished episodes, redo the rest")
     p.add_argument("--jobs", type=int, default=1,
                    help="episodes collected in parallel, one process each (default 1)")
+    _add_sim_args(p, blueprint=False)
     p.add_argument("--map-dir", help="directory of other maps, as <MAP>.xodr (evaluation "
                                      "data on maps never trained on)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")

@@ -35,6 +35,8 @@ from typing import Any
 import yaml
 
 RUN_LAUNCH_FILE = "closed_loop"
+CARLA_LAUNCH_FILE = "carla"
+SIMS = ("embedded", "carla")
 
 
 class RunError(ValueError):
@@ -59,6 +61,15 @@ class RunOptions:
     record_cameras: bool = True  # false: drive.mcap without camera images
     live: bool = False  # serve the bus to Foxglove (launch.live)
     live_port: int = 8765
+    # the simulator: "embedded", or "carla" (a CARLA server at host:port, through
+    # sim.carla_bridge; launch/files/carla.yaml)
+    sim: str = "embedded"
+    host: str = "127.0.0.1"
+    port: int = 2000
+    timeout: float = 10.0  # seconds every CARLA RPC and tick may take
+    tm_port: int = 8000
+    ego_blueprint: str = "vehicle.lincoln.mkz_2020"
+    town: str = ""  # "" the scenario's map; "current": the server's loaded world
 
 
 def resolve_scenario(opts: RunOptions) -> Any:
@@ -174,13 +185,43 @@ class _Progress:
 
 # --------------------------------------------------------------------------- run
 def launch_args(opts: RunOptions, scenario_file: Path, out: Path) -> dict[str, Any]:
-    """The arguments of ``launch/files/closed_loop.yaml`` for a run."""
-    return {"scenario": str(scenario_file.resolve()), "out": str(out.resolve()),
-            "oracle": opts.oracle,
-            "weights": str(Path(opts.weights).resolve()) if opts.weights else "",
-            "cpu_threads": opts.cpu_threads,
-            "record_cameras": opts.record_cameras, "live": opts.live,
-            "live_port": opts.live_port}
+    """The arguments of ``launch/files/closed_loop.yaml`` (``carla.yaml`` with
+    ``--sim carla``) for a run."""
+    args: dict[str, Any] = {
+        "scenario": str(scenario_file.resolve()), "out": str(out.resolve()),
+        "oracle": opts.oracle,
+        "weights": str(Path(opts.weights).resolve()) if opts.weights else "",
+        "cpu_threads": opts.cpu_threads,
+        "record_cameras": opts.record_cameras, "live": opts.live,
+        "live_port": opts.live_port}
+    if opts.sim == "carla":
+        args.update(host=opts.host, port=opts.port, timeout=opts.timeout,
+                    tm_port=opts.tm_port, ego_blueprint=opts.ego_blueprint, town=opts.town)
+    return args
+
+
+def check_carla(opts: RunOptions, scenario: Any) -> str | None:
+    """With ``--sim carla``: the options checked and the server probed (it answers
+    within ``--timeout`` and has the scenario's town) before any node starts, so a
+    wrong address is one error line; returns the server's version. None for the
+    embedded simulator."""
+    if opts.sim not in SIMS:
+        raise RunError(f"--sim {opts.sim}: expected one of {', '.join(SIMS)}")
+    if opts.sim != "carla":
+        return None
+    from sim.carla_bridge.client import BridgeConfig, BridgeError, probe, town_name
+
+    town = "" if opts.town == "current" else (opts.town or town_name(scenario.map))
+    try:
+        config = BridgeConfig(opts.host, opts.port, opts.timeout, scenario.dt, town)
+        if not 1 <= opts.tm_port <= 65535:
+            raise ValueError(f"tm port {opts.tm_port}: expected 1..65535")
+    except ValueError as exc:
+        raise RunError(f"--sim carla: {exc}") from None
+    try:
+        return probe(config)
+    except BridgeError as exc:
+        raise RunError(str(exc)) from None
 
 
 def check_live(opts: RunOptions) -> str | None:
@@ -229,6 +270,7 @@ def run_closed_loop(opts: RunOptions) -> int:
     if opts.cpu_threads < 1:
         raise RunError(f"--cpu-threads must be >= 1, not {opts.cpu_threads}")
     url = check_live(opts)
+    carla_version = check_carla(opts, scenario)
     try:
         out.mkdir(parents=True, exist_ok=True)
         scenario_file = out / "scenario.yaml"
@@ -238,14 +280,18 @@ def run_closed_loop(opts: RunOptions) -> int:
         raise RunError(f"cannot write the run directory {out}: {exc.strerror or exc}") \
             from None
     try:
-        description = load_launch_file(RUN_LAUNCH_FILE, launch_args(opts, scenario_file, out))
+        description = load_launch_file(
+            CARLA_LAUNCH_FILE if opts.sim == "carla" else RUN_LAUNCH_FILE,
+            launch_args(opts, scenario_file, out))
     except LaunchFileError as exc:
         log.close()
         raise RunError(str(exc)) from None
     namespace = default_namespace()
     mode = "oracle" if opts.oracle else "CNN perception"
-    print(f"drivestack run: {Path(opts.scenario).stem} on {Path(scenario.map).stem}, seed "
-          f"{scenario.seed}, {mode}; run directory {out} (node output in {out / 'log.txt'})",
+    where = "" if carla_version is None else \
+        f" on the CARLA {carla_version} server at {opts.host}:{opts.port}"
+    print(f"drivestack run: {Path(opts.scenario).stem} on {Path(scenario.map).stem}{where}, "
+          f"seed {scenario.seed}, {mode}; run directory {out} (node output in {out / 'log.txt'})",
           flush=True)
     if url is not None:
         print(f"live view: open {url} in Foxglove (Open connection -> Foxglove WebSocket)",
@@ -293,7 +339,8 @@ def finish(out: Path, launch_code: int) -> int:
     for line in summary_lines(m):
         print(line)
     if launch_code != 0:
-        print(f"error: a node failed (see {out / 'log.txt'})", file=sys.stderr)
+        why = f": {m['error']}" if m.get("error") else ""  # the simulator's own failure
+        print(f"error: a node failed{why} (see {out / 'log.txt'})", file=sys.stderr)
         return 1
     return 0
 

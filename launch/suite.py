@@ -211,6 +211,12 @@ def run_command(opts: RunOptions, out: Path) -> list[str]:
     if not opts.record_cameras:
         cmd.append("--no-record-cameras")
     cmd += ["--cpu-threads", str(opts.cpu_threads)]
+    if opts.sim == "carla":
+        cmd += ["--sim", "carla", "--host", opts.host, "--port", str(opts.port), "--timeout",
+                str(opts.timeout), "--tm-port", str(opts.tm_port), "--ego-blueprint",
+                opts.ego_blueprint]
+        if opts.town:
+            cmd += ["--town", opts.town]
     return cmd
 
 

@@ -95,10 +95,12 @@ class CollectConfig:
     #: CARLA's towns: never train on those)
     map_dir: Path | None = None
 
-    def validate(self) -> None:
+    def validate(self, local_maps: bool = True) -> None:
+        """Check the settings; ``local_maps``: every map must be found here (not for
+        a CARLA server, which has its own)."""
         from sim.maps import MapError, resolve_town
 
-        for name in self.maps:
+        for name in self.maps if local_maps else ():
             try:
                 resolve_town(name, self.map_dir)
             except MapError as exc:
@@ -433,8 +435,12 @@ class CollectResult:
 
 
 def collect(cfg: CollectConfig, progress: bool = True,
-            log: Callable[[str], None] = print) -> CollectResult:
-    """Run the collection; writes ``cfg.out`` and returns what it did."""
+            log: Callable[[str], None] = print,
+            episode: Callable[..., list[dict[str, Any]]] | None = None) -> CollectResult:
+    """Run the collection; writes ``cfg.out`` and returns what it did. ``episode``
+    collects one episode in place of :func:`run_episode` (same arguments), e.g.
+    from a CARLA server (:func:`perception.collect_carla.episode_runner`); such a
+    collection runs one episode at a time and finds its maps on its server."""
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
@@ -444,7 +450,7 @@ def collect(cfg: CollectConfig, progress: bool = True,
         TimeRemainingColumn,
     )
 
-    cfg.validate()
+    cfg.validate(local_maps=episode is None)
     cfg.out.mkdir(parents=True, exist_ok=True)
     plans = plan_episodes(cfg)
     t0 = time.perf_counter()
@@ -461,12 +467,12 @@ def collect(cfg: CollectConfig, progress: bool = True,
                   TimeElapsedColumn(), TimeRemainingColumn(), disable=not progress) as bar:
         task = bar.add_task("collect", total=len(plans) * cfg.frames_per_episode)
         bar.advance(task, sum(len(r) for r in rows_of.values()))
-        if cfg.jobs == 1 or len(todo) <= 1:
+        if cfg.jobs == 1 or len(todo) <= 1 or episode is not None:
             map_cache: dict[str, Any] = {}
             for plan in todo:
                 bar.update(task, description=f"{plan.name}")
-                rows_of[plan.index] = run_episode(cfg, plan, lambda: bar.advance(task),
-                                                  map_cache)
+                rows_of[plan.index] = (episode or run_episode)(
+                    cfg, plan, lambda: bar.advance(task), map_cache)
         else:
             _run_parallel(cfg, todo, rows_of, lambda n: bar.advance(task, n))
     run = len(todo)

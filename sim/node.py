@@ -38,6 +38,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+import carla
+
 from bus import FrameWaiter, Node
 from bus.messages import (
     ControlCommand,
@@ -122,14 +124,24 @@ class SimNode(Node):
         self.scenario = build_scenario(self.params)
         loaded = load_map(self.scenario.map)
         self.world = World(self.scenario, MapSource(loaded.name, loaded.xodr, loaded.map))
+        self._setup_evaluation(loaded.map)
+        self.scene = SceneRenderer(self.world, self.scenario.cameras, self.scenario.weather,
+                                   self.scenario.seed)
+        self._setup_bus(loaded.name, loaded.xodr)
+
+    def _setup_evaluation(self, carla_map: carla.Map) -> None:
+        """The route traced on ``carla_map`` and the evaluator scoring it (a free
+        drive without a route). Shared with the CARLA bridge's node
+        (:mod:`sim.carla_bridge.node`), whose world has the same ``route`` and
+        ``monitor`` attributes."""
         self.route: DenseRoute | None = None
         self.evaluator: RouteEvaluator | FreeDriveEvaluator = FreeDriveEvaluator(
             self.scenario.dt)
         if self.scenario.route.waypoints:
             p = self.params
             try:
-                self.route = trace_route(loaded.map, [(w.x, w.y) for w in
-                                                      self.scenario.route.waypoints])
+                self.route = trace_route(carla_map, [(w.x, w.y) for w in
+                                                     self.scenario.route.waypoints])
             except ValueError as exc:  # a waypoint off the map's lanes
                 source = f"{p.route_file} route {p.route_id}" if p.route_file else \
                     p.scenario
@@ -139,8 +151,10 @@ class SimNode(Node):
             self.evaluator = RouteEvaluator(
                 self.route.points, self.scenario.dt, ego_id=EGO_ID,
                 blocked_time_s=self.scenario.evaluation.blocked_time_s)
-        self.scene = SceneRenderer(self.world, self.scenario.cameras, self.scenario.weather,
-                                   self.scenario.seed)
+
+    def _setup_bus(self, map_name: str, opendrive: str) -> None:
+        """Publishers, the lockstep command waiter, the latched map and the tick
+        timer (shared with the CARLA bridge's node)."""
         self.map_pub = self.create_publisher(MapData, "/map/opendrive")
         self.ego_pub = self.create_publisher(EgoState, "/ego/state")
         self.gt_pub = self.create_publisher(GroundTruth, "/sim/ground_truth")
@@ -153,7 +167,7 @@ class SimNode(Node):
                                     first_deadline_s=lock.first_deadline_s)
         self.node_latencies = NodeLatencies()
         self.create_subscription(NodeStatus, "/diagnostics", self.node_latencies.add)
-        self.map_pub.publish(MapData(Header(0, 0.0), loaded.name, loaded.xodr))
+        self.map_pub.publish(MapData(Header(0, 0.0), map_name, opendrive))
         self.started = False
         self.done = False
         self.ticks_per_s = 0.0
