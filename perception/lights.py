@@ -20,9 +20,10 @@ pipeline crops the light's region, then classifies its colour):
    and with darker pixels just above or below (one lamp height away: an unlit
    lamp of the head) than ``max_housing_ratio`` times the lamp's brightness (a
    bright wall the network took for a light is as bright there as inside);
-   the largest decides, if it has at least ``min_lamp_px`` pixels (at 640 x 360,
-   scaled with the image's area), else there is no readable light ("none").
-   Confidence: the largest lamp's share of all lamp pixels in view.
+   the largest decides; lamps under ``min_lamp_px`` pixels (at 640 x 360, scaled
+   with the image's area) are too small to read, and with none left there is no
+   readable light ("none"). Confidence: the largest lamp's share of the pixels of
+   all readable lamps in view.
 
 Why not the network's light head alone: trained on drives that mostly wait at red
 lights, a classifier that also sees the whole scene learns to guess red near a
@@ -63,12 +64,20 @@ class LampReaderConfig:
             raise ValueError("dilate_px must be >= 0 and min_lamp_px >= 1")
 
 
-def _hue_mask(hue: np.ndarray, state: str) -> np.ndarray:
-    out = np.zeros(hue.shape, bool)
-    for band in HUE_BANDS[state]:
-        if band:
-            out |= (hue >= band[0]) & (hue <= band[1])
-    return out
+_STATES = tuple(HUE_BANDS)
+
+
+def _hue_lookup() -> np.ndarray:
+    """OpenCV hue (0-255 index) -> 0 (no lamp colour) or 1 + index in _STATES."""
+    lut = np.zeros(256, np.uint8)
+    for i, state in enumerate(_STATES):
+        for band in HUE_BANDS[state]:
+            if band:
+                lut[band[0]:band[1] + 1] = i + 1
+    return lut
+
+
+_HUE_STATE = _hue_lookup()
 
 
 def horizon_row(K: CameraIntrinsics, mount: Transform) -> float:
@@ -99,6 +108,10 @@ def read_lamps(bgr: np.ndarray, light_probability: np.ndarray,
     if cfg.dilate_px:
         k = 2 * cfg.dilate_px + 1
         region = cv2.dilate(region, np.ones((k, k), np.uint8))
+    if horizon is not None:  # lamps hang above it; a lamp's lower half may reach it
+        region[max(int(horizon - cfg.horizon_margin * h) + cfg.dilate_px + 4, 0):] = 0
+        if not region.any():
+            return "none", 0.0
     # only the rows and columns the region spans are converted, with a margin for
     # the housing around a lamp at the region's edge
     ys, xs = np.nonzero(region.any(1))[0], np.nonzero(region.any(0))[0]
@@ -112,28 +125,29 @@ def read_lamps(bgr: np.ndarray, light_probability: np.ndarray,
     if not lit.any():
         return "none", 0.0
     min_px = max(1, round(cfg.min_lamp_px * h * w / REFERENCE_AREA))
+    colour = _HUE_STATE[hsv[..., 0]] * lit  # 0: not a lamp colour, else 1 + state index
+    n, blobs, stats, centres = cv2.connectedComponentsWithStats((colour > 0).astype(np.uint8),
+                                                                connectivity=8)
     best, best_px, total = "none", 0, 0
-    for state in HUE_BANDS:
-        mask = lit & _hue_mask(hsv[..., 0], state)
-        if not mask.any():
-            continue
-        _, blobs, stats, centres = cv2.connectedComponentsWithStats(mask.astype(np.uint8),
-                                                                    connectivity=8)
-        for j in range(1, len(stats)):
-            if horizon is not None and centres[j, 1] + y0 >= horizon - cfg.horizon_margin * h:
-                continue  # at or below the horizon: not a lamp up on a pole
-            bx, by, bw, bh, size = (int(v) for v in stats[j])
-            # a lit lamp has an unlit lamp or the housing just above or below it
-            lamp_v = float(np.median(value[blobs == j]))
-            above = value[max(by - bh, 0):by, bx:bx + bw]
-            below = value[by + bh:by + 2 * bh, bx:bx + bw]
-            darker = min((float(np.median(a)) for a in (above, below) if a.size),
-                         default=lamp_v)
-            if darker > cfg.max_housing_ratio * lamp_v:
-                continue  # as bright above and below: a sunlit wall, not a lit lamp
-            total += size
-            if size > best_px:
-                best, best_px = state, size
-    if best_px < min_px:
+    for j in range(1, n):
+        bx, by, bw, bh, size = (int(v) for v in stats[j])
+        if size < min_px:
+            continue  # a speck: too small to read
+        if horizon is not None and centres[j, 1] + y0 >= horizon - cfg.horizon_margin * h:
+            continue  # at or below the horizon: not a lamp up on a pole
+        win = (slice(by, by + bh), slice(bx, bx + bw))
+        inside = blobs[win] == j
+        # a lit lamp has an unlit lamp or the housing just above or below it
+        lamp_v = float(np.median(value[win][inside]))
+        above = value[max(by - bh, 0):by, bx:bx + bw]
+        below = value[by + bh:by + 2 * bh, bx:bx + bw]
+        darker = min((float(np.median(a)) for a in (above, below) if a.size), default=lamp_v)
+        if darker > cfg.max_housing_ratio * lamp_v:
+            continue  # as bright above and below: a sunlit wall, not a lit lamp
+        total += size
+        if size > best_px:  # its colour: the most common of its pixels
+            votes = np.bincount(colour[win][inside], minlength=len(HUE_BANDS) + 1)[1:]
+            best, best_px = _STATES[int(votes.argmax())], size
+    if best_px == 0:
         return "none", 0.0
     return best, best_px / total

@@ -247,18 +247,26 @@ class Traffic:
             dx, dy = ob.x - npc.x, ob.y - npc.y
             if dx * dx + dy * dy > (LOOKAHEAD_M + 5) ** 2:
                 continue
-            c, s = math.cos(math.radians(ob.yaw)), math.sin(math.radians(ob.yaw))
-            t = _AXIS_POINTS * ob.half_length  # (P,) along the obstacle's axis
-            axis = np.stack([ob.x + t * c, ob.y + t * s], 1)
-            d = np.hypot(pts[i0:, None, 0] - axis[None, :, 0], pts[i0:, None, 1] - axis[None, :, 1])
-            k = np.argmin(d, axis=0)  # nearest path point of each axis point
-            near = d[k, np.arange(len(t))] <= 1.8  # in the NPC's lane corridor
-            along = (i0 + k) * PATH_STEP_M - npc.s
-            ok = near & (along > 0)  # behind (or beside) us: not a leader
-            if not ok.any():
-                continue
-            gaps = along - npc.half_length - (ob.half_length - np.abs(t))
-            gap = float(gaps[ok].min())
+            d = np.hypot(pts[i0:, 0] - ob.x, pts[i0:, 1] - ob.y)
+            k = int(np.argmin(d))
+            if d[k] <= 1.8:  # its centre in the NPC's lane corridor: the common case
+                along = (i0 + k) * PATH_STEP_M - npc.s
+                if along <= 0:
+                    continue  # behind (or beside) us
+                gap = along - npc.half_length - ob.half_length
+            elif d[k] > 1.8 + ob.half_length:
+                continue  # no part of it can reach the corridor
+            else:  # centre outside, an end maybe inside: test points of its axis
+                c, s = math.cos(math.radians(ob.yaw)), math.sin(math.radians(ob.yaw))
+                t = _AXIS_POINTS * ob.half_length  # (P,) along the obstacle's axis
+                ax, ay = ob.x + t * c, ob.y + t * s
+                da = np.hypot(pts[i0:, None, 0] - ax, pts[i0:, None, 1] - ay)
+                ka = np.argmin(da, axis=0)  # nearest path point of each axis point
+                along_a = (i0 + ka) * PATH_STEP_M - npc.s
+                ok = (da[ka, np.arange(len(t))] <= 1.8) & (along_a > 0)
+                if not ok.any():
+                    continue
+                gap = float((along_a - npc.half_length - (ob.half_length - np.abs(t)))[ok].min())
             heading = math.cos(math.radians(ob.yaw - npc.yaw))
             if gap < best_gap:
                 best_gap, best_v = gap, max(0.0, ob.speed * heading)
