@@ -238,33 +238,15 @@ def _write_image(path: Path, img: np.ndarray, params: Sequence[int] = ()) -> Non
 def sample_meta(world: Any, autopilot: EgoAutopilot, frame: Any, camera: Any,
                 plan: EpisodePlan) -> dict[str, Any]:
     """Ground truth of one sample as plain JSON."""
-    from bus.frames import vector_world_to_ego, world_to_ego, yaw_world_to_ego
     from bus.messages import CameraIntrinsics, Rotation, Transform, Vector3
-    from sim.labels import Label
 
     ego = world.ego
     ego_tf = Transform(Vector3(ego.x, ego.y, 0.0), Rotation(0.0, ego.yaw, 0.0))
     gt = world.ground_truth()
     visible = np.bincount(frame.instances.ravel().clip(0),
                           minlength=1) if frame.instances.size else np.zeros(1, int)
-    actors = []
-    for a in gt.actors:
-        if a.id == gt.ego_id:
-            continue
-        t = a.transform.location
-        p = world_to_ego([t.x, t.y, t.z], ego_tf)
-        v = vector_world_to_ego([a.velocity.x, a.velocity.y, a.velocity.z], ego_tf)
-        e = a.bounding_box.extent
-        actors.append({
-            "id": a.id,
-            "kind": "pedestrian" if a.label == int(Label.PEDESTRIANS) else "vehicle",
-            "x": round(float(p[0]), 3), "y": round(float(p[1]), 3),
-            "z": round(float(p[2]), 3),
-            "yaw": round(float(yaw_world_to_ego(a.transform.rotation.yaw, ego.yaw)), 3),
-            "extent": [round(float(e.x), 3), round(float(e.y), 3), round(float(e.z), 3)],
-            "velocity": [round(float(v[0]), 3), round(float(v[1]), 3)],
-            "visible_pixels": int(visible[a.id]) if a.id < len(visible) else 0,
-        })
+    actors = [actor_record(a, ego_tf, int(visible[a.id]) if a.id < len(visible) else 0)
+              for a in gt.actors if a.id != gt.ego_id]
     K = CameraIntrinsics.from_fov(camera.image_size_x, camera.image_size_y, camera.fov)
     light = autopilot.light_ahead()
     lamp_pixels = (_lamp_pixels(world, light["id"], light["state"], frame, camera, ego_tf, K)
@@ -317,6 +299,28 @@ def _lamp_pixels(world: Any, light_id: int, state: str, frame: Any, camera: Any,
     box = (slice(v0, v1), slice(u0, u1))
     return int(((frame.instances[box] == LIGHT_ID_BASE + light_id)
                 & (frame.labels[box] == int(Label.TRAFFIC_LIGHT))).sum())
+
+
+def actor_record(actor: Any, ego_tf: Any, visible_pixels: int) -> dict[str, Any]:
+    """One ground-truth actor (a bus ``ActorState``) as the sample JSON holds it:
+    ego-frame position (m), yaw (deg), extent (m), velocity (m/s), visible pixels.
+    ``ego_tf``: the ego's world pose (its yaw the frame's)."""
+    from bus.frames import vector_world_to_ego, world_to_ego, yaw_world_to_ego
+    from sim.labels import Label
+
+    t, vel, e = actor.transform.location, actor.velocity, actor.bounding_box.extent
+    p = world_to_ego([t.x, t.y, t.z], ego_tf)
+    v = vector_world_to_ego([vel.x, vel.y, vel.z], ego_tf)
+    return {
+        "id": actor.id,
+        "kind": "pedestrian" if actor.label == int(Label.PEDESTRIANS) else "vehicle",
+        "x": round(float(p[0]), 3), "y": round(float(p[1]), 3), "z": round(float(p[2]), 3),
+        "yaw": round(float(yaw_world_to_ego(actor.transform.rotation.yaw,
+                                            ego_tf.rotation.yaw)), 3),
+        "extent": [round(float(e.x), 3), round(float(e.y), 3), round(float(e.z), 3)],
+        "velocity": [round(float(v[0]), 3), round(float(v[1]), 3)],
+        "visible_pixels": int(visible_pixels),
+    }
 
 
 def light_label(traffic_light: dict[str, Any], image_area: int) -> str:

@@ -37,9 +37,7 @@ import numpy as np
 from bus.frames import (
     ego_to_camera,
     project,
-    vector_world_to_ego,
     world_to_ego,
-    yaw_world_to_ego,
 )
 from bus.messages import CameraIntrinsics, Header, Rotation, Transform, Vector3
 from perception.classes import CLASS_NAMES, carla_to_class
@@ -52,6 +50,7 @@ from perception.collect import (
     CollectError,
     EpisodePlan,
     _write_image,
+    actor_record,
     encode_depth,
 )
 from sim.carla_bridge import actors as spawn
@@ -142,24 +141,9 @@ def sample_meta(world: Any, ego: Any, lights: truth.LightStates, carla_map: carl
                        Rotation(0.0, tf.rotation.yaw, 0.0))
     carla_actors = {a.id: a for a in world.get_actors()}
     gt = truth.ground_truth(carla_actors.values(), ego, Header(frame, 0.0), lights, carla_map)
-    actors = []
-    for a in gt.actors:
-        t = a.transform.location
-        p = world_to_ego([t.x, t.y, t.z], ego_tf)
-        vel = vector_world_to_ego([a.velocity.x, a.velocity.y, a.velocity.z], ego_tf)
-        e = a.bounding_box.extent
-        actors.append({
-            "id": a.id,
-            "kind": "pedestrian" if a.label == int(Label.PEDESTRIANS) else "vehicle",
-            "x": round(float(p[0]), 3), "y": round(float(p[1]), 3),
-            "z": round(float(p[2]), 3),
-            "yaw": round(float(yaw_world_to_ego(a.transform.rotation.yaw,
-                                                tf.rotation.yaw)), 3),
-            "extent": [round(float(e.x), 3), round(float(e.y), 3), round(float(e.z), 3)],
-            "velocity": [round(float(vel[0]), 3), round(float(vel[1]), 3)],
-            "visible_pixels": visible_pixels(_box_corners(carla_actors[a.id]), a.label,
-                                             ego_tf, camera, labels, depth),
-        })
+    actors = [actor_record(a, ego_tf, visible_pixels(_box_corners(carla_actors[a.id]),
+                                                      a.label, ego_tf, camera, labels, depth))
+              for a in gt.actors]
     K = CameraIntrinsics.from_fov(camera.image_size_x, camera.image_size_y, camera.fov)
     return {
         "episode": plan.name, "map": plan.map, "seed": plan.seed, "frame": int(frame),
