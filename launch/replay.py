@@ -380,6 +380,8 @@ def _build_nodes(path: Path, names: tuple[str, ...], oracle: bool,
     for name in names:
         spec = specs[name]
         params = {**spec.params, **overrides.get(name, {})}
+        # open loop: every input is fed after all nodes exist, so no start gate
+        params.pop("start_when_subscribed", None)
         try:
             cls = load_node_class(spec.node)
             nodes.append(cls(name, context=ctx, params=params,

@@ -52,6 +52,11 @@ class PerceptionParams:
     #: lit lamp in the network's traffic-light pixels (perception.lights), or
     #: "head", the network's light classifier
     light_reader: Literal["lamps", "head"] = "lamps"
+    #: subscribe to the cameras and the ego state only once each of these own
+    #: topics has that many subscribers (e.g. planning and the recorder): the
+    #: simulator starts when perception subscribes, so frame 0's objects are not
+    #: published before their readers connect. Empty: subscribe at once
+    start_when_subscribed: dict[str, int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not self.cameras or len(set(self.cameras)) != len(self.cameras):
@@ -103,8 +108,23 @@ class PerceptionNode(Node):
         self.dropped_frames = 0
         self.objects_pub = self.create_publisher(ObjectList, "/perception/objects")
         self.light_pub = self.create_publisher(TrafficLightState, "/perception/traffic_light")
+        self._inputs_open = False
+        if p.start_when_subscribed:
+            self._gate = self.create_timer(0.05, self._open_inputs_when_subscribed)
+        else:
+            self._open_inputs()
+
+    def _open_inputs_when_subscribed(self) -> None:
+        want = self.params.start_when_subscribed
+        if not self._inputs_open and all(pub.subscription_count >= want[pub.topic]
+                                         for pub in self.publishers if pub.topic in want):
+            self._gate.cancel()
+            self._open_inputs()
+
+    def _open_inputs(self) -> None:
+        self._inputs_open = True
         self.create_subscription(EgoState, "/ego/state", self.on_ego)
-        for camera in p.cameras:
+        for camera in self.params.cameras:
             self.create_subscription(Image, f"/sensors/camera/{camera}",
                                      lambda msg, c=camera: self.on_image(c, msg))
 

@@ -53,6 +53,25 @@ def test_image_in_objects_and_light_out_with_the_same_header(tmp_path: Path) -> 
     assert all(t.state == "unknown" and t.confidence == 0.0 for t in lights)
 
 
+def test_inputs_open_only_once_the_outputs_have_their_readers(tmp_path: Path) -> None:
+    """With start_when_subscribed the node subscribes to the cameras (which lets
+    the simulator start) only once its outputs have that many subscribers."""
+    ctx = InProcessContext()
+    node = PerceptionNode("perception", context=ctx, diagnostics=False, params={
+        "allow_untrained": True, "device": "cpu", "weights": str(tmp_path / "absent.pt"),
+        "start_when_subscribed": {"/perception/objects": 1, "/perception/traffic_light": 1}})
+    topics = lambda: {s.topic for s in node.subscriptions}  # noqa: E731
+    node._open_inputs_when_subscribed()
+    assert "/sensors/camera/front" not in topics()
+    reader = Node("planning", context=ctx, diagnostics=False)
+    reader.create_subscription(ObjectList, "/perception/objects", lambda m: None)
+    node._open_inputs_when_subscribed()
+    assert "/sensors/camera/front" not in topics()  # the light has no reader yet
+    reader.create_subscription(TrafficLightState, "/perception/traffic_light", lambda m: None)
+    node._open_inputs_when_subscribed()
+    assert {"/sensors/camera/front", "/ego/state"} <= topics()
+
+
 def test_no_weights_refuses_to_start(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="allow_untrained"):
         PerceptionNode("perception", context=InProcessContext(), diagnostics=False,
