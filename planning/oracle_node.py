@@ -8,7 +8,7 @@ It keeps the latest /ego/state and builds its own ``carla.Map`` from the latched
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from bus import Node
 from bus.messages import EgoState, GroundTruth, MapData, ObjectList, TrafficLightState
@@ -18,6 +18,10 @@ from planning.oracle import MAX_RANGE_M, oracle_objects, oracle_traffic_light
 @dataclass
 class OracleParams:
     max_range_m: float = MAX_RANGE_M
+    #: subscribe to the simulator only once each of these own topics has that many
+    #: subscribers (planning, the recorder): the simulator starts when the oracle
+    #: subscribes, so frame 0's objects reach their readers. Empty: at once
+    start_when_subscribed: dict[str, int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.max_range_m <= 0:
@@ -33,6 +37,21 @@ class OracleNode(Node):
         self.carla_map = None
         self.objects_pub = self.create_publisher(ObjectList, "/perception/objects")
         self.light_pub = self.create_publisher(TrafficLightState, "/perception/traffic_light")
+        self._inputs_open = False
+        if self.params.start_when_subscribed:
+            self._gate = self.create_timer(0.05, self._open_inputs_when_subscribed)
+        else:
+            self._open_inputs()
+
+    def _open_inputs_when_subscribed(self) -> None:
+        want = self.params.start_when_subscribed
+        if not self._inputs_open and all(pub.subscription_count >= want[pub.topic]
+                                         for pub in self.publishers if pub.topic in want):
+            self._gate.cancel()
+            self._open_inputs()
+
+    def _open_inputs(self) -> None:
+        self._inputs_open = True
         self.create_subscription(MapData, "/map/opendrive", self.on_map)
         self.create_subscription(EgoState, "/ego/state", self.on_ego)
         self.create_subscription(GroundTruth, "/sim/ground_truth", self.on_ground_truth)
