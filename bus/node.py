@@ -290,6 +290,30 @@ class Node:
     def get_logger(self) -> logging.Logger:
         return self._logger
 
+    # -- start gates: nothing published before its readers connect
+    def subscribed(self, want: dict[str, int]) -> bool:
+        """Whether each of this node's publishers named in ``want`` (topic ->
+        count) has at least that many subscribers."""
+        return all(pub.subscription_count >= want[pub.topic] for pub in self.publishers
+                   if pub.topic in want)
+
+    def when_subscribed(self, want: dict[str, int], then: Callable[[], Any],
+                        period_s: float = 0.05) -> None:
+        """Call ``then`` once, when :meth:`subscribed` (``want``): at once when
+        ``want`` is empty, else from a timer of ``period_s``. A node that opens its
+        inputs this way holds back whoever waits for its subscriptions (the
+        simulator's start) until its own outputs have their readers."""
+        if not want:
+            then()
+            return
+
+        def check() -> None:
+            if not timer.cancelled and self.subscribed(want):
+                timer.cancel()
+                then()
+
+        timer = self.create_timer(period_s, check)
+
     # -- readiness and status
     def is_ready(self) -> bool:
         """Ready once every subscription is connected (no slow-joiner loss);

@@ -108,21 +108,9 @@ class PerceptionNode(Node):
         self.dropped_frames = 0
         self.objects_pub = self.create_publisher(ObjectList, "/perception/objects")
         self.light_pub = self.create_publisher(TrafficLightState, "/perception/traffic_light")
-        self._inputs_open = False
-        if p.start_when_subscribed:
-            self._gate = self.create_timer(0.05, self._open_inputs_when_subscribed)
-        else:
-            self._open_inputs()
-
-    def _open_inputs_when_subscribed(self) -> None:
-        want = self.params.start_when_subscribed
-        if not self._inputs_open and all(pub.subscription_count >= want[pub.topic]
-                                         for pub in self.publishers if pub.topic in want):
-            self._gate.cancel()
-            self._open_inputs()
+        self.when_subscribed(p.start_when_subscribed, self._open_inputs)
 
     def _open_inputs(self) -> None:
-        self._inputs_open = True
         self.create_subscription(EgoState, "/ego/state", self.on_ego)
         for camera in self.params.cameras:
             self.create_subscription(Image, f"/sensors/camera/{camera}",

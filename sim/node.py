@@ -188,9 +188,7 @@ class SimNode(Node):
             self.evaluator.route_completion, self.ticks_per_s))
 
     def _may_start(self) -> bool:
-        want = self.params.start_when_subscribed
-        return all(pub.subscription_count >= want[pub.topic] for pub in self.publishers
-                   if pub.topic in want)
+        return self.subscribed(self.params.start_when_subscribed)
 
     def tick(self) -> None:
         """Publish frame k, wait for its command, step to k+1, score the tick."""

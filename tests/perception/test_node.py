@@ -61,14 +61,20 @@ def test_inputs_open_only_once_the_outputs_have_their_readers(tmp_path: Path) ->
         "allow_untrained": True, "device": "cpu", "weights": str(tmp_path / "absent.pt"),
         "start_when_subscribed": {"/perception/objects": 1, "/perception/traffic_light": 1}})
     topics = lambda: {s.topic for s in node.subscriptions}  # noqa: E731
-    node._open_inputs_when_subscribed()
-    assert "/sensors/camera/front" not in topics()
     reader = Node("planning", context=ctx, diagnostics=False)
+    ex = Executor(ctx, [node, reader])
+
+    def gate_checks() -> None:  # the node's gate timer runs on the context's clock
+        ctx.clock.advance(0.1)
+        ex.spin_once(0.0)
+
+    gate_checks()
+    assert "/sensors/camera/front" not in topics()
     reader.create_subscription(ObjectList, "/perception/objects", lambda m: None)
-    node._open_inputs_when_subscribed()
+    gate_checks()
     assert "/sensors/camera/front" not in topics()  # the light has no reader yet
     reader.create_subscription(TrafficLightState, "/perception/traffic_light", lambda m: None)
-    node._open_inputs_when_subscribed()
+    gate_checks()
     assert {"/sensors/camera/front", "/ego/state"} <= topics()
 
 
