@@ -23,6 +23,8 @@ from typing import Any
 
 import msgpack
 
+from sim.carla_server.tcp import TcpAcceptor
+
 log = logging.getLogger(__name__)
 
 REQUEST, RESPONSE, NOTIFY = 0, 1, 2
@@ -61,57 +63,36 @@ class Connection:
 Handler = Callable[[str, list, Connection], Any]
 
 
-class RpcServer:
+class RpcServer(TcpAcceptor):
     """Accepts connections on ``(host, port)`` and calls ``handler(method, args,
     connection)`` for each request; its return value is the reply's result (a CARLA
     ``Response`` shape, see :mod:`sim.carla_server.wire`)."""
 
     def __init__(self, host: str, port: int, handler: Handler,
                  on_disconnect: Callable[[Connection], None] | None = None) -> None:
+        super().__init__(host, port, "carla-rpc-accept")
         self.handler = handler
         self.on_disconnect = on_disconnect
-        self.sock = socket.create_server((host, port), reuse_port=False)
-        self.port = self.sock.getsockname()[1]
         self._conns: set[Connection] = set()
-        self._lock = threading.Lock()
-        self._stopping = threading.Event()
-        self._thread = threading.Thread(target=self._accept, name="carla-rpc-accept",
-                                        daemon=True)
 
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stopping.set()
-        try:
-            self.sock.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
-        self.sock.close()
+    def _close_all(self) -> None:
         with self._lock:
             conns = list(self._conns)
         for c in conns:
             c.close()
-        if self._thread.is_alive():
-            self._thread.join(timeout=2.0)
 
     @property
     def connections(self) -> int:
         with self._lock:
             return len(self._conns)
 
-    def _accept(self) -> None:
-        while not self._stopping.is_set():
-            try:
-                sock, peer = self.sock.accept()
-            except OSError:
-                return
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            conn = Connection(sock, peer)
-            with self._lock:
-                self._conns.add(conn)
-            threading.Thread(target=self._serve, args=(conn,), name=f"carla-rpc-{peer}",
-                             daemon=True).start()
+    def _on_accept(self, sock: socket.socket, peer: tuple) -> None:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        conn = Connection(sock, peer)
+        with self._lock:
+            self._conns.add(conn)
+        threading.Thread(target=self._serve, args=(conn,), name=f"carla-rpc-{peer}",
+                         daemon=True).start()
 
     def _serve(self, conn: Connection) -> None:
         unpacker = msgpack.Unpacker(raw=False, strict_map_key=False,

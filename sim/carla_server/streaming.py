@@ -19,6 +19,8 @@ import threading
 from collections import deque
 from collections.abc import Callable
 
+from sim.carla_server.tcp import TcpAcceptor
+
 log = logging.getLogger(__name__)
 
 #: frames, and bytes, a session may have queued before it counts as stuck and is
@@ -99,7 +101,7 @@ class _Session:
             self.server._remove(self)
 
 
-class StreamServer:
+class StreamServer(TcpAcceptor):
     """Serves every stream on one TCP port; :meth:`publish` sends a payload to every
     session subscribed to a stream id."""
 
@@ -107,25 +109,11 @@ class StreamServer:
                  known: Callable[[int], bool] = lambda _stream_id: True) -> None:
         """``known(stream_id)``: whether a stream exists; a client asking for another
         is disconnected at once."""
+        super().__init__(host, port, "carla-stream-accept")
         self.known = known
-        self.sock = socket.create_server((host, port))
-        self.port = self.sock.getsockname()[1]
         self._sessions: dict[int, list[_Session]] = {}
-        self._lock = threading.Lock()
-        self._stopping = threading.Event()
-        self._thread = threading.Thread(target=self._accept, name="carla-stream-accept",
-                                        daemon=True)
 
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stopping.set()
-        try:
-            self.sock.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
-        self.sock.close()
+    def _close_all(self) -> None:
         with self._lock:
             sessions = [s for ss in self._sessions.values() for s in ss]
         for s in sessions:
@@ -134,8 +122,6 @@ class StreamServer:
                 s.sock.shutdown(socket.SHUT_RDWR)
             except OSError:
                 pass
-        if self._thread.is_alive():
-            self._thread.join(timeout=2.0)
 
     def subscribers(self, stream_id: int) -> int:
         with self._lock:
@@ -162,13 +148,8 @@ class StreamServer:
                 if not ss:
                     del self._sessions[session.stream_id]
 
-    def _accept(self) -> None:
-        while not self._stopping.is_set():
-            try:
-                sock, _ = self.sock.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._hello, args=(sock,), daemon=True).start()
+    def _on_accept(self, sock: socket.socket, peer: tuple) -> None:
+        threading.Thread(target=self._hello, args=(sock,), daemon=True).start()
 
     def _hello(self, sock: socket.socket) -> None:
         """Read the 4-byte stream id, then register the session."""
