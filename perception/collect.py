@@ -255,11 +255,7 @@ def sample_meta(world: Any, autopilot: EgoAutopilot, frame: Any, camera: Any,
         "episode": plan.name, "map": plan.map, "seed": plan.seed,
         "frame": int(world.frame), "time": round(float(world.time), 4),
         "ego": {"x": ego.x, "y": ego.y, "yaw": ego.yaw, "speed": ego.speed},
-        "camera": {"name": camera.name, "width": camera.image_size_x,
-                   "height": camera.image_size_y, "fov": camera.fov,
-                   "fx": K.fx, "fy": K.fy, "cx": K.cx, "cy": K.cy,
-                   "mount": {"x": camera.x, "y": camera.y, "z": camera.z,
-                             "pitch": camera.pitch, "yaw": camera.yaw}},
+        "camera": camera_record(camera),
         "actors": actors,
         "traffic_light": {**light, "lamp_pixels": lamp_pixels},
     }
@@ -299,6 +295,19 @@ def _lamp_pixels(world: Any, light_id: int, state: str, frame: Any, camera: Any,
     box = (slice(v0, v1), slice(u0, u1))
     return int(((frame.instances[box] == LIGHT_ID_BASE + light_id)
                 & (frame.labels[box] == int(Label.TRAFFIC_LIGHT))).sum())
+
+
+def camera_record(camera: Any) -> dict[str, Any]:
+    """A camera (``sim.scenario.CameraConfig``) as the sample JSON holds it: size,
+    field of view, intrinsics (px) and its mount in the ego frame (m, deg)."""
+    from bus.messages import CameraIntrinsics
+
+    K = CameraIntrinsics.from_fov(camera.image_size_x, camera.image_size_y, camera.fov)
+    return {"name": camera.name, "width": camera.image_size_x,
+            "height": camera.image_size_y, "fov": camera.fov,
+            "fx": K.fx, "fy": K.fy, "cx": K.cx, "cy": K.cy,
+            "mount": {"x": camera.x, "y": camera.y, "z": camera.z,
+                      "pitch": camera.pitch, "yaw": camera.yaw}}
 
 
 def actor_record(actor: Any, ego_tf: Any, visible_pixels: int) -> dict[str, Any]:

@@ -51,6 +51,7 @@ from perception.collect import (
     EpisodePlan,
     _write_image,
     actor_record,
+    camera_record,
     encode_depth,
 )
 from sim.carla_bridge import actors as spawn
@@ -144,17 +145,12 @@ def sample_meta(world: Any, ego: Any, lights: truth.LightStates, carla_map: carl
     actors = [actor_record(a, ego_tf, visible_pixels(_box_corners(carla_actors[a.id]),
                                                       a.label, ego_tf, camera, labels, depth))
               for a in gt.actors]
-    K = CameraIntrinsics.from_fov(camera.image_size_x, camera.image_size_y, camera.fov)
     return {
         "episode": plan.name, "map": plan.map, "seed": plan.seed, "frame": int(frame),
         "time": round(float(world.get_snapshot().timestamp.elapsed_seconds), 4),
         "ego": {"x": tf.location.x, "y": tf.location.y, "z": tf.location.z,
                 "yaw": tf.rotation.yaw, "speed": math.hypot(v.x, v.y, v.z), "id": ego.id},
-        "camera": {"name": camera.name, "width": camera.image_size_x,
-                   "height": camera.image_size_y, "fov": camera.fov,
-                   "fx": K.fx, "fy": K.fy, "cx": K.cx, "cy": K.cy,
-                   "mount": {"x": camera.x, "y": camera.y, "z": camera.z,
-                             "pitch": camera.pitch, "yaw": camera.yaw}},
+        "camera": camera_record(camera),
         "actors": actors,
         "traffic_light": light_ahead(carla_map, lights, tf.location),
     }
