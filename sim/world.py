@@ -61,6 +61,22 @@ def spawn_waypoints(carla_map: carla.Map) -> list[carla.Waypoint]:
     return [carla_map.get_waypoint(t.location) for t in spawn_points(carla_map)]
 
 
+def signal_ahead(lights: TrafficLights, stop_signs: TrafficLights,
+                 wp: carla.Waypoint) -> tuple[str, float] | None:
+    """What governs the lane of ``wp`` at its end: a light's state or 'stop', and
+    the distance (m) from ``wp`` to the stop line (the traffic model's light query)."""
+    lane = (wp.road_id, wp.section_id, wp.lane_id)
+    for signals, state in ((lights, None), (stop_signs, "stop")):
+        light = signals.light_for_lane(*lane)
+        if light is None:
+            continue
+        stop = next(s for s in light.stop_waypoints
+                    if (s.road_id, s.section_id, s.lane_id) == lane)
+        d = stop.transform.location.distance(wp.transform.location)
+        return (state or signals.state_of(light.id)), d
+    return None
+
+
 class World:
     """The simulated world of one scenario."""
 
@@ -183,18 +199,7 @@ class World:
         return events
 
     def _light_ahead(self, wp: carla.Waypoint) -> tuple[str, float] | None:
-        """What governs the lane of ``wp`` at its end: a light's state or 'stop', and
-        the distance (m) from ``wp`` to the stop line."""
-        lane = (wp.road_id, wp.section_id, wp.lane_id)
-        for signals, state in ((self.lights, None), (self.stop_signs, "stop")):
-            light = signals.light_for_lane(*lane)
-            if light is None:
-                continue
-            stop = next(s for s in light.stop_waypoints
-                        if (s.road_id, s.section_id, s.lane_id) == lane)
-            d = stop.transform.location.distance(wp.transform.location)
-            return (state or signals.state_of(light.id)), d
-        return None
+        return signal_ahead(self.lights, self.stop_signs, wp)
 
     def _stop_line_crossed(self, prev: np.ndarray, cur: np.ndarray) -> int | None:
         sign = self.stop_signs.red_light_crossed(prev, cur)

@@ -37,6 +37,7 @@ from sim.pedestrians import WALKER_HALF_SIZE, Pedestrians, Walker, sidewalk_besi
 from sim.spawn import spawn_points
 from sim.traffic import NPC, Obstacle, Traffic, road_speed_limits
 from sim.traffic_lights import STOP_SIGN_TYPE, TrafficLight, TrafficLights, discover_traffic_lights
+from sim.world import signal_ahead
 
 log = logging.getLogger(__name__)
 
@@ -437,18 +438,7 @@ class ServerWorld:
         return TickOutput(self.frame, payloads)
 
     def _light_ahead(self, wp: carla.Waypoint) -> tuple[str, float] | None:
-        """As sim.world: the state of the light or stop sign governing the lane of
-        ``wp`` and the distance to its stop line (m)."""
-        lane = (wp.road_id, wp.section_id, wp.lane_id)
-        for signals, fixed in ((self.lights, None), (self.stop_signs, "stop")):
-            light = signals.light_for_lane(*lane)
-            if light is None:
-                continue
-            stop = next(s for s in light.stop_waypoints
-                        if (s.road_id, s.section_id, s.lane_id) == lane)
-            return (fixed or signals.state_of(light.id),
-                    stop.transform.location.distance(wp.transform.location))
-        return None
+        return signal_ahead(self.lights, self.stop_signs, wp)
 
     # ------------------------------------------------------------------ views
     def world_transform(self, a: Actor) -> Transform:
