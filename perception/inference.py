@@ -172,16 +172,20 @@ class PredictorBase:
     def preprocess_cpu(self, images: list[np.ndarray], encoding: str = "bgr8") -> np.ndarray:
         """(N, 3, h, w) float32 normalised RGB, resized on the CPU (area averaging)."""
         out = np.empty((len(images), 3, self.height, self.width), np.float32)
-        # per channel of the image as it comes (BGR reversed), normalised in its
-        # own H x W x 3 layout, then moved to RGB planes in one copy
-        order = slice(None, None, -1) if encoding == "bgr8" else slice(None)
-        mean = (np.array(IMAGE_MEAN, np.float32) * 255.0)[order]
-        scale = (1.0 / (np.array(IMAGE_STD, np.float32) * 255.0))[order]
+        mean = np.array(IMAGE_MEAN, np.float32) * 255.0
+        scale = 1.0 / (np.array(IMAGE_STD, np.float32) * 255.0)
+        # RGB plane c comes from image channel c, or 2 - c for BGR
+        source = (2, 1, 0) if encoding == "bgr8" else (0, 1, 2)
         for i, data in enumerate(images):
             self._check(data)
             if data.shape[:2] != (self.height, self.width):
                 data = cv2.resize(data, (self.width, self.height), interpolation=cv2.INTER_AREA)
-            out[i] = ((data.astype(np.float32) - mean) * scale).transpose(2, 0, 1)[order]
+            # plane by plane: numpy broadcasting over a trailing axis of 3 runs
+            # ten times slower than these whole-plane operations (same arithmetic)
+            planes = cv2.split(data)
+            for c in range(3):
+                np.subtract(planes[source[c]], mean[c], out=out[i, c], dtype=np.float32)
+                out[i, c] *= scale[c]
         return out
 
     def infer_batch(self, images: list[np.ndarray], encoding: str = "bgr8"

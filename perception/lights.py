@@ -40,6 +40,7 @@ import numpy as np
 
 from bus.frames import ego_to_camera, project
 from bus.messages import CameraIntrinsics, Transform
+from perception.numeric import median
 
 REFERENCE_AREA = 640 * 360  # min_lamp_px is given at this image size
 #: Lamp colours in OpenCV hue (0-180): (lo, hi) bands, red wrapping around 0.
@@ -119,13 +120,14 @@ def read_lamps(bgr: np.ndarray, light_probability: np.ndarray,
     y0, x0 = max(int(ys[0]) - pad, 0), max(int(xs[0]) - pad, 0)
     box = (slice(y0, min(int(ys[-1]) + pad + 1, h)), slice(x0, min(int(xs[-1]) + pad + 1, w)))
     hsv = cv2.cvtColor(np.ascontiguousarray(bgr[box]), cv2.COLOR_BGR2HSV)
-    value = hsv[..., 2]
-    bright = (value >= cfg.min_value) & (hsv[..., 1] >= cfg.min_saturation)
-    lit = (region[box] > 0) & bright
-    if not lit.any():
+    hue, _, value = cv2.split(hsv)
+    bright = cv2.inRange(hsv, (0, cfg.min_saturation, cfg.min_value), (255, 255, 255))
+    lit = cv2.bitwise_and(bright, bright, mask=region[box])  # 255 where lit, else 0
+    if not cv2.countNonZero(lit):
         return "none", 0.0
     min_px = max(1, round(cfg.min_lamp_px * h * w / REFERENCE_AREA))
-    colour = _HUE_STATE[hsv[..., 0]] * lit  # 0: not a lamp colour, else 1 + state index
+    # 0: not a lamp colour, else 1 + state index
+    colour = cv2.bitwise_and(cv2.LUT(hue, _HUE_STATE), 255, mask=lit)
     n, blobs, stats, centres = cv2.connectedComponentsWithStats((colour > 0).astype(np.uint8),
                                                                 connectivity=8)
     best, best_px, total = "none", 0, 0
@@ -138,10 +140,10 @@ def read_lamps(bgr: np.ndarray, light_probability: np.ndarray,
         win = (slice(by, by + bh), slice(bx, bx + bw))
         inside = blobs[win] == j
         # a lit lamp has an unlit lamp or the housing just above or below it
-        lamp_v = float(np.median(value[win][inside]))
+        lamp_v = median(value[win][inside])
         above = value[max(by - bh, 0):by, bx:bx + bw]
         below = value[by + bh:by + 2 * bh, bx:bx + bw]
-        darker = min((float(np.median(a)) for a in (above, below) if a.size), default=lamp_v)
+        darker = min((median(a) for a in (above, below) if a.size), default=lamp_v)
         if darker > cfg.max_housing_ratio * lamp_v:
             continue  # as bright above and below: a sunlit wall, not a lit lamp
         total += size

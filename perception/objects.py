@@ -51,6 +51,7 @@ import numpy as np
 from bus.frames import camera_to_ego, unproject
 from bus.messages import CameraIntrinsics, DetectedObject, Transform, Vector3
 from perception.classes import TrainClass
+from perception.numeric import median
 
 #: Class id -> DetectedObject label, for the obstacle classes clustered.
 OBSTACLE_CLASSES: dict[int, str] = {int(TrainClass.VEHICLE): "vehicle",
@@ -350,7 +351,7 @@ def _ground_contact_depth(seg: np.ndarray, depth: np.ndarray, mask: np.ndarray, 
         if contact is None:
             continue
         foot = blob & (np.arange(y0, y0 + bh)[:, None] >= vs.max() - 1)
-        measured = float(np.median(depth[box][foot]))
+        measured = median(depth[box][foot])
         # inverse-variance fusion in log depth: relative sigmas of both estimates
         var_c = (cfg.contact_px_sigma * contact / (rays.K.fy * rays.height)) ** 2
         var_d = cfg.depth_rel_sigma ** 2
@@ -424,18 +425,18 @@ def detect_objects(seg: np.ndarray, depth: np.ndarray, K: CameraIntrinsics,
         for k in np.flatnonzero(counts >= min_pixels[label]):
             if k == 0:
                 continue  # no point is in component 0 (the grid's empty cells)
-            sel = order[starts[k]:starts[k] + counts[k]]
             count = int(counts[k])
+            conf = 1.0 - math.exp(-count / (cfg.pixel_scale * area))
+            if mean_p is not None:
+                conf *= float(mean_p[k])
+            if conf < cfg.min_confidence:
+                continue  # before the box fit: most clusters end here
+            sel = order[starts[k]:starts[k] + counts[k]]
             cols = us[sel]
             cut_off = bool(cols.min() == 0 or cols.max() == w - 1)
             position, size, yaw = _box(pts[sel], label, cam_xy, cfg, cut_off)
             if size[2] < cfg.min_height_m:
                 continue  # flat: a patch of ground taken for an object
-            conf = 1.0 - math.exp(-count / (cfg.pixel_scale * area))
-            if mean_p is not None:
-                conf *= float(mean_p[k])
-            if conf < cfg.min_confidence:
-                continue
             out.append(Detection(label, position, size, yaw, conf, count))
     out.sort(key=lambda d: float(np.hypot(d.position[0], d.position[1])))
     return out
