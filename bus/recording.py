@@ -34,6 +34,7 @@ import os
 import struct
 import threading
 from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -464,7 +465,7 @@ class Recording:
 
         Chunks are read lazily and merged: a chunk is loaded only once no message
         already loaded is earlier than its start, so memory holds the overlapping
-        chunks, not the file."""
+        chunks (and the next one, read ahead), not the file."""
         wanted = {cid for cid, ch in self._index.channels.items()
                   if topics is None or ch.topic in topics}
         chunks = sorted(
@@ -476,27 +477,44 @@ class Recording:
         heap: list[tuple[int, int, Message]] = []
         tie = itertools.count()
         next_chunk = 0
-        while True:
-            while next_chunk < len(chunks) and (
-                not heap or chunks[next_chunk].start_ns <= heap[0][0]
-            ):
-                for m in self._messages_in(chunks[next_chunk]):
-                    if (m.channel_id in wanted
-                            and (start_ns is None or m.log_time >= start_ns)
-                            and (end_ns is None or m.log_time < end_ns)):
-                        heapq.heappush(heap, (m.log_time, next(tie), m))
-                next_chunk += 1
-            if not heap:
-                return
-            m = heapq.heappop(heap)[2]
-            ch = self._index.channels[m.channel_id]
-            yield RecordedMessage(ch.topic, m.log_time, m.publish_time, m.sequence, m.data,
-                                  ch.msg_name, ch.version)
+        # The chunk after the one being merged is read and decompressed on a thread
+        # meanwhile (file reads, lz4/zstd and the CRC release the GIL): a replay's
+        # nodes and the reading share the machine's cores instead of taking turns.
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="mcap-read") as reader:
+            ahead: Future[list[Message]] | None = (
+                reader.submit(self._messages_in, chunks[0]) if chunks else None)
+            while True:
+                while next_chunk < len(chunks) and (
+                    not heap or chunks[next_chunk].start_ns <= heap[0][0]
+                ):
+                    assert ahead is not None
+                    loaded = ahead.result()
+                    next_chunk += 1
+                    ahead = (reader.submit(self._messages_in, chunks[next_chunk])
+                             if next_chunk < len(chunks) else None)
+                    for m in loaded:
+                        if (m.channel_id in wanted
+                                and (start_ns is None or m.log_time >= start_ns)
+                                and (end_ns is None or m.log_time < end_ns)):
+                            heapq.heappush(heap, (m.log_time, next(tie), m))
+                if not heap:
+                    return
+                m = heapq.heappop(heap)[2]
+                ch = self._index.channels[m.channel_id]
+                yield RecordedMessage(ch.topic, m.log_time, m.publish_time, m.sequence,
+                                      m.data, ch.msg_name, ch.version)
 
     def _messages_in(self, ref: _ChunkRef) -> list[Message]:
-        self._file.seek(ref.offset + _RECORD_HEAD.size)
+        """The messages of one chunk. Positional reads (no shared file position), so
+        any number of threads and iterators may read the file at once."""
+        fd = self._file.fileno()
         try:
-            _, records = _read_chunk(self._file)
+            head = os.pread(fd, _RECORD_HEAD.size, ref.offset)
+            _, length = _RECORD_HEAD.unpack(head)
+            body = os.pread(fd, length, ref.offset + _RECORD_HEAD.size)
+            if len(body) != length:
+                raise ValueError(f"the file ends {length - len(body)} bytes into it")
+            _, records = _read_chunk(io.BytesIO(body))
         except _DAMAGED as exc:
             raise RecordingError(f"{self.path}: chunk at byte {ref.offset} is unreadable: "
                                  f"{exc}") from exc
