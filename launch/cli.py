@@ -542,6 +542,11 @@ def cmd_eval(args: argparse.Namespace) -> int:
     except OSError as exc:
         raise UserError(f"cannot write {out}: {exc.strerror or exc}") from None
     print(f"wrote {out / 'results.json'}")
+    if report.get("interrupted"):
+        done = len(report["runs"]) - len(report["not_run"])
+        print(f"error: interrupted: {done} of {len(report['runs'])} run(s) started, the "
+              "ones in flight were stopped", file=sys.stderr)
+        return 130
     if report["failed"]:
         print(f"error: {len(report['failed'])} run(s) failed: {', '.join(report['failed'])} "
               f"(see their log.txt under {out})", file=sys.stderr)

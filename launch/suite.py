@@ -27,12 +27,15 @@ over the runs that left metrics.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -220,11 +223,18 @@ def run_command(opts: RunOptions, out: Path) -> list[str]:
     return cmd
 
 
-def execute_run(cmd: list[str], out: str) -> dict[str, Any]:
+def execute_run(cmd: list[str], out: str,
+                started: Callable[[subprocess.Popen[str]], None] | None = None
+                ) -> dict[str, Any]:
     """Run one ``drivestack run`` to its end; its exit status, time and metrics. (Also
-    the body of a Ray task: plain arguments and result.)"""
+    the body of a Ray task: plain arguments and result.) ``started`` is told the
+    child process as soon as it exists (to signal it)."""
     t0 = time.monotonic()
-    proc = subprocess.run(cmd, capture_output=True, text=True)
+    with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          text=True) as proc:
+        if started is not None:
+            started(proc)
+        _, stderr = proc.communicate()
     metrics_path = Path(out) / "metrics.json"
     metrics = None
     if metrics_path.is_file():
@@ -232,7 +242,7 @@ def execute_run(cmd: list[str], out: str) -> dict[str, Any]:
             metrics = json.loads(metrics_path.read_text())
         except ValueError:
             metrics = None
-    err = proc.stderr.strip().splitlines()
+    err = stderr.strip().splitlines()
     return {"returncode": proc.returncode, "wall_s": round(time.monotonic() - t0, 1),
             "metrics": metrics, "error": err[-1] if proc.returncode and err else None}
 
@@ -250,6 +260,7 @@ def run_suite(suite: Suite, out: Path, workers: int = 1, ray_address: str | None
     out.mkdir(parents=True, exist_ok=True)
     jobs = [(r, run_command(r.options, out / r.name), str(out / r.name)) for r in suite.runs]
     results: dict[str, dict[str, Any]] = {}
+    interrupted = False
     t0 = time.monotonic()
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                   disable=not progress) as bar:
@@ -260,16 +271,78 @@ def run_suite(suite: Suite, out: Path, workers: int = 1, ray_address: str | None
                 results[r.name] = res
                 bar.advance(task)
         else:
-            with ThreadPoolExecutor(max_workers=workers) as pool:
-                futures = {pool.submit(execute_run, c, o): r for r, c, o in jobs}
+            runs = LocalRuns()
+            with runs.stopped_by_signals(), ThreadPoolExecutor(max_workers=workers) as pool:
+                futures = {pool.submit(runs.execute, c, o): r for r, c, o in jobs}
                 for f in as_completed(futures):
                     results[futures[f].name] = f.result()
                     bar.advance(task)
+            interrupted = runs.interrupted
     report = _report(suite, results, time.monotonic() - t0)
+    report["interrupted"] = interrupted
     (out / "results.json").write_text(json.dumps(report, indent=1))
     for line in table_lines(report):
         log(line)
     return report
+
+
+class LocalRuns:
+    """The runs of an evaluation on this machine, as child processes, and how a
+    Ctrl-C or SIGTERM to the evaluation ends them: the runs in flight get SIGTERM
+    (each stops its nodes and keeps what it recorded, as ``drivestack run`` does on
+    a signal), the queued ones are not started (their result says so), and the
+    evaluation writes results.json with what was done. Without this, a SIGTERM
+    killed the evaluation and left its runs driving on, and a Ctrl-C stopped the
+    runs in flight and went on with the next ones."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._live: set[subprocess.Popen[str]] = set()
+        self.interrupted = False
+
+    def execute(self, cmd: list[str], out: str) -> dict[str, Any]:
+        """:func:`execute_run`, unless the evaluation was interrupted before it began."""
+        if self.interrupted:
+            return {"returncode": None, "wall_s": 0.0, "metrics": None,
+                    "error": "not run: the evaluation was interrupted"}
+        proc: subprocess.Popen[str] | None = None
+
+        def started(p: subprocess.Popen[str]) -> None:
+            nonlocal proc
+            proc = p
+            with self._lock:
+                self._live.add(p)
+                if self.interrupted:  # the signal came while it was starting
+                    p.terminate()
+
+        try:
+            return execute_run(cmd, out, started)
+        finally:
+            with self._lock:
+                self._live.discard(proc)  # type: ignore[arg-type]
+
+    def stop(self, *_: object) -> None:
+        """The signal handler: interrupt the evaluation (idempotent)."""
+        with self._lock:
+            self.interrupted = True
+            for p in self._live:
+                if p.poll() is None:
+                    p.terminate()
+
+    @contextlib.contextmanager
+    def stopped_by_signals(self) -> Iterator[None]:
+        """SIGINT and SIGTERM call :meth:`stop` while inside (main thread only: the
+        only one Python lets install handlers)."""
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        previous = {sig: signal.signal(sig, self.stop) for sig in (signal.SIGINT,
+                                                                   signal.SIGTERM)}
+        try:
+            yield
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
 
 
 def _run_on_ray(address: str, jobs: Sequence[tuple[list[str], str]]) -> list[dict[str, Any]]:
@@ -300,7 +373,8 @@ def _report(suite: Suite, results: dict[str, dict[str, Any]], wall_s: float) -> 
     return {
         "suite": suite.name, "runs": runs, "skipped": suite.skipped,
         "wall_s": round(wall_s, 1),
-        "failed": [x["name"] for x in runs if x["returncode"] != 0],
+        "failed": [x["name"] for x in runs if x["returncode"] not in (0, None)],
+        "not_run": [x["name"] for x in runs if x["returncode"] is None],
         "mean": {k: _mean([m.get(k) for m in scored])
                  for k in ("driving_score", "route_completion", "infraction_penalty")},
         "collisions": sum(v for m in scored for k, v in

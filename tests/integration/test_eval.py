@@ -4,9 +4,11 @@ closed loop in its own process and bus namespace."""
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -49,3 +51,60 @@ def test_two_routes_on_two_workers(tmp_path: Path) -> None:
         assert (out / r["name"] / "drive.mcap").is_file()
     assert report["mean"]["driving_score"] == 100.0 and report["collisions"] == 0
     assert "mean" in proc.stdout and "east" in proc.stdout
+
+
+def _processes_mentioning(text: str) -> list[str]:
+    """Command lines of this machine's processes that contain ``text``."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue  # gone meanwhile
+        if text in cmdline:
+            found.append(cmdline)
+    return found
+
+
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_stops_the_evaluation_and_its_runs(tmp_path: Path, sig: int) -> None:
+    # three long runs one at a time: the signal comes while the first one drives
+    (tmp_path / "east.yaml").write_text(textwrap.dedent(ROUTE.format(
+        seed=1, y=-98.25, x_end=175.0)).replace("duration_s: 40", "duration_s: 600"))
+    (tmp_path / "suite.yaml").write_text(textwrap.dedent("""\
+        oracle: true
+        runs:
+          - {name: a, scenario: east.yaml}
+          - {name: b, scenario: east.yaml}
+          - {name: c, scenario: east.yaml}
+    """))
+    out = tmp_path / "out"
+    proc = subprocess.Popen([sys.executable, "-m", "launch.cli", "eval",
+                             str(tmp_path / "suite.yaml"), "--out", str(out), "--no-progress"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 180
+        log = out / "a" / "log.txt"
+        while not (log.is_file() and "nodes ready" in log.read_text()):  # run a drives
+            assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+            time.sleep(0.2)
+        time.sleep(2.0)
+        proc.send_signal(sig)
+        stdout, stderr = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, stdout[-2000:] + stderr[-2000:]
+    assert "interrupted" in stderr
+    report = json.loads((out / "results.json").read_text())
+    a, b, c = report["runs"]
+    assert a["metrics"] is not None and a["metrics"]["end_reason"] == "interrupted", a
+    assert (out / "a" / "drive.mcap").is_file()
+    for r in (b, c):
+        assert r["returncode"] is None and r["error"].startswith("not run"), r
+        assert not (out / r["name"]).exists()
+    assert report["not_run"] == ["b", "c"] and report["failed"] == []
+    assert _processes_mentioning(str(out)) == []  # nothing left behind
