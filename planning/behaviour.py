@@ -105,8 +105,6 @@ def decide(path_ego: np.ndarray, speed: float, speed_limit: float, objects: Obje
         d.stop_s, d.reasons = 0.0, ["no path ahead"]
         return d
     line = LineString(path_ego)
-    corridor: Polygon = line.buffer(p.corridor_half_width, cap_style=2)
-    shapely.prepare(corridor)  # indexed once: tested against many points below
     front = p.ego_half_length
 
     # Traffic light: stop at the line for red, and for yellow if comfortable.
@@ -127,9 +125,18 @@ def decide(path_ego: np.ndarray, speed: float, speed_limit: float, objects: Obje
         ahead = (along > 0.0) & (pos[:, 0] >= 0.0)
         walker = np.array([o.label == "pedestrian" for o in objs])
         half_width = np.array([o.size.y / 2 for o in objs])
-        entering = _entering(corridor, pos, vel, ahead & walker, p)
-        crossing = _crossing(line, corridor, pos, vel, half_width, speed, p,
-                             ahead & ~walker & (beside > p.corridor_half_width + half_width))
+        # Only objects that can reach the corridor within their horizon are tested
+        # against it, and the corridor (a buffer: most of this function's time) is
+        # built only if there are any; most ticks have none.
+        moving = np.hypot(vel[:, 0], vel[:, 1])
+        walkers = ahead & walker & _may_reach(beside, moving, p.pedestrian_horizon,
+                                              p.corridor_half_width)
+        crossers = (ahead & ~walker & (beside > p.corridor_half_width + half_width)
+                    & _may_reach(beside, moving, p.yield_horizon,
+                                 p.corridor_half_width + half_width))
+        corridor = _corridor(line, p) if (walkers | crossers).any() else None
+        entering = _entering(corridor, pos, vel, walkers, p)
+        crossing = _crossing(line, corridor, pos, vel, half_width, speed, p, crossers)
     for i, obj in enumerate(objs):
         s = float(along[i])
         if not ahead[i]:
@@ -157,14 +164,39 @@ def decide(path_ego: np.ndarray, speed: float, speed_limit: float, objects: Obje
     return d
 
 
-def _entering(corridor: Polygon, pos: np.ndarray, vel: np.ndarray, which: np.ndarray,
-              p: BehaviourParams) -> np.ndarray:
+#: m added to the reach of :func:`_may_reach`, for the rounding of the buffer's
+#: vertices: a test that skips an object must never skip one that would count.
+_REACH_MARGIN = 0.01
+
+
+def _may_reach(beside: np.ndarray, moving: np.ndarray, horizon: float,
+               reach: np.ndarray | float) -> np.ndarray:
+    """Whether each object (``beside``: its distance to the path, m; ``moving``: its
+    speed, m/s) can come within ``reach`` (m) of the path within ``horizon`` (s),
+    moving straight on. The corridor lies within ``corridor_half_width`` of the
+    path, so an object for which this is False is neither in the corridor nor
+    within its own half width of it at any time up to ``horizon``."""
+    return beside - moving * horizon <= reach + _REACH_MARGIN
+
+
+def _corridor(line: LineString, p: BehaviourParams) -> Polygon:
+    """The corridor: the path buffered ``corridor_half_width`` each side, flat ends,
+    indexed (prepared) for the many point tests against it."""
+    corridor: Polygon = line.buffer(p.corridor_half_width, cap_style=2)
+    shapely.prepare(corridor)
+    return corridor
+
+
+def _entering(corridor: Polygon | None, pos: np.ndarray, vel: np.ndarray,
+              which: np.ndarray, p: BehaviourParams) -> np.ndarray:
     """For each object (positions and velocities N x 2, ego frame), whether it is
     in the corridor or will be within ``pedestrian_horizon`` walking straight on
-    (7 points in time); False where ``which`` is False."""
+    (7 points in time); False where ``which`` is False (``corridor`` may be None
+    where ``which`` is all False)."""
     out = np.zeros(len(pos), dtype=bool)
     if not which.any():
         return out
+    assert corridor is not None
     times = np.linspace(0.0, p.pedestrian_horizon, 7)
     future = pos[which, None, :] + vel[which, None, :] * times[None, :, None]
     inside = shapely.contains_xy(corridor, future[..., 0], future[..., 1])
@@ -172,18 +204,19 @@ def _entering(corridor: Polygon, pos: np.ndarray, vel: np.ndarray, which: np.nda
     return out
 
 
-def _crossing(line: LineString, corridor: Polygon, pos: np.ndarray, vel: np.ndarray,
-              half_width: np.ndarray, speed: float, p: BehaviourParams,
+def _crossing(line: LineString, corridor: Polygon | None, pos: np.ndarray,
+              vel: np.ndarray, half_width: np.ndarray, speed: float, p: BehaviourParams,
               which: np.ndarray) -> np.ndarray:
     """For each vehicle (positions and velocities N x 2, ego frame; half its width,
     m) moving in a straight line: where (distance along the path, m) it enters our
     corridor, if it does within ``yield_horizon`` and we would arrive there at about
     the same time (within ``yield_window``); else NaN, and NaN where ``which`` is
-    False."""
+    False (``corridor`` may be None where ``which`` is all False)."""
     out = np.full(len(pos), np.nan)
     which = which & (np.hypot(vel[:, 0], vel[:, 1]) >= 1.0)
     if not which.any():
         return out
+    assert corridor is not None
     times = np.arange(0.5, p.yield_horizon + 1e-9, 0.5)
     future = pos[which, None, :] + vel[which, None, :] * times[None, :, None]
     near = shapely.dwithin(corridor, shapely.points(future), half_width[which, None])

@@ -148,6 +148,18 @@ def test_pedestrian_in_or_entering_the_corridor_makes_us_stop():
     assert leaving.stop_s == np.inf
 
 
+
+def test_a_walker_reaching_the_corridor_at_the_horizon_still_counts():
+    # decide tests only the objects that can reach the corridor in time against it:
+    # one that gets in just at the end of pedestrian_horizon must be among them
+    reach = P.corridor_half_width + 1.5 * P.pedestrian_horizon
+    late = decide(STRAIGHT, 10.0, 13.9, objects(walker(30.0, reach - 0.05, vy=-1.5)),
+                  NO_LIGHT, P)
+    assert late.stop_s < 30.0
+    never = decide(STRAIGHT, 10.0, 13.9, objects(walker(30.0, reach + 0.05, vy=-1.5)),
+                   NO_LIGHT, P)
+    assert never.stop_s == np.inf
+
 def test_lead_vehicle_is_followed_and_ttc_triggers_emergency():
     d = decide(STRAIGHT, 10.0, 13.9, objects(car(40.0, vx=10.0)), NO_LIGHT, P)
     assert d.lead_s == pytest.approx(40.0 - P.ego_half_length - 2.3)
