@@ -337,7 +337,8 @@ def hard_limits(s: np.ndarray, ceiling: float, d: Decision, p: BehaviourParams,
         cap = np.minimum(cap, np.sqrt(p.lateral_accel / np.maximum(kappa, 1e-9)))
     points = limit_points(d, p)
     for where, v_end in points:
-        cap[s >= where] = np.minimum(cap[s >= where], v_end)
+        beyond = s >= where
+        cap[beyond] = np.minimum(cap[beyond], v_end)
     return cap, points
 
 
@@ -373,7 +374,18 @@ def align_grid(s: np.ndarray, points: list[tuple[float, float]], clearance: floa
         added.append(x)
         if v_end == 0:
             added.extend(x - r for r in refine if x - r > s[0])
-    return np.unique(np.concatenate([s, added]))
+    return _sorted_unique(np.concatenate([s, added]))
+
+
+def _sorted_unique(values: np.ndarray) -> np.ndarray:
+    """``np.unique(values)`` for a 1-D float array, the same way (sort, then drop
+    each value equal to the one before) without its generic overhead, which is
+    most of the cost on arrays this short (two calls a planner tick)."""
+    values = np.sort(values)
+    keep = np.empty(len(values), dtype=bool)
+    keep[:1] = True
+    np.not_equal(values[1:], values[:-1], out=keep[1:])
+    return values[keep]
 
 
 def speed_envelope(s: np.ndarray, cap: np.ndarray, points: list[tuple[float, float]],
@@ -384,17 +396,23 @@ def speed_envelope(s: np.ndarray, cap: np.ndarray, points: list[tuple[float, flo
     the brake at ``jerk`` (m/s^3) as it arrives at a lower limit (so it stops, or
     settles on a lower speed, with no step in its deceleration)."""
     sl, w = s.tolist(), cap.tolist()
+    # The points inside each segment (sl[k], sl[k + 1]], in the order given, by k.
+    inside: dict[int, list[tuple[float, float]]] = {}
+    for where, v_end in points:
+        k = bisect.bisect_left(sl, where) - 1
+        if 0 <= k < len(sl) - 1:
+            inside.setdefault(k, []).append((where, v_end))
     d_back = 0.0  # deceleration at the point after this one
     for k in range(len(sl) - 2, -1, -1):
-        if w[k] <= w[k + 1] and not any(sl[k] < where <= sl[k + 1] for where, _ in points):
+        here = inside.get(k, ())
+        if w[k] <= w[k + 1] and not here:
             d_back = 0.0  # the limit here binds (braking only ever raises the speed)
             continue
         v, dk = _release(w[k + 1], d_back, sl[k + 1] - sl[k], decel, jerk)
-        for where, v_end in points:
-            if sl[k] < where <= sl[k + 1]:
-                vp, dp = _release(v_end, 0.0, where - sl[k], decel, jerk)
-                if vp < v:
-                    v, dk = vp, dp
+        for where, v_end in here:
+            vp, dp = _release(v_end, 0.0, where - sl[k], decel, jerk)
+            if vp < v:
+                v, dk = vp, dp
         if w[k] < v:  # the limit here binds: from here on brake as it falls
             ds = sl[k + 1] - sl[k]
             v, dk = w[k], min(max((w[k] ** 2 - w[k + 1] ** 2) / (2.0 * ds), 0.0), decel)
