@@ -453,31 +453,39 @@ def _integrate(s: np.ndarray, w: np.ndarray, v0: float, a0: float, d: Decision,
     envelope ``w`` (m/s at ``s``): the distances (m, increasing), speeds (m/s) and
     accelerations (m/s^2) of its samples, until the end of ``s``,
     ``profile_horizon``, a standstill the envelope holds, or a cruise at the target
-    speed that no limit ahead interrupts (then one last sample at the end of ``s``).
-    See :func:`speed_profile` for the law."""
+    speed that no limit ahead interrupts (then one last sample at the end of ``s``),
+    or a standstill that the next steps would only repeat. See :func:`speed_profile`
+    for the law."""
     sl = s.tolist()
     last = len(sl) - 2  # index of the last segment
     # Envelope acceleration per segment (v^2 is linear in s on a segment), and the
     # lowest envelope speed from each point on.
     w2 = np.square(w)
-    slope = (np.diff(w2) / (2.0 * np.maximum(np.diff(s), 1e-9))).tolist()
+    slope = ((w2[1:] - w2[:-1]) / (2.0 * np.maximum(s[1:] - s[:-1], 1e-9))).tolist()
     w2 = w2.tolist()
     floor = np.minimum.accumulate(w[::-1])[::-1].tolist()
     dt, tau, accel, end = p.profile_dt, p.envelope_time, p.accel, sl[-1]
+    horizon, min_gap, time_gap = p.profile_horizon, p.min_gap, p.time_gap
+    target_speed, lead_s, lead_speed = d.target_speed, d.lead_s, d.lead_speed
     step = jerk * dt  # largest change of the acceleration per step
+    two_jerk = 2.0 * jerk
     # The approach law, on a speed gap (target minus speed, m/s): the square-root
     # law sqrt(2 jerk |gap|), under which the acceleration can be taken out at
     # ``jerk`` by the time the gap closes, and near the target the gentler linear
     # law |gap| / tau, which does not chatter on a small gap; with the gap's sign.
     root, inv_tau = 2.0 * jerk, 1.0 / tau
-    lead = d.lead_s < math.inf
+    lead = lead_s < math.inf
+    # Whether a step depends on the time only through the state: then a step that
+    # neither moves the car nor changes its acceleration repeats to the horizon.
+    timeless = not lead or lead_speed == 0.0
     after = bisect.bisect_right
     sqrt = math.sqrt
     t, x, v, a = 0.0, sl[0], v0, a0
     xs, vs, accels = [x], [v], [a]
     # Written for speed (this loop is most of a planner tick): no calls but sqrt
-    # and bisect; each line is the formula named in its comment.
-    while x < end and t < p.profile_horizon:
+    # and bisect, and min and abs written out (as min and abs compare); each line
+    # is the formula named in its comment.
+    while x < end and t < horizon:
         # Both laws look at the end of the step (where the new acceleration applies),
         # predicted at the present one, so the brake is released on time at a stop.
         v1 = v + a * dt
@@ -492,7 +500,7 @@ def _integrate(s: np.ndarray, w: np.ndarray, v0: float, a0: float, d: Decision,
         # ramp to full braking (so braking starts early enough for a bend in it),
         # or the time the square-root law takes to close the gap, if longer.
         gap = w_1 - v1
-        half_ramp = ((a if a > 0.0 else 0.0) + decel) / (2.0 * jerk)
+        half_ramp = ((a if a > 0.0 else 0.0) + decel) / two_jerk
         closing = sqrt(2.0 * gap / jerk) if gap > 0.0 else 0.0
         ahead = v1 * (half_ramp if half_ramp > closing else closing)
         if ahead > 1e-3:
@@ -503,10 +511,10 @@ def _integrate(s: np.ndarray, w: np.ndarray, v0: float, a0: float, d: Decision,
             w_slope = mean if mean < slope[k] else slope[k]
         else:
             w_slope = slope[k]
-        target = d.target_speed
+        target = target_speed
         if lead:
-            room = d.lead_s + d.lead_speed * (t + dt) - x1 - p.min_gap
-            follow = (room if room > 0.0 else 0.0) / p.time_gap
+            room = lead_s + lead_speed * (t + dt) - x1 - min_gap
+            follow = (room if room > 0.0 else 0.0) / time_gap
             target = follow if follow < target else target
         elif abs(target - v) < 1e-3 and abs(a) < 1e-3 and floor[k] >= target:
             xs.append(end)  # cruising at the target, and no limit below it ahead
@@ -514,12 +522,17 @@ def _integrate(s: np.ndarray, w: np.ndarray, v0: float, a0: float, d: Decision,
             accels.append(0.0)
             break
         g = target - v1  # the square-root law on the gap to the target...
-        want_target = min(sqrt(root * abs(g)), abs(g) * inv_tau)
+        size = g if g >= 0.0 else -g
+        law, linear = sqrt(root * size), size * inv_tau
+        want_target = linear if linear < law else law
         want_target = want_target if g >= 0.0 else -want_target
         # ... and on the gap to the envelope, plus the envelope's own slope
-        want_env = min(sqrt(root * abs(gap)), abs(gap) * inv_tau)
+        size = gap if gap >= 0.0 else -gap
+        law, linear = sqrt(root * size), size * inv_tau
+        want_env = linear if linear < law else law
         want_env = w_slope + (want_env if gap >= 0.0 else -want_env)
-        a_want = min(want_target, want_env, accel)
+        a_want = want_env if want_env < want_target else want_target
+        a_want = accel if accel < a_want else a_want
         a_want = a_want if a_want > -decel else -decel
         lo, hi = a - step, a + step  # the jerk limit
         a_new = lo if a_want < lo else (hi if a_want > hi else a_want)
@@ -529,6 +542,8 @@ def _integrate(s: np.ndarray, w: np.ndarray, v0: float, a0: float, d: Decision,
             v_new = a_new = 0.0
         else:  # exact for an acceleration linear in time over the step
             x_new = x + dt * (v + dt * (2.0 * a + a_new) / 6.0)
+        if x_new <= x and a_new == a and timeless:
+            break  # standing still, and every step to the horizon would be this one
         t, a = t + dt, a_new
         if x_new > x:
             x, v = x_new, v_new
