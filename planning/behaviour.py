@@ -273,10 +273,13 @@ class SpeedProfile:
 
 
 def speed_profile(s: np.ndarray, speed: float, d: Decision, p: BehaviourParams,
-                  kappa: np.ndarray | None = None, accel: float = 0.0) -> SpeedProfile:
+                  kappa: np.ndarray | None = None, accel: float = 0.0,
+                  aligned: bool = False) -> SpeedProfile:
     """The speed profile over the path distances ``s`` (m the ego's centre travels;
     ``stop_s`` and ``lead_s`` are measured the same way, for the front bumper),
-    starting at ``speed`` (m/s) and ``accel`` (m/s^2).
+    starting at ``speed`` (m/s) and ``accel`` (m/s^2). ``aligned``: ``s`` is already
+    :func:`align_grid`'s grid for this decision (as the local planner's is), which
+    aligning again would give back unchanged, so it is used as it is.
 
     Hard limits (:func:`hard_limits`): curves (``kappa``, 1/m), stops, and arriving
     behind a lead at its speed; :func:`speed_envelope` is the most the car can go
@@ -306,9 +309,11 @@ def speed_profile(s: np.ndarray, speed: float, d: Decision, p: BehaviourParams,
     ceiling = max(d.target_speed, v0)
     cap, points = hard_limits(s, ceiling, d, p, kappa)
     # The envelope on a grid fine enough to show the brake released before a stop.
-    fine = align_grid(s, points, p.align_m, p.refine_m)
-    fine_cap, _ = hard_limits(fine, ceiling, d, p,
-                              None if kappa is None else np.interp(fine, s, kappa))
+    fine, fine_cap = s, cap
+    if not aligned:
+        fine = align_grid(s, points, p.align_m, p.refine_m)
+        fine_cap, _ = hard_limits(fine, ceiling, d, p,
+                                  None if kappa is None else np.interp(fine, s, kappa))
     stages = [(p.emergency_decel, p.emergency_jerk)]
     if not d.emergency:
         stages = [(p.comfort_decel, p.jerk), (p.comfort_decel, p.firm_jerk), *stages]

@@ -188,7 +188,8 @@ class LocalPlanner:
             heading = np.interp(aligned, s_new, heading)
             s_new, s_route = aligned, s0 + aligned
             xy = self._offset(self._centre(s_route), s_route)
-        profile = speed_profile(s_new, ego.speed, d, b, kappa, self._last_accel(s0))
+        profile = speed_profile(s_new, ego.speed, d, b, kappa, self._last_accel(s0),
+                                aligned=not at_end)
         self.last_profile = (s0, profile)
         v = profile.speeds
         t = profile_times(s_new, v)

@@ -9,9 +9,11 @@ from bus.messages import DetectedObject, ObjectList, TrafficLightState, Vector3
 from planning.behaviour import (
     BehaviourParams,
     Decision,
+    align_grid,
     curvature,
     decide,
     hard_limits,
+    limit_points,
     path_s,
     profile_times,
     speed_envelope,
@@ -105,6 +107,24 @@ def test_profile_changes_its_acceleration_no_faster_than_the_comfort_jerk(
         assert profile.speeds[s >= stop_s].max() == 0.0
         assert profile.sample_s[-1] <= stop_s
 
+
+
+@pytest.mark.parametrize("d", [
+    Decision(target_speed=13.9),
+    Decision(target_speed=13.9, stop_s=30.37),
+    Decision(target_speed=13.9, lead_s=20.61, lead_speed=3.0),
+    Decision(target_speed=13.9, stop_s=12.02, lead_s=40.5, lead_speed=0.0),
+])
+def test_a_grid_already_aligned_gives_the_same_profile_as_aligning_it_again(
+        d: Decision) -> None:
+    s = align_grid(np.arange(0.3, 80.0, 1.0) - 0.3, limit_points(d, P), P.align_m,
+                   P.refine_m)
+    kappa = np.abs(np.sin(s / 7.0)) / 40.0
+    again = speed_profile(s, 8.0, d, P, kappa, accel=-0.5)
+    as_is = speed_profile(s, 8.0, d, P, kappa, accel=-0.5, aligned=True)
+    for a, b in zip((again.speeds, again.sample_s, again.sample_accel),
+                    (as_is.speeds, as_is.sample_s, as_is.sample_accel), strict=True):
+        np.testing.assert_array_equal(a, b)
 
 def test_the_envelope_releases_the_brake_as_the_car_comes_to_rest():
     """Braking at up to decel, with the deceleration falling to zero at the stop
