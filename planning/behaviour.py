@@ -105,8 +105,6 @@ def decide(path_ego: np.ndarray, speed: float, speed_limit: float, objects: Obje
         d.stop_s, d.reasons = 0.0, ["no path ahead"]
         return d
     line = LineString(path_ego)
-    corridor: Polygon = line.buffer(p.corridor_half_width, cap_style=2)
-    shapely.prepare(corridor)  # indexed once: tested against many points below
     front = p.ego_half_length
 
     # Traffic light: stop at the line for red, and for yellow if comfortable.
@@ -127,9 +125,18 @@ def decide(path_ego: np.ndarray, speed: float, speed_limit: float, objects: Obje
         ahead = (along > 0.0) & (pos[:, 0] >= 0.0)
         walker = np.array([o.label == "pedestrian" for o in objs])
         half_width = np.array([o.size.y / 2 for o in objs])
-        entering = _entering(corridor, pos, vel, ahead & walker, p)
-        crossing = _crossing(line, corridor, pos, vel, half_width, speed, p,
-                             ahead & ~walker & (beside > p.corridor_half_width + half_width))
+        # Only objects that can reach the corridor within their horizon are tested
+        # against it, and the corridor (a buffer: most of this function's time) is
+        # built only if there are any; most ticks have none.
+        moving = np.hypot(vel[:, 0], vel[:, 1])
+        walkers = ahead & walker & _may_reach(beside, moving, p.pedestrian_horizon,
+                                              p.corridor_half_width)
+        crossers = (ahead & ~walker & (beside > p.corridor_half_width + half_width)
+                    & _may_reach(beside, moving, p.yield_horizon,
+                                 p.corridor_half_width + half_width))
+        corridor = _corridor(line, p) if (walkers | crossers).any() else None
+        entering = _entering(corridor, pos, vel, walkers, p)
+        crossing = _crossing(line, corridor, pos, vel, half_width, speed, p, crossers)
     for i, obj in enumerate(objs):
         s = float(along[i])
         if not ahead[i]:
@@ -157,14 +164,39 @@ def decide(path_ego: np.ndarray, speed: float, speed_limit: float, objects: Obje
     return d
 
 
-def _entering(corridor: Polygon, pos: np.ndarray, vel: np.ndarray, which: np.ndarray,
-              p: BehaviourParams) -> np.ndarray:
+#: m added to the reach of :func:`_may_reach`, for the rounding of the buffer's
+#: vertices: a test that skips an object must never skip one that would count.
+_REACH_MARGIN = 0.01
+
+
+def _may_reach(beside: np.ndarray, moving: np.ndarray, horizon: float,
+               reach: np.ndarray | float) -> np.ndarray:
+    """Whether each object (``beside``: its distance to the path, m; ``moving``: its
+    speed, m/s) can come within ``reach`` (m) of the path within ``horizon`` (s),
+    moving straight on. The corridor lies within ``corridor_half_width`` of the
+    path, so an object for which this is False is neither in the corridor nor
+    within its own half width of it at any time up to ``horizon``."""
+    return beside - moving * horizon <= reach + _REACH_MARGIN
+
+
+def _corridor(line: LineString, p: BehaviourParams) -> Polygon:
+    """The corridor: the path buffered ``corridor_half_width`` each side, flat ends,
+    indexed (prepared) for the many point tests against it."""
+    corridor: Polygon = line.buffer(p.corridor_half_width, cap_style=2)
+    shapely.prepare(corridor)
+    return corridor
+
+
+def _entering(corridor: Polygon | None, pos: np.ndarray, vel: np.ndarray,
+              which: np.ndarray, p: BehaviourParams) -> np.ndarray:
     """For each object (positions and velocities N x 2, ego frame), whether it is
     in the corridor or will be within ``pedestrian_horizon`` walking straight on
-    (7 points in time); False where ``which`` is False."""
+    (7 points in time); False where ``which`` is False (``corridor`` may be None
+    where ``which`` is all False)."""
     out = np.zeros(len(pos), dtype=bool)
     if not which.any():
         return out
+    assert corridor is not None
     times = np.linspace(0.0, p.pedestrian_horizon, 7)
     future = pos[which, None, :] + vel[which, None, :] * times[None, :, None]
     inside = shapely.contains_xy(corridor, future[..., 0], future[..., 1])
@@ -172,18 +204,19 @@ def _entering(corridor: Polygon, pos: np.ndarray, vel: np.ndarray, which: np.nda
     return out
 
 
-def _crossing(line: LineString, corridor: Polygon, pos: np.ndarray, vel: np.ndarray,
-              half_width: np.ndarray, speed: float, p: BehaviourParams,
+def _crossing(line: LineString, corridor: Polygon | None, pos: np.ndarray,
+              vel: np.ndarray, half_width: np.ndarray, speed: float, p: BehaviourParams,
               which: np.ndarray) -> np.ndarray:
     """For each vehicle (positions and velocities N x 2, ego frame; half its width,
     m) moving in a straight line: where (distance along the path, m) it enters our
     corridor, if it does within ``yield_horizon`` and we would arrive there at about
     the same time (within ``yield_window``); else NaN, and NaN where ``which`` is
-    False."""
+    False (``corridor`` may be None where ``which`` is all False)."""
     out = np.full(len(pos), np.nan)
     which = which & (np.hypot(vel[:, 0], vel[:, 1]) >= 1.0)
     if not which.any():
         return out
+    assert corridor is not None
     times = np.arange(0.5, p.yield_horizon + 1e-9, 0.5)
     future = pos[which, None, :] + vel[which, None, :] * times[None, :, None]
     near = shapely.dwithin(corridor, shapely.points(future), half_width[which, None])
@@ -240,10 +273,13 @@ class SpeedProfile:
 
 
 def speed_profile(s: np.ndarray, speed: float, d: Decision, p: BehaviourParams,
-                  kappa: np.ndarray | None = None, accel: float = 0.0) -> SpeedProfile:
+                  kappa: np.ndarray | None = None, accel: float = 0.0,
+                  aligned: bool = False) -> SpeedProfile:
     """The speed profile over the path distances ``s`` (m the ego's centre travels;
     ``stop_s`` and ``lead_s`` are measured the same way, for the front bumper),
-    starting at ``speed`` (m/s) and ``accel`` (m/s^2).
+    starting at ``speed`` (m/s) and ``accel`` (m/s^2). ``aligned``: ``s`` is already
+    :func:`align_grid`'s grid for this decision (as the local planner's is), which
+    aligning again would give back unchanged, so it is used as it is.
 
     Hard limits (:func:`hard_limits`): curves (``kappa``, 1/m), stops, and arriving
     behind a lead at its speed; :func:`speed_envelope` is the most the car can go
@@ -273,9 +309,11 @@ def speed_profile(s: np.ndarray, speed: float, d: Decision, p: BehaviourParams,
     ceiling = max(d.target_speed, v0)
     cap, points = hard_limits(s, ceiling, d, p, kappa)
     # The envelope on a grid fine enough to show the brake released before a stop.
-    fine = align_grid(s, points, p.align_m, p.refine_m)
-    fine_cap, _ = hard_limits(fine, ceiling, d, p,
-                              None if kappa is None else np.interp(fine, s, kappa))
+    fine, fine_cap = s, cap
+    if not aligned:
+        fine = align_grid(s, points, p.align_m, p.refine_m)
+        fine_cap, _ = hard_limits(fine, ceiling, d, p,
+                                  None if kappa is None else np.interp(fine, s, kappa))
     stages = [(p.emergency_decel, p.emergency_jerk)]
     if not d.emergency:
         stages = [(p.comfort_decel, p.jerk), (p.comfort_decel, p.firm_jerk), *stages]
@@ -304,7 +342,8 @@ def hard_limits(s: np.ndarray, ceiling: float, d: Decision, p: BehaviourParams,
         cap = np.minimum(cap, np.sqrt(p.lateral_accel / np.maximum(kappa, 1e-9)))
     points = limit_points(d, p)
     for where, v_end in points:
-        cap[s >= where] = np.minimum(cap[s >= where], v_end)
+        beyond = s >= where
+        cap[beyond] = np.minimum(cap[beyond], v_end)
     return cap, points
 
 
@@ -340,7 +379,18 @@ def align_grid(s: np.ndarray, points: list[tuple[float, float]], clearance: floa
         added.append(x)
         if v_end == 0:
             added.extend(x - r for r in refine if x - r > s[0])
-    return np.unique(np.concatenate([s, added]))
+    return _sorted_unique(np.concatenate([s, added]))
+
+
+def _sorted_unique(values: np.ndarray) -> np.ndarray:
+    """``np.unique(values)`` for a 1-D float array, the same way (sort, then drop
+    each value equal to the one before) without its generic overhead, which is
+    most of the cost on arrays this short (two calls a planner tick)."""
+    values = np.sort(values)
+    keep = np.empty(len(values), dtype=bool)
+    keep[:1] = True
+    np.not_equal(values[1:], values[:-1], out=keep[1:])
+    return values[keep]
 
 
 def speed_envelope(s: np.ndarray, cap: np.ndarray, points: list[tuple[float, float]],
@@ -351,17 +401,23 @@ def speed_envelope(s: np.ndarray, cap: np.ndarray, points: list[tuple[float, flo
     the brake at ``jerk`` (m/s^3) as it arrives at a lower limit (so it stops, or
     settles on a lower speed, with no step in its deceleration)."""
     sl, w = s.tolist(), cap.tolist()
+    # The points inside each segment (sl[k], sl[k + 1]], in the order given, by k.
+    inside: dict[int, list[tuple[float, float]]] = {}
+    for where, v_end in points:
+        k = bisect.bisect_left(sl, where) - 1
+        if 0 <= k < len(sl) - 1:
+            inside.setdefault(k, []).append((where, v_end))
     d_back = 0.0  # deceleration at the point after this one
     for k in range(len(sl) - 2, -1, -1):
-        if w[k] <= w[k + 1] and not any(sl[k] < where <= sl[k + 1] for where, _ in points):
+        here = inside.get(k, ())
+        if w[k] <= w[k + 1] and not here:
             d_back = 0.0  # the limit here binds (braking only ever raises the speed)
             continue
         v, dk = _release(w[k + 1], d_back, sl[k + 1] - sl[k], decel, jerk)
-        for where, v_end in points:
-            if sl[k] < where <= sl[k + 1]:
-                vp, dp = _release(v_end, 0.0, where - sl[k], decel, jerk)
-                if vp < v:
-                    v, dk = vp, dp
+        for where, v_end in here:
+            vp, dp = _release(v_end, 0.0, where - sl[k], decel, jerk)
+            if vp < v:
+                v, dk = vp, dp
         if w[k] < v:  # the limit here binds: from here on brake as it falls
             ds = sl[k + 1] - sl[k]
             v, dk = w[k], min(max((w[k] ** 2 - w[k + 1] ** 2) / (2.0 * ds), 0.0), decel)
@@ -402,31 +458,39 @@ def _integrate(s: np.ndarray, w: np.ndarray, v0: float, a0: float, d: Decision,
     envelope ``w`` (m/s at ``s``): the distances (m, increasing), speeds (m/s) and
     accelerations (m/s^2) of its samples, until the end of ``s``,
     ``profile_horizon``, a standstill the envelope holds, or a cruise at the target
-    speed that no limit ahead interrupts (then one last sample at the end of ``s``).
-    See :func:`speed_profile` for the law."""
+    speed that no limit ahead interrupts (then one last sample at the end of ``s``),
+    or a standstill that the next steps would only repeat. See :func:`speed_profile`
+    for the law."""
     sl = s.tolist()
     last = len(sl) - 2  # index of the last segment
     # Envelope acceleration per segment (v^2 is linear in s on a segment), and the
     # lowest envelope speed from each point on.
     w2 = np.square(w)
-    slope = (np.diff(w2) / (2.0 * np.maximum(np.diff(s), 1e-9))).tolist()
+    slope = ((w2[1:] - w2[:-1]) / (2.0 * np.maximum(s[1:] - s[:-1], 1e-9))).tolist()
     w2 = w2.tolist()
     floor = np.minimum.accumulate(w[::-1])[::-1].tolist()
     dt, tau, accel, end = p.profile_dt, p.envelope_time, p.accel, sl[-1]
+    horizon, min_gap, time_gap = p.profile_horizon, p.min_gap, p.time_gap
+    target_speed, lead_s, lead_speed = d.target_speed, d.lead_s, d.lead_speed
     step = jerk * dt  # largest change of the acceleration per step
+    two_jerk = 2.0 * jerk
     # The approach law, on a speed gap (target minus speed, m/s): the square-root
     # law sqrt(2 jerk |gap|), under which the acceleration can be taken out at
     # ``jerk`` by the time the gap closes, and near the target the gentler linear
     # law |gap| / tau, which does not chatter on a small gap; with the gap's sign.
     root, inv_tau = 2.0 * jerk, 1.0 / tau
-    lead = d.lead_s < math.inf
+    lead = lead_s < math.inf
+    # Whether a step depends on the time only through the state: then a step that
+    # neither moves the car nor changes its acceleration repeats to the horizon.
+    timeless = not lead or lead_speed == 0.0
     after = bisect.bisect_right
     sqrt = math.sqrt
     t, x, v, a = 0.0, sl[0], v0, a0
     xs, vs, accels = [x], [v], [a]
     # Written for speed (this loop is most of a planner tick): no calls but sqrt
-    # and bisect; each line is the formula named in its comment.
-    while x < end and t < p.profile_horizon:
+    # and bisect, and min and abs written out (as min and abs compare); each line
+    # is the formula named in its comment.
+    while x < end and t < horizon:
         # Both laws look at the end of the step (where the new acceleration applies),
         # predicted at the present one, so the brake is released on time at a stop.
         v1 = v + a * dt
@@ -441,7 +505,7 @@ def _integrate(s: np.ndarray, w: np.ndarray, v0: float, a0: float, d: Decision,
         # ramp to full braking (so braking starts early enough for a bend in it),
         # or the time the square-root law takes to close the gap, if longer.
         gap = w_1 - v1
-        half_ramp = ((a if a > 0.0 else 0.0) + decel) / (2.0 * jerk)
+        half_ramp = ((a if a > 0.0 else 0.0) + decel) / two_jerk
         closing = sqrt(2.0 * gap / jerk) if gap > 0.0 else 0.0
         ahead = v1 * (half_ramp if half_ramp > closing else closing)
         if ahead > 1e-3:
@@ -452,10 +516,10 @@ def _integrate(s: np.ndarray, w: np.ndarray, v0: float, a0: float, d: Decision,
             w_slope = mean if mean < slope[k] else slope[k]
         else:
             w_slope = slope[k]
-        target = d.target_speed
+        target = target_speed
         if lead:
-            room = d.lead_s + d.lead_speed * (t + dt) - x1 - p.min_gap
-            follow = (room if room > 0.0 else 0.0) / p.time_gap
+            room = lead_s + lead_speed * (t + dt) - x1 - min_gap
+            follow = (room if room > 0.0 else 0.0) / time_gap
             target = follow if follow < target else target
         elif abs(target - v) < 1e-3 and abs(a) < 1e-3 and floor[k] >= target:
             xs.append(end)  # cruising at the target, and no limit below it ahead
@@ -463,12 +527,17 @@ def _integrate(s: np.ndarray, w: np.ndarray, v0: float, a0: float, d: Decision,
             accels.append(0.0)
             break
         g = target - v1  # the square-root law on the gap to the target...
-        want_target = min(sqrt(root * abs(g)), abs(g) * inv_tau)
+        size = g if g >= 0.0 else -g
+        law, linear = sqrt(root * size), size * inv_tau
+        want_target = linear if linear < law else law
         want_target = want_target if g >= 0.0 else -want_target
         # ... and on the gap to the envelope, plus the envelope's own slope
-        want_env = min(sqrt(root * abs(gap)), abs(gap) * inv_tau)
+        size = gap if gap >= 0.0 else -gap
+        law, linear = sqrt(root * size), size * inv_tau
+        want_env = linear if linear < law else law
         want_env = w_slope + (want_env if gap >= 0.0 else -want_env)
-        a_want = min(want_target, want_env, accel)
+        a_want = want_env if want_env < want_target else want_target
+        a_want = accel if accel < a_want else a_want
         a_want = a_want if a_want > -decel else -decel
         lo, hi = a - step, a + step  # the jerk limit
         a_new = lo if a_want < lo else (hi if a_want > hi else a_want)
@@ -478,6 +547,8 @@ def _integrate(s: np.ndarray, w: np.ndarray, v0: float, a0: float, d: Decision,
             v_new = a_new = 0.0
         else:  # exact for an acceleration linear in time over the step
             x_new = x + dt * (v + dt * (2.0 * a + a_new) / 6.0)
+        if x_new <= x and a_new == a and timeless:
+            break  # standing still, and every step to the horizon would be this one
         t, a = t + dt, a_new
         if x_new > x:
             x, v = x_new, v_new

@@ -56,10 +56,22 @@ class Overtake:
         return self.offset * (up - down)
 
 
+def _heading(path: np.ndarray) -> np.ndarray:
+    """Heading (rad, not unwrapped) at each point of a path (N x 2, N >= 2, world
+    frame): that of the chord between the point's neighbours, or of the first or
+    last segment at the ends. The same numbers as ``np.arctan2(np.gradient(y),
+    np.gradient(x))``, without np.gradient's generic overhead (twice a tick)."""
+    delta = np.empty_like(path)
+    delta[1:-1] = (path[2:] - path[:-2]) / 2.0
+    delta[0] = path[1] - path[0]
+    delta[-1] = path[-1] - path[-2]
+    return np.arctan2(delta[:, 1], delta[:, 0])
+
+
 def _right_normals(path: np.ndarray) -> np.ndarray:
     """Unit vectors to the right of a path (N x 2), world frame (CARLA: left-handed,
     so right of heading h is (-sin h, cos h))."""
-    heading = np.arctan2(np.gradient(path[:, 1]), np.gradient(path[:, 0]))
+    heading = _heading(path)
     return np.stack([-np.sin(heading), np.cos(heading)], axis=1)
 
 
@@ -181,14 +193,15 @@ class LocalPlanner:
             kappa = np.maximum(kappa, curvature(xy, self.p.curvature_base_m))
         # Heading (rad, unwrapped) on this grid too: between points a few cm apart
         # (align_grid) a route vertex would turn it sharply, a bend for the controller.
-        heading = np.unwrap(np.arctan2(np.gradient(xy[:, 1]), np.gradient(xy[:, 0])))
+        heading = np.unwrap(_heading(xy))
         if not at_end:
             aligned = align_grid(s_new, limit_points(d, b), b.align_m, b.refine_m)
             kappa = np.interp(aligned, s_new, kappa)
             heading = np.interp(aligned, s_new, heading)
             s_new, s_route = aligned, s0 + aligned
             xy = self._offset(self._centre(s_route), s_route)
-        profile = speed_profile(s_new, ego.speed, d, b, kappa, self._last_accel(s0))
+        profile = speed_profile(s_new, ego.speed, d, b, kappa, self._last_accel(s0),
+                                aligned=not at_end)
         self.last_profile = (s0, profile)
         v = profile.speeds
         t = profile_times(s_new, v)

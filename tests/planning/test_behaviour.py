@@ -9,9 +9,11 @@ from bus.messages import DetectedObject, ObjectList, TrafficLightState, Vector3
 from planning.behaviour import (
     BehaviourParams,
     Decision,
+    align_grid,
     curvature,
     decide,
     hard_limits,
+    limit_points,
     path_s,
     profile_times,
     speed_envelope,
@@ -106,6 +108,24 @@ def test_profile_changes_its_acceleration_no_faster_than_the_comfort_jerk(
         assert profile.sample_s[-1] <= stop_s
 
 
+
+@pytest.mark.parametrize("d", [
+    Decision(target_speed=13.9),
+    Decision(target_speed=13.9, stop_s=30.37),
+    Decision(target_speed=13.9, lead_s=20.61, lead_speed=3.0),
+    Decision(target_speed=13.9, stop_s=12.02, lead_s=40.5, lead_speed=0.0),
+])
+def test_a_grid_already_aligned_gives_the_same_profile_as_aligning_it_again(
+        d: Decision) -> None:
+    s = align_grid(np.arange(0.3, 80.0, 1.0) - 0.3, limit_points(d, P), P.align_m,
+                   P.refine_m)
+    kappa = np.abs(np.sin(s / 7.0)) / 40.0
+    again = speed_profile(s, 8.0, d, P, kappa, accel=-0.5)
+    as_is = speed_profile(s, 8.0, d, P, kappa, accel=-0.5, aligned=True)
+    for a, b in zip((again.speeds, again.sample_s, again.sample_accel),
+                    (as_is.speeds, as_is.sample_s, as_is.sample_accel), strict=True):
+        np.testing.assert_array_equal(a, b)
+
 def test_the_envelope_releases_the_brake_as_the_car_comes_to_rest():
     """Braking at up to decel, with the deceleration falling to zero at the stop
     at the given jerk: v = jerk t^2 / 2 over the last x = jerk t^3 / 6."""
@@ -147,6 +167,18 @@ def test_pedestrian_in_or_entering_the_corridor_makes_us_stop():
     leaving = decide(STRAIGHT, 10.0, 13.9, objects(walker(30.0, 4.0, vy=1.5)), NO_LIGHT, P)
     assert leaving.stop_s == np.inf
 
+
+
+def test_a_walker_reaching_the_corridor_at_the_horizon_still_counts():
+    # decide tests only the objects that can reach the corridor in time against it:
+    # one that gets in just at the end of pedestrian_horizon must be among them
+    reach = P.corridor_half_width + 1.5 * P.pedestrian_horizon
+    late = decide(STRAIGHT, 10.0, 13.9, objects(walker(30.0, reach - 0.05, vy=-1.5)),
+                  NO_LIGHT, P)
+    assert late.stop_s < 30.0
+    never = decide(STRAIGHT, 10.0, 13.9, objects(walker(30.0, reach + 0.05, vy=-1.5)),
+                   NO_LIGHT, P)
+    assert never.stop_s == np.inf
 
 def test_lead_vehicle_is_followed_and_ttc_triggers_emergency():
     d = decide(STRAIGHT, 10.0, 13.9, objects(car(40.0, vx=10.0)), NO_LIGHT, P)
