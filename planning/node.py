@@ -6,7 +6,8 @@ plans the route once it knows where the ego is (the scenario's route waypoints, 
 CARLA leaderboard route, or, with none, the lane ahead for ``free_drive_m``), and
 each frame k answers /ego/state k, /perception/objects k and
 /perception/traffic_light k with /planning/trajectory k (``planning.local_planner``).
-With ``use_perception: false`` it plans without objects and lights. A light that
+With ``use_perception: false`` it plans without objects and lights. Vehicles
+that touch no driving lane are not planned around (``planning.object_filter``). A light that
 comes without a stop line (perception's) is placed at the next junction entry of
 the route (``planning.stop_lines``); the oracle's carries its own.
 """
@@ -19,6 +20,7 @@ from bus import Node
 from bus.messages import EgoState, MapData, ObjectList, TrafficLightState, Trajectory
 from planning.behaviour import BehaviourParams
 from planning.local_planner import LocalPlanner, LocalPlannerParams
+from planning.object_filter import ObjectFilter, ObjectFilterParams
 from planning.route import RoutePlanner, UnreachableError
 from planning.stop_lines import JunctionEntries, PerceivedLight, PerceivedLightParams
 
@@ -33,6 +35,8 @@ class PlanningParams:
     # a light perceived without a stop line (perception's): where it applies and how
     # it is held (planning.stop_lines.PerceivedLightParams)
     perceived_light: PerceivedLightParams = field(default_factory=PerceivedLightParams)
+    # which objects are planned around (planning.object_filter): vehicles on lanes
+    object_filter: ObjectFilterParams = field(default_factory=ObjectFilterParams)
 
     def __post_init__(self) -> None:
         if any(len(p) < 2 for p in self.waypoints):
@@ -65,6 +69,7 @@ class PlanningNode(Node):
 
         self.carla_map = carla.Map(msg.name or "map", msg.opendrive)
         self.router = RoutePlanner(self.carla_map)
+        self.object_filter = ObjectFilter(self.carla_map, self.params.object_filter)
         self.local = None
         self.lights = None
         # The map is latched and comes over its own socket, so a frame's inputs may
@@ -150,7 +155,8 @@ class PlanningNode(Node):
                 behaviour=BehaviourParams(max_speed=self.params.max_speed)))
             self.lights = PerceivedLight(JunctionEntries(self.carla_map, route_xy),
                                          self.params.perceived_light)
-        objects = slot.get("objects", ObjectList(header=ego.header))
+        objects = self.object_filter.apply(slot.get("objects", ObjectList(header=ego.header)),
+                                           ego)
         light = slot.get("light", TrafficLightState(header=ego.header))
         if self.lights is not None:  # perception's light: its stop line from the map
             loc = ego.transform.location

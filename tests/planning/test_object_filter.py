@@ -1,0 +1,114 @@
+"""Vehicles off the driving lanes are not planned around (planning.object_filter);
+on the town_grid map's straight road at y = -98.25 (eastbound lane -1, 3.5 m wide,
+y in [-100, -96.5]; sidewalk beyond -96.5), the ego in the middle of it, facing +x."""
+
+from __future__ import annotations
+
+import pytest
+
+from bus import Executor, InProcessContext, Node
+from bus.messages import (
+    DetectedObject,
+    EgoState,
+    Header,
+    MapData,
+    ObjectList,
+    Rotation,
+    TrafficLightState,
+    Trajectory,
+    Transform,
+    Vector3,
+)
+from planning.node import PlanningNode
+from planning.object_filter import ObjectFilter, ObjectFilterParams
+from sim.maps import load_map
+
+EGO = EgoState(header=Header(0, 0.0),
+               transform=Transform(Vector3(130.0, -98.25, 0.0), Rotation(0.0, 0.0, 0.0)),
+               speed_limit=8.0)
+
+
+def _vehicle(x: float, y: float, yaw: float = 0.0, length: float = 4.6,
+             width: float = 1.9, label: str = "vehicle") -> DetectedObject:
+    return DetectedObject(track_id=1, label=label, position=Vector3(x, y, 0.75),
+                          size=Vector3(length, width, 1.5), yaw=yaw, confidence=0.9)
+
+
+@pytest.fixture(scope="module")
+def town_grid():  # type: ignore[no-untyped-def]
+    return load_map("town_grid")
+
+
+def _kept(town_grid, *objects: DetectedObject,  # type: ignore[no-untyped-def]
+          params: ObjectFilterParams | None = None) -> list[DetectedObject]:
+    f = ObjectFilter(town_grid.map, params)
+    return f.apply(ObjectList(header=EGO.header, objects=list(objects)), EGO).objects
+
+
+def test_vehicles_on_lanes_are_kept(town_grid) -> None:  # type: ignore[no-untyped-def]
+    ahead = _vehicle(12.0, 0.0)
+    oncoming = _vehicle(20.0, -3.5, yaw=180.0)
+    assert _kept(town_grid, ahead, oncoming) == [ahead, oncoming]
+
+
+def test_a_vehicle_on_the_sidewalk_is_dropped_a_pedestrian_is_not(town_grid) -> None:  # type: ignore[no-untyped-def]
+    assert _kept(town_grid, _vehicle(12.0, 4.0)) == []
+    walker = _vehicle(12.0, 4.0, length=0.5, width=0.5, label="pedestrian")
+    assert _kept(town_grid, walker) == [walker]
+
+
+def test_a_centre_just_past_the_lane_edge_is_within_the_margin(town_grid) -> None:  # type: ignore[no-untyped-def]
+    # the centre 0.4 m beyond the lane's edge (1.75 m right of the lane centre)
+    near_edge = _vehicle(12.0, 2.15)
+    assert _kept(town_grid, near_edge) == [near_edge]
+    assert _kept(town_grid, near_edge, params=ObjectFilterParams(margin_m=0.2,
+                                                                 min_overlap=1.0)) == []
+
+
+def test_a_diagonal_box_on_the_verge_reaching_into_the_lane_is_dropped(town_grid) -> None:  # type: ignore[no-untyped-def]
+    # a box fitted to grass beside a bend: one corner in the lane, the rest off it
+    phantom = _vehicle(12.0, 3.2, yaw=45.0, width=3.4)
+    assert _kept(town_grid, phantom) == []
+
+
+def test_a_box_mostly_on_the_lane_is_kept_whatever_its_centre(town_grid) -> None:  # type: ignore[no-untyped-def]
+    # a car merged with the kerb beside it: a wide box centred on the sidewalk
+    merged = _vehicle(12.0, 2.6, width=5.0)
+    assert _kept(town_grid, merged) == [merged]
+
+
+def test_the_filter_can_be_switched_off(town_grid) -> None:  # type: ignore[no-untyped-def]
+    off_road = _vehicle(12.0, 4.0)
+    assert _kept(town_grid, off_road, params=ObjectFilterParams(vehicles_on_lanes=False)) \
+        == [off_road]
+    with pytest.raises(ValueError, match="min_overlap"):
+        ObjectFilterParams(min_overlap=1.5)
+
+
+@pytest.mark.parametrize("filtered", [True, False])
+def test_the_planning_node_drives_past_a_phantom_on_the_verge(town_grid, filtered: bool  # type: ignore[no-untyped-def]
+                                                             ) -> None:
+    """A false vehicle on the sidewalk 8 m ahead, its box reaching into the lane:
+    the node drives on; with the filter off it stops behind it as behind a car."""
+    ctx = InProcessContext()
+    tape = Node("tape", context=ctx, diagnostics=False)
+    pubs = {t: tape.create_publisher(m, t) for t, m in (
+        ("/ego/state", EgoState), ("/perception/objects", ObjectList),
+        ("/perception/traffic_light", TrafficLightState), ("/map/opendrive", MapData))}
+    out: list[Trajectory] = []
+    tape.create_subscription(Trajectory, "/planning/trajectory", out.append)
+    node = PlanningNode("planning", context=ctx, diagnostics=False,
+                        params={"object_filter": {"vehicles_on_lanes": filtered}})
+    ex = Executor(ctx, [tape, node])
+    pubs["/map/opendrive"].publish(MapData(Header(0, 0.0), town_grid.name, town_grid.xodr))
+    pubs["/ego/state"].publish(EGO)
+    pubs["/perception/objects"].publish(ObjectList(header=EGO.header, objects=[
+        _vehicle(8.0, 3.0, yaw=45.0, width=3.4)]))
+    pubs["/perception/traffic_light"].publish(TrafficLightState(header=EGO.header))
+    assert ex.spin_until(lambda: len(out) == 1, timeout_s=10)
+    ex.destroy()
+    top_speed = max(out[0].speeds)
+    if filtered:
+        assert top_speed > 5.0  # on towards the speed limit
+    else:
+        assert top_speed < 2.0  # a stopped lead 3 m ahead: stand
