@@ -115,6 +115,12 @@ class ObjectsConfig:
     contact_max_spread: float = 1.6
     contact_px_sigma: float = 0.5
     depth_rel_sigma: float = 0.12
+    #: a pedestrian is thin, so all its pixels are at one depth: a pedestrian blob
+    #: whose contact is seen gets the fused distance at every pixel, whatever its
+    #: spread (a wide spread there is the background's depth bleeding into a blob
+    #: a few pixels wide, which is when the contact distance matters most: the
+    #: network put a pedestrian 14 m away at 29 m)
+    flatten_pedestrians: bool = True
 
 
 @dataclass
@@ -324,11 +330,19 @@ def _contact_depth(seg: np.ndarray, vs: np.ndarray, us: np.ndarray, cls: int,
     return rays.depth(float(cols.mean()), v_edge)
 
 
-def _ground_contact_depth(seg: np.ndarray, depth: np.ndarray, mask: np.ndarray, cls: int,
-                          rays: _GroundRays, probs: np.ndarray | None, cfg: ObjectsConfig,
+def _ground_contact_depth(seg: np.ndarray, depth: np.ndarray, mask: np.ndarray,
+                          region: np.ndarray, cls: int, rays: _GroundRays,
+                          probs: np.ndarray | None, cfg: ObjectsConfig,
                           min_area: int) -> np.ndarray:
     """``depth`` with each blob of ``mask`` whose ground contact is seen moved to
     its contact depth fused with its own (see ``ObjectsConfig.ground_contact``).
+    A pedestrian's contact is where its blob in ``region`` (the class's pixels
+    before the depth-consistency filter made ``mask``) meets the ground: the filter
+    drops outline pixels whose depth differs from their blob's, and a pedestrian is
+    all outline, whose feet, in front of a far background, are the pixels with the
+    right depth (its recall within 20 m went from 0.27 to 0.86 on the built-in
+    maps). A vehicle's is its blob's own bottom: the class's blob there often joins
+    cars one behind the other (measured: no better, precision a little worse).
     Blobs under ``min_area`` pixels keep their depth (specks, or scraps of an object
     whose bigger part is moved). Each blob is worked on in its bounding box: most
     are a few pixels of a 51 200 pixel map."""
@@ -339,15 +353,32 @@ def _ground_contact_depth(seg: np.ndarray, depth: np.ndarray, mask: np.ndarray, 
         return out
     lo, hi = _group_percentiles(blobs[mask], depth[mask], n, (5.0, 95.0))
     # blob 0, the background, has no pixels in the mask: lo 0, never taken
-    big = stats[:, cv2.CC_STAT_AREA] >= min_area
-    for k in np.flatnonzero(big & (lo > 0) & (hi <= cfg.contact_max_spread * lo)):
+    candidates = (stats[:, cv2.CC_STAT_AREA] >= min_area) & (lo > 0)
+    flatten = cfg.flatten_pedestrians and OBSTACLE_CLASSES.get(cls) == "pedestrian"
+    if not flatten:
+        candidates &= hi <= cfg.contact_max_spread * lo
+    if not candidates.any():
+        return out
+    if flatten:
+        _, whole, whole_stats, _ = cv2.connectedComponentsWithStats(
+            region.astype(np.uint8), connectivity=8)
+    contacts: dict[int, float | None] = {}  # per blob of region
+    for k in np.flatnonzero(candidates):
         x0, y0, bw, bh = (int(v) for v in stats[k, :4])
         box = (slice(y0, y0 + bh), slice(x0, x0 + bw))
         blob = blobs[box] == k
         d = depth[box][blob]
         vs, us = np.nonzero(blob)
         vs, us = vs + y0, us + x0
-        contact = _contact_depth(seg, vs, us, cls, rays, probs)
+        if flatten:  # the pedestrian's whole blob: the filter may have cut its feet off
+            j = int(whole[vs[0], us[0]])
+            if j not in contacts:
+                wx, wy, ww, wh = (int(v) for v in whole_stats[j, :4])
+                wvs, wus = np.nonzero(whole[wy:wy + wh, wx:wx + ww] == j)
+                contacts[j] = _contact_depth(seg, wvs + wy, wus + wx, cls, rays, probs)
+            contact = contacts[j]
+        else:
+            contact = _contact_depth(seg, vs, us, cls, rays, probs)
         if contact is None:
             continue
         foot = blob & (np.arange(y0, y0 + bh)[:, None] >= vs.max() - 1)
@@ -359,7 +390,7 @@ def _ground_contact_depth(seg: np.ndarray, depth: np.ndarray, mask: np.ndarray, 
                          / (var_c + var_d))
         if out is depth:
             out = depth.copy()
-        out[box][blob] = d * (fused / measured)
+        out[box][blob] = fused if flatten else d * (fused / measured)
     return out
 
 
@@ -388,12 +419,12 @@ def detect_objects(seg: np.ndarray, depth: np.ndarray, K: CameraIntrinsics,
     rays = _GroundRays(K, mount)
     out: list[Detection] = []
     for cls, label in OBSTACLE_CLASSES.items():
-        mask = (seg == cls) & valid
-        if int(mask.sum()) < min_pixels[label]:
+        region = (seg == cls) & valid
+        if int(region.sum()) < min_pixels[label]:
             continue
-        mask &= _consistent_depth(mask, depth, cfg.blob_depth_factor)
+        mask = region & _consistent_depth(region, depth, cfg.blob_depth_factor)
         if cfg.ground_contact:
-            depth = _ground_contact_depth(seg, depth, mask, cls, rays, probs, cfg,
+            depth = _ground_contact_depth(seg, depth, mask, region, cls, rays, probs, cfg,
                                           max(2, min_pixels[label] // 2))
         vs, us = np.nonzero(mask)
         if len(us) < min_pixels[label]:
