@@ -123,12 +123,13 @@ class SceneRenderer:
     def render(self, world: World) -> dict[str, Image]:
         ego = Transform(Vector3(world.ego.x, world.ego.y, 0.0), Rotation(0.0, world.ego.yaw,
                                                                          0.0))
-        frames = self.renderer.render(ego, self.objects(world), tick=world.frame)
+        # an Image carries the colour only: no labels, depth or instance ids to make
+        images = self.renderer.render_rgb(ego, self.objects(world), tick=world.frame)
         out = {}
         for spec in self.specs:
-            f = frames[spec.name]
             out[spec.name] = Image(
-                header=world.header(), camera=spec.name, encoding="bgr8", data=f.rgb,
+                header=world.header(), camera=spec.name, encoding="bgr8",
+                data=images[spec.name],
                 intrinsics=CameraIntrinsics.from_fov(spec.image_size_x, spec.image_size_y,
                                                      spec.fov),
                 mount=spec.mount)
