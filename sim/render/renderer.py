@@ -132,17 +132,18 @@ class Renderer:
             for c in cameras
         }
 
-    def render(self, ego: Transform, objects: Sequence[RenderObject] = (),
+    def render(self, ego: Transform, objects: Sequence[RenderObject] | Boxes = (),
                tick: int = 0) -> dict[str, Frame]:
         """Every camera's frame for the ego at world pose ``ego`` with the frame's
-        dynamic ``objects`` (actors, traffic-light heads) besides the static scenery.
-        ``tick`` (the sim frame) picks the per-frame noise, so a frame is a pure
-        function of (appearance seed, ego pose, objects, tick)."""
+        dynamic ``objects`` (actors, traffic-light heads; or their :meth:`boxes`)
+        besides the static scenery. ``tick`` (the sim frame) picks the per-frame
+        noise, so a frame is a pure function of (appearance seed, ego pose, objects,
+        tick)."""
         boxes = self._boxes(objects)
         return {name: self._render_camera(state, ego, boxes, tick)
                 for name, state in self._cameras.items()}
 
-    def render_rgb(self, ego: Transform, objects: Sequence[RenderObject] = (),
+    def render_rgb(self, ego: Transform, objects: Sequence[RenderObject] | Boxes = (),
                    tick: int = 0) -> dict[str, np.ndarray]:
         """Every camera's BGR image only, byte for byte the ``rgb`` of :meth:`render`
         with the same arguments: for a consumer that needs no ground truth (the
@@ -168,7 +169,7 @@ class Renderer:
         self._cameras.pop(name, None)
 
     def render_views(self, views: dict[str, tuple[Transform, Sequence[int]]],
-                     objects: Sequence[RenderObject] = (), tick: int = 0
+                     objects: Sequence[RenderObject] | Boxes = (), tick: int = 0
                      ) -> dict[str, Frame]:
         """Frames of the named cameras, each on its own vehicle: ``views`` maps a
         camera name to (world pose of the body it is mounted on, instance ids not
@@ -184,8 +185,14 @@ class Renderer:
             out[name] = self._render_camera(self._cameras[name], body, view_boxes, tick)
         return out
 
-    def _boxes(self, objects: Sequence[RenderObject]) -> Boxes:
-        dynamic = Boxes.build(objects, self.appearance, looks=self._looks)
+    def boxes(self, objects: Sequence[RenderObject]) -> Boxes:
+        """Dynamic ``objects`` as the boxes :meth:`render` draws, in their order: a
+        caller whose objects partly stay the same from frame to frame (traffic
+        lights) builds those once, as building is Python work per part."""
+        return Boxes.build(objects, self.appearance, looks=self._looks)
+
+    def _boxes(self, objects: Sequence[RenderObject] | Boxes) -> Boxes:
+        dynamic = objects if isinstance(objects, Boxes) else self.boxes(objects)
         return Boxes.concat(self._static, dynamic) if len(dynamic) else self._static
 
     # ----------------------------------------------------------------- internals
