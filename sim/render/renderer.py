@@ -12,6 +12,9 @@ Per frame and camera:
    resolved into colour, label, instance id and per-pixel plane depth;
 3. per-frame effects (fog by depth, rain streaks, sensor noise).
 
+:meth:`Renderer.render_rgb` gives the same colour images alone, without the work
+of labels, instance ids and (without fog) depth.
+
 Conventions: ``rgb`` is BGR (CARLA's ``raw_data`` is BGRA: this is it minus alpha);
 ``depth`` is metres along the camera's optical axis (CARLA's depth camera, not the
 distance along the ray), :data:`FAR_PLANE` (1000 m) for sky; labels are CARLA's
