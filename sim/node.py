@@ -2,7 +2,7 @@
 the run scored as the CARLA Leaderboard 1.0 scores it.
 
 Each tick k it publishes /ego/state, /sensors/camera/<name> and /sim/ground_truth
-for frame k (and /map/opendrive once, latched), waits for the /control/command of
+for frame k, in that order (and /map/opendrive once, latched), waits for the /control/command of
 frame k (``bus.lockstep``: strict fails naming the late node; realtime reuses the
 last command, counts a miss and publishes a ``deadline_miss`` event), applies it,
 steps the world to frame k+1 and publishes that tick's infractions on /run/events.
@@ -214,17 +214,24 @@ class SimNode(Node):
 
     def _step(self) -> None:
         """One tick. The node's latency on /diagnostics is its own work in it
-        (render, publish, step, score), not the wait for the command."""
+        (render, publish, step, score), not the wait for the command.
+
+        The ego state goes out first (perception reads the latest one at an image's
+        frame), then the images, which start the loop's critical path (perception,
+        planning, control, and back); the ground truth is built and published after
+        them, while the others work: its readers (recorder, evaluation, the oracle,
+        which pairs it with /ego/state by frame) only need it within the frame."""
         t0 = time.perf_counter()
         world = self.world
         frame = world.frame
         self.ego_pub.publish(world.ego_state())
-        if self.scenario.ground_truth:
-            self.gt_pub.publish(world.ground_truth())
         images = self.scene.render(world)
         sent = time.perf_counter()
         for name, image in images.items():
             self.camera_pubs[name].publish(image)
+        if self.scenario.ground_truth:
+            self.gt_pub.publish(world.ground_truth())
+        published = time.perf_counter()
         misses = self.commands.misses
         command = self.commands.wait(frame)
         answered = time.perf_counter()
@@ -249,7 +256,7 @@ class SimNode(Node):
                 header=world.header(), kind="scenario_end", actor_id=EGO_ID,
                 value=world.time, description=f"{self.scenario.duration_s:g} s simulated"))
         self._evaluate(events)
-        self.stats.record_latency((sent - t0) + (time.perf_counter() - answered))
+        self.stats.record_latency((published - t0) + (time.perf_counter() - answered))
 
     def _evaluate(self, events: list[RunEvent]) -> None:
         """Score the world as it is now with this tick's events; publish them and any

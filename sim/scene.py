@@ -17,6 +17,7 @@ from bus.messages import CameraIntrinsics, Image, Rotation, Transform, Vector3
 from sim.labels import Label
 from sim.maps.render import rasterize
 from sim.render import Appearance, CameraSpec, GroundRaster, Renderer, RenderObject
+from sim.render.objects import Boxes
 from sim.render.scenery import place_scenery, traffic_light_objects
 from sim.scenario import CameraConfig, WeatherConfig
 from sim.traffic_lights import TrafficLight, TrafficLights
@@ -106,9 +107,25 @@ class SceneRenderer:
                                  place_scenery(self.ground, seed))
         # (light id, lamp) -> its boxes: lights stand still, only their lamps change
         self._light_boxes: dict[tuple[int, str], list[RenderObject]] = {}
+        # every light's lamp, and all the lights' boxes built for those lamps
+        self._lamps: tuple[str, ...] | None = None
+        self._lights = Boxes.build([], self.renderer.appearance)
 
     def objects(self, world: World) -> list[RenderObject]:
         """The world's dynamic boxes: NPC vehicles, walkers, traffic lights."""
+        return [*self._actors(world), *light_objects(world.lights, self._light_boxes)]
+
+    def boxes(self, world: World) -> Boxes:
+        """:meth:`objects` built for the renderer. The lights are most of them and
+        stand still: their boxes are built again only when a lamp changes."""
+        lamps = tuple(world.lights.state_of(light.id) for light in world.lights.lights)
+        if lamps != self._lamps:
+            self._lamps = lamps
+            self._lights = self.renderer.boxes(light_objects(world.lights, self._light_boxes))
+        return Boxes.concat(self.renderer.boxes(self._actors(world)), self._lights)
+
+    def _actors(self, world: World) -> list[RenderObject]:
+        """The NPC vehicles and the walkers."""
         objs = []
         for n in world.traffic.npcs:
             objs.append(RenderObject(n.id, int(Label.CAR), Transform(
@@ -117,18 +134,18 @@ class SceneRenderer:
         for w in world.pedestrians.walkers:
             objs.append(RenderObject(w.id, int(Label.PEDESTRIANS), Transform(
                 Vector3(w.x, w.y, 0.9), Rotation(0.0, w.yaw, 0.0)), (0.25, 0.3, 0.9)))
-        objs += light_objects(world.lights, self._light_boxes)
         return objs
 
     def render(self, world: World) -> dict[str, Image]:
         ego = Transform(Vector3(world.ego.x, world.ego.y, 0.0), Rotation(0.0, world.ego.yaw,
                                                                          0.0))
-        frames = self.renderer.render(ego, self.objects(world), tick=world.frame)
+        # an Image carries the colour only: no labels, depth or instance ids to make
+        images = self.renderer.render_rgb(ego, self.boxes(world), tick=world.frame)
         out = {}
         for spec in self.specs:
-            f = frames[spec.name]
             out[spec.name] = Image(
-                header=world.header(), camera=spec.name, encoding="bgr8", data=f.rgb,
+                header=world.header(), camera=spec.name, encoding="bgr8",
+                data=images[spec.name],
                 intrinsics=CameraIntrinsics.from_fov(spec.image_size_x, spec.image_size_y,
                                                      spec.fov),
                 mount=spec.mount)

@@ -110,6 +110,17 @@ class Obstacle:
     half_length: float
 
 
+class _Snapshot:
+    """The obstacles of one step, as given and as arrays (id, x, y) for the
+    vectorised distance test of :meth:`Traffic._leader`."""
+
+    def __init__(self, obstacles: list[Obstacle]) -> None:
+        self.obstacles = obstacles
+        self.id = np.array([ob.id for ob in obstacles], np.int64)
+        self.x = np.array([ob.x for ob in obstacles], float)
+        self.y = np.array([ob.y for ob in obstacles], float)
+
+
 LightQuery = Callable[["carla.Waypoint"], "tuple[str, float] | None"]
 """(carla.Waypoint of the lane ahead) -> (state, stop-line distance from that
 waypoint in m) of the light or stop sign governing that lane, or None. States are a
@@ -124,6 +135,9 @@ class Traffic:
         self.idm = idm or IDMParams()
         self.speed_limits, self.default_limit = speed_limits, default_limit
         self.npcs: list[NPC] = []
+        # (x, y) of the waypoints on the NPCs' paths: libcarla computes a waypoint's
+        # transform anew on every access, so each is read once while it is on a path
+        self._path_xy: dict[carla.Waypoint, tuple[float, float]] = {}
 
     # ------------------------------------------------------------------ creation
     def spawn(self, npc_id: int, waypoint: carla.Waypoint, rng: np.random.Generator,
@@ -189,8 +203,10 @@ class Traffic:
         """Advance every NPC by ``dt`` seconds. ``others`` are non-NPC vehicles (the
         ego); NPCs see each other too. Deterministic: NPCs are updated in id order
         from the same snapshot of positions."""
-        snapshot = [Obstacle(n.id, n.x, n.y, n.yaw, n.speed, n.half_length)
-                    for n in self.npcs] + list(others)
+        snapshot = _Snapshot([Obstacle(n.id, n.x, n.y, n.yaw, n.speed, n.half_length)
+                              for n in self.npcs] + list(others))
+        known = self._path_xy  # forget the waypoints no NPC holds any more
+        self._path_xy = {w: known[w] for n in self.npcs for w in n.path if w in known}
         accels = [self._accel(n, snapshot, lights) for n in self.npcs]
         for npc, a in zip(self.npcs, accels, strict=True):
             if npc.stopped:
@@ -210,7 +226,7 @@ class Traffic:
             self._extend(npc)
             self._place(npc)
 
-    def _accel(self, npc: NPC, obstacles: Sequence[Obstacle], lights: LightQuery) -> float:
+    def _accel(self, npc: NPC, obstacles: _Snapshot, lights: LightQuery) -> float:
         if npc.stopped:
             return 0.0
         if npc.braking_event > 0:
@@ -229,24 +245,37 @@ class Traffic:
                 gap, v_lead = max(end, 0.0), 0.0
         return idm_accel(npc.speed, v0, gap, npc.speed - v_lead, self.idm)
 
-    def _leader(self, npc: NPC, obstacles: Sequence[Obstacle]) -> tuple[float, float]:
+    def _path_points(self, npc: NPC) -> np.ndarray:
+        """(len(path), 2) world x, y of the NPC's path waypoints."""
+        rows = []
+        for w in npc.path:
+            xy = self._path_xy.get(w)
+            if xy is None:
+                loc = w.transform.location
+                xy = self._path_xy[w] = (loc.x, loc.y)
+            rows.append(xy)
+        return np.array(rows)
+
+    def _leader(self, npc: NPC, obstacles: _Snapshot) -> tuple[float, float]:
         """Bumper gap (m) and speed (m/s) of the nearest obstacle on the NPC's path.
 
         An obstacle is in the path when a point of its length axis (centre, and
         ``_AXIS_POINTS`` towards either end) is within the lane corridor: a car
         turning across the lane at an angle has its centre off the path while its
         back is on it. The gap is to the nearest such point, less what of the
-        obstacle's half length lies beyond that point."""
-        pts = np.array([[w.transform.location.x, w.transform.location.y]
-                        for w in npc.path])
+        obstacle's half length lies beyond that point. Of equal gaps the first
+        obstacle's wins. Those farther than the lookahead are dropped in one
+        vectorised test first (most of them: a town is larger than that)."""
+        dx, dy = obstacles.x - npc.x, obstacles.y - npc.y
+        near = np.flatnonzero((obstacles.id != npc.id)
+                              & ~(dx * dx + dy * dy > (LOOKAHEAD_M + 5) ** 2))
         best_gap, best_v = math.inf, 0.0
+        if near.size == 0:
+            return best_gap, best_v
+        pts = self._path_points(npc)
         i0 = int(npc.s // PATH_STEP_M)
-        for ob in obstacles:
-            if ob.id == npc.id:
-                continue
-            dx, dy = ob.x - npc.x, ob.y - npc.y
-            if dx * dx + dy * dy > (LOOKAHEAD_M + 5) ** 2:
-                continue
+        for n in near.tolist():
+            ob = obstacles.obstacles[n]
             d = np.hypot(pts[i0:, 0] - ob.x, pts[i0:, 1] - ob.y)
             k = int(np.argmin(d))
             if d[k] <= 1.8:  # its centre in the NPC's lane corridor: the common case

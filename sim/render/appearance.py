@@ -271,10 +271,18 @@ class PostEffects:
                 n = rng.normal(128.0, appearance.noise_sigma, shape)
                 self._noise.append(np.clip(np.round(n), 0, 255).astype(np.uint8))
 
-    def apply(self, rgb: np.ndarray, depth: np.ndarray, tick: int) -> None:
-        """The effects on a BGRA frame (in place) with its depth (m)."""
+    @property
+    def uses_depth(self) -> bool:
+        """Whether :meth:`apply` reads the depth (only the fog does)."""
+        return self.appearance.fog_density > 0.0
+
+    def apply(self, rgb: np.ndarray, depth: np.ndarray | None, tick: int) -> None:
+        """The effects on a BGRA frame (in place) with its depth (m), which may be
+        None when not :attr:`uses_depth`."""
         a = self.appearance
-        if a.fog_density > 0.0:
+        if self.uses_depth:
+            if depth is None:
+                raise ValueError("the fog needs the frame's depth")
             keep, fog = self._keep, self._fog_weight
             np.multiply(depth, np.float32(-a.fog_density), out=keep)
             cv2.exp(keep, dst=keep)

@@ -12,6 +12,9 @@ Per frame and camera:
    resolved into colour, label, instance id and per-pixel plane depth;
 3. per-frame effects (fog by depth, rain streaks, sensor noise).
 
+:meth:`Renderer.render_rgb` gives the same colour images alone, without the work
+of labels, instance ids and (without fog) depth.
+
 Conventions: ``rgb`` is BGR (CARLA's ``raw_data`` is BGRA: this is it minus alpha);
 ``depth`` is metres along the camera's optical axis (CARLA's depth camera, not the
 distance along the ray), :data:`FAR_PLANE` (1000 m) for sky; labels are CARLA's
@@ -77,6 +80,7 @@ class _Scratch:
         self.bgra = np.empty(shape, np.uint32)
         self.f1 = np.empty(shape, np.float32)
         self.f2 = np.empty(shape, np.float32)
+        self.depth = np.empty(shape, np.float32)  # an RGB-only frame's depth (fog)
         self.u = np.arange(width, dtype=np.float32)
         self.v = np.arange(height, dtype=np.float32)[:, None]
 
@@ -131,14 +135,27 @@ class Renderer:
             for c in cameras
         }
 
-    def render(self, ego: Transform, objects: Sequence[RenderObject] = (),
+    def render(self, ego: Transform, objects: Sequence[RenderObject] | Boxes = (),
                tick: int = 0) -> dict[str, Frame]:
         """Every camera's frame for the ego at world pose ``ego`` with the frame's
-        dynamic ``objects`` (actors, traffic-light heads) besides the static scenery.
-        ``tick`` (the sim frame) picks the per-frame noise, so a frame is a pure
-        function of (appearance seed, ego pose, objects, tick)."""
+        dynamic ``objects`` (actors, traffic-light heads; or their :meth:`boxes`)
+        besides the static scenery. ``tick`` (the sim frame) picks the per-frame
+        noise, so a frame is a pure function of (appearance seed, ego pose, objects,
+        tick)."""
         boxes = self._boxes(objects)
         return {name: self._render_camera(state, ego, boxes, tick)
+                for name, state in self._cameras.items()}
+
+    def render_rgb(self, ego: Transform, objects: Sequence[RenderObject] | Boxes = (),
+                   tick: int = 0) -> dict[str, np.ndarray]:
+        """Every camera's BGR image only, byte for byte the ``rgb`` of :meth:`render`
+        with the same arguments: for a consumer that needs no ground truth (the
+        closed loop's camera topics). It skips the label warp and the label and
+        instance lookups, and the per-pixel depth unless the fog needs it."""
+        boxes = self._boxes(objects)
+        return {name: self._draw(state, ego, boxes, tick, None,
+                                 state.scratch.depth if state.effects.uses_depth else None,
+                                 None)
                 for name, state in self._cameras.items()}
 
     def add_camera(self, spec: CameraSpec) -> None:
@@ -155,7 +172,7 @@ class Renderer:
         self._cameras.pop(name, None)
 
     def render_views(self, views: dict[str, tuple[Transform, Sequence[int]]],
-                     objects: Sequence[RenderObject] = (), tick: int = 0
+                     objects: Sequence[RenderObject] | Boxes = (), tick: int = 0
                      ) -> dict[str, Frame]:
         """Frames of the named cameras, each on its own vehicle: ``views`` maps a
         camera name to (world pose of the body it is mounted on, instance ids not
@@ -171,8 +188,14 @@ class Renderer:
             out[name] = self._render_camera(self._cameras[name], body, view_boxes, tick)
         return out
 
-    def _boxes(self, objects: Sequence[RenderObject]) -> Boxes:
-        dynamic = Boxes.build(objects, self.appearance, looks=self._looks)
+    def boxes(self, objects: Sequence[RenderObject]) -> Boxes:
+        """Dynamic ``objects`` as the boxes :meth:`render` draws, in their order: a
+        caller whose objects partly stay the same from frame to frame (traffic
+        lights) builds those once, as building is Python work per part."""
+        return Boxes.build(objects, self.appearance, looks=self._looks)
+
+    def _boxes(self, objects: Sequence[RenderObject] | Boxes) -> Boxes:
+        dynamic = objects if isinstance(objects, Boxes) else self.boxes(objects)
         return Boxes.concat(self._static, dynamic) if len(dynamic) else self._static
 
     # ----------------------------------------------------------------- internals
@@ -195,6 +218,20 @@ class Renderer:
 
     def _render_camera(self, state: _CameraState, ego: Transform, boxes: Boxes,
                        tick: int) -> Frame:
+        """The camera's image with all its ground truth, in fresh arrays."""
+        h, w = state.scratch.face_ids.shape
+        labels = np.empty((h, w), np.uint8)
+        depth = np.empty((h, w), np.float32)
+        instances = np.zeros((h, w), np.int32)
+        rgb = self._draw(state, ego, boxes, tick, labels, depth, instances)
+        return Frame(rgb=rgb, labels=labels, depth=depth, instances=instances)
+
+    def _draw(self, state: _CameraState, ego: Transform, boxes: Boxes, tick: int,
+              labels: np.ndarray | None, depth: np.ndarray | None,
+              instances: np.ndarray | None) -> np.ndarray:
+        """Render the camera's frame and return its BGR image; fill ``labels``,
+        ``depth`` and ``instances`` ((H, W), instances zeroed) where given, skip the
+        work of those that are None (``depth`` is needed when the effects use it)."""
         spec, scratch = state.spec, state.scratch
         K = spec.intrinsics
         w, h = K.width, K.height
@@ -203,26 +240,29 @@ class Renderer:
         top = geometry.top
 
         color = scratch.color
-        labels = np.empty((h, w), np.uint8)
-        depth = geometry.depth.copy()
-        instances = np.zeros((h, w), np.int32)
+        if depth is not None:
+            np.copyto(depth, geometry.depth)
         color[:top] = sky[:top]
-        labels[:top] = Label.SKY
+        if labels is not None:
+            labels[:top] = Label.SKY
         if top < h:
             # the rows [top, h) only: warp with raster <- image, offset by ``top``
             band_from_image = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, top], [0.0, 0.0, 1.0]])
             raster_from_band = np.linalg.inv(image_from_raster(pose, K, self.ground)) \
                 @ band_from_image
             flags = cv2.WARP_INVERSE_MAP
-            cv2.warpPerspective(self.ground.labels, raster_from_band, (w, h - top),
-                                dst=labels[top:], flags=flags | cv2.INTER_NEAREST,
-                                borderMode=cv2.BORDER_CONSTANT, borderValue=int(Label.TERRAIN))
+            if labels is not None:
+                cv2.warpPerspective(self.ground.labels, raster_from_band, (w, h - top),
+                                    dst=labels[top:], flags=flags | cv2.INTER_NEAREST,
+                                    borderMode=cv2.BORDER_CONSTANT,
+                                    borderValue=int(Label.TERRAIN))
             cv2.warpPerspective(self._ground_bgra, raster_from_band, (w, h - top),
                                 dst=color[top:], flags=flags | cv2.INTER_LINEAR,
                                 borderMode=cv2.BORDER_CONSTANT, borderValue=self._border)
             if geometry.band_sky is not None:
                 band = geometry.band_sky
-                labels[top:][band] = Label.SKY
+                if labels is not None:
+                    labels[top:][band] = Label.SKY
                 color[top:][band] = sky[top:][band]
 
         if len(boxes):
@@ -231,18 +271,17 @@ class Renderer:
             if faces is not None:
                 _resolve(scratch, faces, labels, depth, instances)
         state.effects.apply(color, depth, tick)
-        rgb = cv2.cvtColor(color, cv2.COLOR_BGRA2BGR)
-        return Frame(rgb=rgb, labels=labels, depth=depth, instances=instances)
+        return cv2.cvtColor(color, cv2.COLOR_BGRA2BGR)
 
 
-def _resolve(scratch: _Scratch, faces: FaceTable, labels: np.ndarray, depth: np.ndarray,
-             instances: np.ndarray) -> None:
-    """Write every object pixel's colour (into ``scratch.color``), label, instance id
-    and depth from the face that won it (``scratch.face_ids``), over the rows holding
-    drawn pixels. Depth is the face plane's ``1 / (a u + b v + c)`` at the pixel
-    centre, kept within the face's depth range. Lookups are ``take`` on the ids,
-    masked writes ``cv2.copyTo``, all into reused buffers (whole rows, so every view
-    is contiguous)."""
+def _resolve(scratch: _Scratch, faces: FaceTable, labels: np.ndarray | None,
+             depth: np.ndarray | None, instances: np.ndarray | None) -> None:
+    """Write every object pixel's colour (into ``scratch.color``), and where given
+    its label, instance id and depth, from the face that won it
+    (``scratch.face_ids``), over the rows holding drawn pixels. Depth is the face
+    plane's ``1 / (a u + b v + c)`` at the pixel centre, kept within the face's
+    depth range. Lookups are ``take`` on the ids, masked writes ``cv2.copyTo``, all
+    into reused buffers (whole rows, so every view is contiguous)."""
     drawn = cv2.compare(scratch.face_ids, 0, cv2.CMP_NE, dst=scratch.mask)
     _, y, _, h = cv2.boundingRect(drawn)
     if h == 0:
@@ -255,10 +294,14 @@ def _resolve(scratch: _Scratch, faces: FaceTable, labels: np.ndarray, depth: np.
     def lookup(table: np.ndarray, out: np.ndarray) -> np.ndarray:
         return np.take(table, ids, out=out[rows], mode="clip")
 
-    cv2.copyTo(lookup(faces.label, scratch.u8), mask, labels[rows])
-    lookup(faces.instance, instances)  # id 0 -> instance 0, as around the objects
+    if labels is not None:
+        cv2.copyTo(lookup(faces.label, scratch.u8), mask, labels[rows])
+    if instances is not None:
+        lookup(faces.instance, instances)  # id 0 -> instance 0, as around the objects
     bgra = lookup(faces.bgra, scratch.bgra).view(np.uint8).reshape(h, -1, 4)
     cv2.copyTo(bgra, mask, scratch.color[rows])
+    if depth is None:
+        return
     inv_z, tmp = scratch.f1[rows], scratch.f2[rows]
     plane = faces.plane
     lookup(plane[:, 0], scratch.f1)

@@ -395,6 +395,22 @@ def test_same_seed_gives_identical_frames() -> None:
     assert other.rgb.tobytes() != a.rgb.tobytes()
 
 
+@pytest.mark.parametrize("fog", [0.0, 0.01])
+def test_render_rgb_is_the_rgb_of_a_full_render(fog: float) -> None:
+    # the closed loop's RGB-only frames skip the ground truth but not one pixel of it
+    look = replace(Appearance.sample(11), fog_density=fog, rain=0.7, noise_sigma=3.0)
+    ground = straight_road()
+    camera = level_camera(1.5)
+    objects = [car(1, 12.0, 1.75), car(2, 30.0, -1.75, yaw=180.0),
+               *traffic_light_objects(7, Transform(Vector3(20.0, -5.0, 0.0),
+                                                   Rotation(yaw=180.0)), "red")]
+    renderer = Renderer(ground, [camera], look, place_scenery(ground, 11))
+    for tick in (0, 5):
+        rgb = renderer.render_rgb(Transform(), objects, tick=tick)[camera.name]
+        full = renderer.render(Transform(), objects, tick=tick)[camera.name]
+        assert rgb.tobytes() == full.rgb.tobytes()
+
+
 @pytest.mark.parametrize("seed", [1, 2, 3, 4])
 def test_appearance_changes_rgb_but_not_labels_or_depth(seed: int) -> None:
     # everything an episode varies except vehicle body shapes, which are geometry
