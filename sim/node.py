@@ -87,6 +87,9 @@ class SimParams:
     # topic -> subscribers it must have before the first tick (a launch knows how
     # many nodes listen; frames published before they connect would be lost)
     start_when_subscribed: dict[str, int] = field(default_factory=lambda: {"/ego/state": 1})
+    #: publish /sim/ground_truth before the cameras: with the oracle it, not the
+    #: images, starts the loop's critical path (the oracle's objects for planning)
+    ground_truth_first: bool = False
     exit_when_done: bool = True
 
     def __post_init__(self) -> None:
@@ -220,16 +223,21 @@ class SimNode(Node):
         frame), then the images, which start the loop's critical path (perception,
         planning, control, and back); the ground truth is built and published after
         them, while the others work: its readers (recorder, evaluation, the oracle,
-        which pairs it with /ego/state by frame) only need it within the frame."""
+        which pairs it with /ego/state by frame) only need it within the frame. With
+        the oracle (``ground_truth_first``) the ground truth goes before the images:
+        it is what the oracle's objects, and so planning, wait for."""
         t0 = time.perf_counter()
         world = self.world
         frame = world.frame
         self.ego_pub.publish(world.ego_state())
+        gt_first = self.params.ground_truth_first
+        if self.scenario.ground_truth and gt_first:
+            self.gt_pub.publish(world.ground_truth())
         images = self.scene.render(world)
         sent = time.perf_counter()
         for name, image in images.items():
             self.camera_pubs[name].publish(image)
-        if self.scenario.ground_truth:
+        if self.scenario.ground_truth and not gt_first:
             self.gt_pub.publish(world.ground_truth())
         published = time.perf_counter()
         misses = self.commands.misses

@@ -110,6 +110,29 @@ def test_sim_runs_in_lockstep_and_publishes_every_frame(tmp_path):
     assert m["latency_ms"]["end_to_end"]["count"] == 40
 
 
+@pytest.mark.parametrize("gt_first", [False, True])
+def test_ego_state_first_then_cameras_and_ground_truth_in_the_asked_order(tmp_path, gt_first):
+    """The images start the loop's critical path (perception); the ground truth goes
+    after them, or before with ``ground_truth_first`` (the oracle's input)."""
+    f = tmp_path / "s.yaml"
+    f.write_text(SCENARIO.format(mode="strict", duration=0.2))
+    ctx = InProcessContext()
+    order: list[tuple[str, int]] = []
+    tape = Node("order", context=ctx, diagnostics=False)
+    for msg_type, topic in ((EgoState, "/ego/state"), (Image, "/sensors/camera/front"),
+                            (GroundTruth, "/sim/ground_truth")):
+        tape.create_subscription(msg_type, topic,
+                                 lambda m, t=topic: order.append((t, m.header.frame)))
+    sim = SimNode("sim", context=ctx, params={"scenario": str(f), "exit_when_done": False,
+                                              "ground_truth_first": gt_first})
+    ex = Executor(ctx, [tape, Throttle("control", context=ctx), sim])
+    assert ex.spin_until(lambda: sim.done, timeout_s=60)
+    ex.spin_once(0)
+    middle = "/sim/ground_truth" if gt_first else "/sensors/camera/front"
+    last = "/sensors/camera/front" if gt_first else "/sim/ground_truth"
+    assert order == [(t, k) for k in range(4) for t in ("/ego/state", middle, last)]
+
+
 def test_strict_mode_names_the_late_node(tmp_path):
     sim, _, ex = setup(tmp_path, skip={5})
     with pytest.raises(DeadlineMissed, match=r"frame 5 .* late node: control"):
