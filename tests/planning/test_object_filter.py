@@ -6,20 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from bus import Executor, InProcessContext, Node
-from bus.messages import (
-    DetectedObject,
-    EgoState,
-    Header,
-    MapData,
-    ObjectList,
-    Rotation,
-    TrafficLightState,
-    Trajectory,
-    Transform,
-    Vector3,
-)
-from planning.node import PlanningNode
+from bus.messages import DetectedObject, EgoState, Header, ObjectList, Rotation, Transform, Vector3
 from planning.object_filter import ObjectFilter, ObjectFilterParams
 from sim.maps import load_map
 
@@ -83,32 +70,3 @@ def test_the_filter_can_be_switched_off(town_grid) -> None:  # type: ignore[no-u
         == [off_road]
     with pytest.raises(ValueError, match="min_overlap"):
         ObjectFilterParams(min_overlap=1.5)
-
-
-@pytest.mark.parametrize("filtered", [True, False])
-def test_the_planning_node_drives_past_a_phantom_on_the_verge(town_grid, filtered: bool  # type: ignore[no-untyped-def]
-                                                             ) -> None:
-    """A false vehicle on the sidewalk 8 m ahead, its box reaching into the lane:
-    the node drives on; with the filter off it stops behind it as behind a car."""
-    ctx = InProcessContext()
-    tape = Node("tape", context=ctx, diagnostics=False)
-    pubs = {t: tape.create_publisher(m, t) for t, m in (
-        ("/ego/state", EgoState), ("/perception/objects", ObjectList),
-        ("/perception/traffic_light", TrafficLightState), ("/map/opendrive", MapData))}
-    out: list[Trajectory] = []
-    tape.create_subscription(Trajectory, "/planning/trajectory", out.append)
-    node = PlanningNode("planning", context=ctx, diagnostics=False,
-                        params={"object_filter": {"vehicles_on_lanes": filtered}})
-    ex = Executor(ctx, [tape, node])
-    pubs["/map/opendrive"].publish(MapData(Header(0, 0.0), town_grid.name, town_grid.xodr))
-    pubs["/ego/state"].publish(EGO)
-    pubs["/perception/objects"].publish(ObjectList(header=EGO.header, objects=[
-        _vehicle(8.0, 3.0, yaw=45.0, width=3.4)]))
-    pubs["/perception/traffic_light"].publish(TrafficLightState(header=EGO.header))
-    assert ex.spin_until(lambda: len(out) == 1, timeout_s=10)
-    ex.destroy()
-    top_speed = max(out[0].speeds)
-    if filtered:
-        assert top_speed > 5.0  # on towards the speed limit
-    else:
-        assert top_speed < 2.0  # a stopped lead 3 m ahead: stand
