@@ -151,10 +151,12 @@ class PlanningNode(Node):
                 self.get_logger().error("no route: %s", exc)
                 return
             route_xy = route.xy()
-            self.local = LocalPlanner(route_xy, LocalPlannerParams(
-                behaviour=BehaviourParams(max_speed=self.params.max_speed)))
-            self.lights = PerceivedLight(JunctionEntries(self.carla_map, route_xy),
-                                         self.params.perceived_light)
+            behaviour = BehaviourParams(max_speed=self.params.max_speed)
+            self.local = LocalPlanner(route_xy, LocalPlannerParams(behaviour=behaviour))
+            self.lights = PerceivedLight(
+                JunctionEntries(self.carla_map, route_xy), self.params.perceived_light,
+                comfort_decel=behaviour.comfort_decel,
+                clearance_m=behaviour.ego_half_length + behaviour.stop_margin)
         objects = self.object_filter.apply(slot.get("objects", ObjectList(header=ego.header)),
                                            ego)
         light = slot.get("light", TrafficLightState(header=ego.header))
@@ -162,7 +164,7 @@ class PlanningNode(Node):
             loc = ego.transform.location
             self.local.locate(loc.x, loc.y)
             light = self.lights.place(light, self.local.route_position(loc.x, loc.y),
-                                      light.header.stamp)
+                                      light.header.stamp, speed=ego.speed)
         trajectory = self.local.plan(ego, objects, light,  # type: ignore[arg-type]
                                      self._adjacent_lanes(ego))
         self.pub.publish(trajectory)

@@ -78,7 +78,8 @@ class PerceivedLightParams:
     lookahead_m: float = 60.0
     #: m: perception's lights are stopped for this far before the entry, so that the
     #: camera keeps the head (at the line, 3.4-4.5 m up) in view while waiting and
-    #: sees it turn green; an ego already past that point stops at the entry itself
+    #: sees it turn green; an ego already past that point, or one that could not
+    #: brake for it comfortably, stops at the entry itself
     view_back_m: float = 6.0
     #: s: a red or yellow read is held through "unknown" reads (a lamp lost for a
     #: few frames, or the head out of view) for at most this long, for the same
@@ -96,18 +97,31 @@ class PerceivedLight:
     """Perception's light state placed at its stop line on the route, held through
     brief losses (see the module doc and :class:`PerceivedLightParams`)."""
 
-    def __init__(self, entries: JunctionEntries, params: PerceivedLightParams) -> None:
+    def __init__(self, entries: JunctionEntries, params: PerceivedLightParams,
+                 comfort_decel: float = 3.0, clearance_m: float = 3.4) -> None:
+        """``comfort_decel`` (m/s^2) and ``clearance_m`` (from the ego's centre to
+        where it stops before a stop point: its front and margin) are the behaviour
+        layer's, which decides whether a yellow can be stopped for comfortably."""
         self.entries = entries
         self.params = params
+        self.comfort_decel = comfort_decel
+        self.clearance_m = clearance_m
         self._held: tuple[str, float, float] | None = None  # state, stamp, entry (m)
 
-    def place(self, light: TrafficLightState, ego_s_m: float, stamp: float
-              ) -> TrafficLightState:
+    def place(self, light: TrafficLightState, ego_s_m: float, stamp: float,
+              speed: float = 0.0) -> TrafficLightState:
         """``light`` with the distance (m, from the ego's centre at route distance
         ``ego_s_m``) to where to stop for it, if it has no distance of its own
         (perception's: -1) and a junction entry is within the lookahead; else as it
-        is. ``stamp``: the light's time (s). An entry the ego's centre has passed
-        is behind it, as is the light."""
+        is. ``stamp``: the light's time (s); ``speed``: the ego's (m/s). An entry the
+        ego's centre has passed is behind it, as is the light.
+
+        The stop point is ``view_back_m`` short of the entry when the ego can brake
+        for that at ``comfort_decel``, else the entry itself: a yellow seen 27 m
+        before the line at 11 m/s is comfortable to stop for there (2.6 m/s^2), but
+        not 6 m shorter, and the behaviour layer drives on through a yellow it
+        cannot stop for comfortably: it then reached the line as the light turned
+        red (Town01, a leaderboard route)."""
         if light.distance >= 0:
             return light  # the oracle's: its own stop line
         p = self.params
@@ -128,6 +142,8 @@ class PerceivedLight:
         if light.state not in ("red", "yellow", "green"):
             return light
         distance = entry - ego_s_m
-        if distance - p.view_back_m > 0:
-            distance -= p.view_back_m
+        short = distance - p.view_back_m
+        room = max(short - self.clearance_m, 0.0)
+        if short > 0 and speed * speed <= 2.0 * self.comfort_decel * room:
+            distance = short
         return replace(light, distance=distance)

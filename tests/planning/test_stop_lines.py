@@ -62,6 +62,26 @@ def test_a_perceived_light_is_stopped_for_before_the_entry_where_its_head_stays_
     assert lights.place(red, entry - 3.0, 0.0).distance == pytest.approx(3.0)
 
 
+def test_a_light_too_close_to_stop_short_of_comfortably_is_stopped_for_at_the_entry(
+        route_and_entries):
+    """At 11 m/s 27 m before the entry a stop 6 m short of it needs 3.4 m/s^2 (over
+    the 3 comfortable, so a yellow would be driven through), at the entry 2.6: the
+    stop point is the entry. Slower, or farther, it is the point short of it."""
+    _, entries, _ = route_and_entries
+    entry = entries.entries_m[0]
+    yellow = TrafficLightState(state="yellow", distance=-1.0, source="perception")
+    lights = PerceivedLight(entries, PerceivedLightParams(view_back_m=6.0),
+                            comfort_decel=3.0, clearance_m=3.4)
+    assert lights.place(yellow, entry - 27.0, 0.0, speed=11.0).distance == \
+        pytest.approx(27.0)
+    assert lights.place(yellow, entry - 27.0, 0.0, speed=8.0).distance == \
+        pytest.approx(21.0)
+    assert lights.place(yellow, entry - 40.0, 0.0, speed=11.0).distance == \
+        pytest.approx(34.0)
+    assert lights.place(yellow, entry - 3.0, 0.0, speed=0.0).distance == \
+        pytest.approx(3.0)  # past the point short of it: the entry, as before
+
+
 def test_a_red_is_held_through_unknown_reads_for_a_while_and_for_its_entry_only(
         route_and_entries):
     _, entries, _ = route_and_entries
