@@ -55,7 +55,9 @@ from launch.launchfile import (
 )
 
 NODE_MAIN = "launch.node_main"
-DEFAULT_READY_TIMEOUT_S = 30.0
+#: a node must say it is ready within this (s): about 7 s on an idle 2-core machine;
+#: a loaded one (an evaluation with more runs than cores) took over 30 s
+DEFAULT_READY_TIMEOUT_S = 60.0
 STOP_GRACE_S = 3.0  # SIGTERM -> SIGKILL
 STOP_TOTAL_S = 5.0  # the whole shutdown, reaping and output draining included
 RESTART_BACKOFF_S = 0.25  # before the first restart; doubles with each further one
