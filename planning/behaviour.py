@@ -15,8 +15,8 @@ looks at a corridor around the path (a shapely buffer of the path polyline) and:
 
 The result is a speed profile over the path (:func:`speed_profile`): from the
 current speed and acceleration, within ``accel``/``comfort_decel`` (or
-``emergency_decel``) and with the acceleration changing no faster than ``jerk`` (or
-``emergency_jerk``) m/s^3, never above what lets the car stop where it must. Why
+``firm_decel``, or ``emergency_decel``) and with the acceleration changing no faster
+than ``jerk`` (or ``emergency_jerk``) m/s^3, never above what lets the car stop where it must. Why
 jerk matters: the controller follows the profile's acceleration as feed-forward,
 so a step in it (the start of braking, the moment of stopping) is a step in the
 car's acceleration.
@@ -44,6 +44,9 @@ class BehaviourParams:
     unknown_speed_limit: float = 30 / 3.6
     accel: float = 2.0  # m/s^2, comfortable acceleration
     comfort_decel: float = 3.0  # m/s^2
+    # m/s^2, what a limit too close for comfort_decel is braked for, before
+    # emergency_decel: without it a stop needing 3.5 planned at 8, braking late
+    firm_decel: float = 4.5
     emergency_decel: float = 8.0  # m/s^2
     time_gap: float = 1.8  # s, to a lead vehicle
     min_gap: float = 5.0  # m, bumper to bumper when stopped behind a vehicle
@@ -300,8 +303,10 @@ def speed_profile(s: np.ndarray, speed: float, d: Decision, p: BehaviourParams,
     local planner's grid and curvature).
 
     A limit too close to meet this way (a light turning red, a pedestrian
-    stepping out) escalates: ``comfort_decel`` at ``firm_jerk``, then
-    ``emergency_decel`` at ``emergency_jerk`` (straight away in an emergency); the
+    stepping out) escalates: ``comfort_decel`` at ``firm_jerk``, ``firm_decel``
+    at ``firm_jerk``, then ``emergency_decel`` at ``emergency_jerk`` (straight away
+    in an emergency; the envelope of a harder stage brakes later, so a stop just
+    beyond comfort must not go straight to the emergency one); the
     first profile that meets every hard limit (within ``limit_tolerance``) wins.
     The result never exceeds a hard limit: where even the last one would, it is
     cut to the limit and the controller brakes harder."""
@@ -316,7 +321,8 @@ def speed_profile(s: np.ndarray, speed: float, d: Decision, p: BehaviourParams,
                                   None if kappa is None else np.interp(fine, s, kappa))
     stages = [(p.emergency_decel, p.emergency_jerk)]
     if not d.emergency:
-        stages = [(p.comfort_decel, p.jerk), (p.comfort_decel, p.firm_jerk), *stages]
+        stages = [(p.comfort_decel, p.jerk), (p.comfort_decel, p.firm_jerk),
+                  (p.firm_decel, p.firm_jerk), *stages]
     for decel, jerk in stages:
         w = speed_envelope(fine, fine_cap, points, decel - p.decel_reserve, jerk)
         xs, vs, accels = _integrate(fine, w, v0, accel, d, p, decel, jerk)

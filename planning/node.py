@@ -155,7 +155,7 @@ class PlanningNode(Node):
             self.local = LocalPlanner(route_xy, LocalPlannerParams(behaviour=behaviour))
             self.lights = PerceivedLight(
                 JunctionEntries(self.carla_map, route_xy), self.params.perceived_light,
-                comfort_decel=behaviour.comfort_decel,
+                comfort_decel=behaviour.comfort_decel, firm_decel=behaviour.firm_decel,
                 clearance_m=behaviour.ego_half_length + behaviour.stop_margin)
         objects = self.object_filter.apply(slot.get("objects", ObjectList(header=ego.header)),
                                            ego)

@@ -20,8 +20,8 @@ for a head out of view (:func:`perception.collect.light_label`), not to guess.
 
 A yellow is decided once per junction entry against the line itself (stopped for
 when the car can stop before it comfortably, else driven through) and a stop for
-it is then placed like a red's: short of the entry when the car can brake for
-that firmly, else at the entry.
+it is then placed like a red's, once per entry: short of the entry when the car
+can brake for that firmly, else at the entry.
 
 Every junction entry is a candidate: whether a junction has lights at all is not
 asked of the map, so a red read while approaching an unsignalised junction stops
@@ -84,11 +84,9 @@ class PerceivedLightParams:
     #: m: perception's lights are stopped for this far before the entry, so that the
     #: camera keeps the head (at the line, 3.4-4.5 m up) in view while waiting and
     #: sees it turn green; an ego already past that point, or one that could not
-    #: brake for it within ``view_back_decel``, stops at the entry itself
+    #: brake for it firmly (the behaviour layer's ``firm_decel``), stops at the
+    #: entry itself
     view_back_m: float = 6.0
-    #: m/s^2: the most the ego brakes to stop there rather than at the entry (firmer
-    #: than a comfortable stop: waiting at the entry, the head is out of view)
-    view_back_decel: float = 4.5
     #: s: a red or yellow read is held through "unknown" reads (a lamp lost for a
     #: few frames, or the head out of view) for at most this long, for the same
     #: junction entry
@@ -99,8 +97,6 @@ class PerceivedLightParams:
             raise ValueError("lookahead_m must be > 0")
         if self.view_back_m < 0 or self.hold_s < 0:
             raise ValueError("view_back_m and hold_s must be >= 0")
-        if self.view_back_decel <= 0:
-            raise ValueError("view_back_decel must be > 0")
 
 
 class PerceivedLight:
@@ -108,16 +104,20 @@ class PerceivedLight:
     brief losses (see the module doc and :class:`PerceivedLightParams`)."""
 
     def __init__(self, entries: JunctionEntries, params: PerceivedLightParams,
-                 comfort_decel: float = 3.0, clearance_m: float = 3.4) -> None:
-        """``comfort_decel`` (m/s^2: a yellow is stopped for when the line can be
-        reached braking at most this) and ``clearance_m`` (m from the ego's centre
-        to where its front stops before a stop point) are the behaviour layer's."""
+                 comfort_decel: float = 3.0, firm_decel: float = 4.5,
+                 clearance_m: float = 3.4) -> None:
+        """The behaviour layer's ``comfort_decel`` (m/s^2: a yellow is stopped for
+        when the line can be reached braking at most this), ``firm_decel`` (the most
+        braked to stop short of the entry) and ``clearance_m`` (m from the ego's
+        centre to where its front stops before a stop point)."""
         self.entries = entries
         self.params = params
         self.comfort_decel = comfort_decel
+        self.firm_decel = firm_decel
         self.clearance_m = clearance_m
         self._held: tuple[str, float, float] | None = None  # state, stamp, entry (m)
         self._yellow: tuple[float, bool] | None = None  # entry (m), drive through it
+        self._short: tuple[float, bool] | None = None  # entry (m), stop short of it
 
     def place(self, light: TrafficLightState, ego_s_m: float, stamp: float,
               speed: float = 0.0) -> TrafficLightState:
@@ -130,24 +130,25 @@ class PerceivedLight:
         A yellow is decided here, once per entry, against the line itself: stopped
         for when the ego can stop before the entry braking at ``comfort_decel``
         (handed on as a red: a stop the behaviour layer makes), else driven through
-        (handed on without a stop point). Then the stop point is ``view_back_m``
-        short of the entry when the ego can brake for that at ``view_back_decel``,
-        else the entry itself, where the head is out of view. Deciding a yellow
-        against the point short of the entry, as the behaviour layer did, turned a
-        2.6 m/s^2 stop (27 m before the line at 11 m/s) into "too late": the car
-        drove on, slowed for the turn beyond, and reached the line on red (Town01,
-        leaderboard routes 0 and 1)."""
+        (handed on without a stop point). Where to stop is decided once per entry
+        too: ``view_back_m`` short of it when the ego can brake for that at
+        ``firm_decel``, else at the entry, where the head is out of view. Deciding
+        a yellow against the point short of the entry, as the behaviour layer did,
+        turned a 2.6 m/s^2 stop (27 m before the line at 11 m/s) into "too late":
+        the car drove on, slowed for the turn beyond, and reached the line on red
+        (Town01, leaderboard routes 0 and 1); deciding where to stop anew each tick
+        moved the stop point to the entry while the car braked late."""
         if light.distance >= 0:
             return light  # the oracle's: its own stop line
         p = self.params
         entry = self.entries.next_after(ego_s_m)
         if entry is None or entry - ego_s_m > p.lookahead_m:
-            self._held = self._yellow = None
+            self._held = self._yellow = self._short = None
             return light
         if light.state in ("red", "yellow"):
             self._held = (light.state, stamp, entry)
         elif light.state == "green":
-            self._held = self._yellow = None
+            self._held = self._yellow = self._short = None
         elif self._held is not None:  # unknown: the last red or yellow, for a while
             state, since, held_entry = self._held
             if held_entry != entry or stamp - since > p.hold_s:
@@ -165,7 +166,9 @@ class PerceivedLight:
                 return light  # driven through: no stop point
             light = replace(light, state="red")
         short = distance - p.view_back_m
-        room = max(short - self.clearance_m, 0.0)
-        if short > 0 and speed * speed <= 2.0 * p.view_back_decel * room:
+        if self._short is None or self._short[0] != entry:
+            room = max(short - self.clearance_m, 0.0)
+            self._short = (entry, speed * speed <= 2.0 * self.firm_decel * room)
+        if short > 0 and self._short[1]:
             distance = short
         return replace(light, distance=distance)

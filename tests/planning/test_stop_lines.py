@@ -68,19 +68,20 @@ def test_a_yellow_is_decided_once_against_the_line_and_stopped_for_short_of_it(
         route_and_entries):
     """27 m before the entry at 11 m/s: the line is a 2.6 m/s^2 stop, so the yellow
     is stopped for (handed on as a red), 6 m short of the entry (3.4 m/s^2, within
-    the firmer 4.5 allowed for keeping the head in view). 15 m before it the line
-    would take 5.2: driven through, and still so at the next read, until a green
-    or another entry ends the decision."""
+    the firm 4.5 allowed for keeping the head in view), and both stay decided
+    while the car approaches. 15 m before it the line would take 5.2: driven
+    through, and still so at the next read, until a green or another entry ends
+    the decision."""
     _, entries, _ = route_and_entries
     entry = entries.entries_m[0]
     yellow = TrafficLightState(state="yellow", distance=-1.0, source="perception")
     unknown = replace(yellow, state="unknown")
     green = replace(yellow, state="green")
     lights = PerceivedLight(entries, PerceivedLightParams(view_back_m=6.0),
-                            comfort_decel=3.0, clearance_m=3.4)
+                            comfort_decel=3.0, firm_decel=4.5, clearance_m=3.4)
     stop = lights.place(yellow, entry - 27.0, 0.0, speed=11.0)
     assert stop.state == "red" and stop.distance == pytest.approx(21.0)
-    held = lights.place(unknown, entry - 20.0, 1.0, speed=8.0)
+    held = lights.place(unknown, entry - 20.0, 1.0, speed=11.0)  # braking late
     assert held.state == "red" and held.distance == pytest.approx(14.0)
     assert lights.place(green, entry - 15.0, 2.0, speed=6.0).state == "green"
     go = lights.place(yellow, entry - 15.0, 3.0, speed=11.0)
@@ -93,11 +94,12 @@ def test_a_red_too_close_for_the_point_short_of_the_entry_is_stopped_for_at_it(
     _, entries, _ = route_and_entries
     entry = entries.entries_m[0]
     red = TrafficLightState(state="red", distance=-1.0, source="perception")
-    lights = PerceivedLight(entries, PerceivedLightParams(view_back_m=6.0),
-                            comfort_decel=3.0, clearance_m=3.4)
     # 9 m short of the entry less 3.4 m of clearance at 11 m/s: 10.8 m/s^2; the entry
-    assert lights.place(red, entry - 15.0, 0.0, speed=11.0).distance == pytest.approx(15.0)
-    assert lights.place(red, entry - 15.0, 0.0, speed=5.0).distance == pytest.approx(9.0)
+    for speed, where in ((11.0, 15.0), (5.0, 9.0)):
+        lights = PerceivedLight(entries, PerceivedLightParams(view_back_m=6.0),
+                                comfort_decel=3.0, firm_decel=4.5, clearance_m=3.4)
+        assert lights.place(red, entry - 15.0, 0.0, speed=speed).distance == \
+            pytest.approx(where)
 
 
 def test_a_red_is_held_through_unknown_reads_for_a_while_and_for_its_entry_only(
