@@ -654,8 +654,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--realtime", action="store_true",
                    help="real-time lockstep (late commands reused, counted) instead of strict")
     p.add_argument("--weights", help="perception weights (default: the shipped ones)")
-    p.add_argument("--cpu-threads", type=int, default=2, metavar="N",
-                   help="perception's inference threads on the CPU (default 2)")
+    p.add_argument("--cpu-threads", type=int, default=1, metavar="N",
+                   help="perception's inference threads on the CPU (default 1: in the "
+                        "loop a second one competes with the other nodes for the cores; "
+                        "bench/closed_loop.py measures both)")
     p.add_argument("--out", help="run directory (default runs/<time>-<scenario>)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--no-record-cameras", action="store_true", help=NO_RECORD_CAMERAS_HELP)

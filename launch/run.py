@@ -55,7 +55,7 @@ class RunOptions:
     oracle: bool = False
     realtime: bool = False
     weights: str = ""
-    cpu_threads: int = 2  # perception's inference threads on the CPU
+    cpu_threads: int = 1  # perception's inference threads on the CPU (bench/closed_loop.py)
     out: str = ""
     progress: bool = True
     record_cameras: bool = True  # false: drive.mcap without camera images

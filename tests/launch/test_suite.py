@@ -38,7 +38,7 @@ def test_suite_yaml_defaults_and_paths(tmp_path: Path) -> None:
     lean = load_suite(tmp_path / "s.yaml", record_cameras=False)
     assert all(not r.options.record_cameras for r in lean.runs)
     assert "--no-record-cameras" in run_command(lean.runs[0].options, tmp_path / "out")
-    assert cmd[cmd.index("--cpu-threads") + 1] == "2"  # a run's own default
+    assert cmd[cmd.index("--cpu-threads") + 1] == "1"  # a run's own default
     shared = load_suite(tmp_path / "s.yaml", cpu_threads=threads_per_run(2, cpus=2))
     cmd = run_command(shared.runs[0].options, tmp_path / "out")
     assert cmd[cmd.index("--cpu-threads") + 1] == "1"  # two runs on two cores: one each
