@@ -89,6 +89,7 @@ def resolve_scenario(opts: RunOptions) -> Any:
                                          id=opts.route_id)
             if not opts.map:
                 scenario.map = ""  # the route's town
+            scenario.duration_s = 0.0  # until the route ends, not the scenario's cap
         if opts.seed is not None:
             scenario.seed = opts.seed
         if opts.duration is not None:

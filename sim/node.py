@@ -76,7 +76,9 @@ class SimParams:
     scenario: str = ""
     map: str = ""  # overrides the scenario's map (built-in name or .xodr path)
     seed: int = -1  # overrides the scenario's seed when >= 0
-    duration_s: float = 0.0  # overrides the scenario's duration when > 0
+    # overrides the scenario's duration when > 0; a route file without it drives
+    # until the route ends (the scenario's duration was meant for its own route)
+    duration_s: float = 0.0
     mode: Literal["", "strict", "realtime"] = ""  # overrides the lockstep mode
     # a CARLA leaderboard route file and the id of the route in it to drive instead of
     # the scenario's route; its town is the map unless ``map`` is set
@@ -108,6 +110,7 @@ def build_scenario(p: SimParams) -> Scenario:
         scenario.route = RouteConfig(file=p.route_file, id=p.route_id)
         if not p.map:
             scenario.map = ""  # the route file's town
+        scenario.duration_s = 0.0  # until the route ends
     if p.seed >= 0:
         scenario.seed = p.seed
     if p.duration_s > 0:
@@ -154,6 +157,9 @@ class SimNode(Node):
             self.evaluator = RouteEvaluator(
                 self.route.points, self.scenario.dt, ego_id=EGO_ID,
                 blocked_time_s=self.scenario.evaluation.blocked_time_s)
+            if self.scenario.duration_s == 0:  # until the route ends: one tick past
+                # its timeout, so the timeout, not the duration, ends the run
+                self.scenario.duration_s = self.evaluator.timeout_s + self.scenario.dt
 
     def _setup_bus(self, map_name: str, opendrive: str) -> None:
         """Publishers, the lockstep command waiter, the latched map and the tick

@@ -168,6 +168,8 @@ class Scenario:
     map: str = ""  # built-in name or .xodr; empty: the route file's town, else town_grid
     map_dir: str = ""  # where a route's town (e.g. Town01) is found as <town>.xodr
     seed: int = 0
+    # simulated seconds; 0: until the route ends (completed, blocked, deviated, or its
+    # Leaderboard timeout of 0.8 s/m x length + 5 s, which only the traced route knows)
     duration_s: float = 120.0
     rate_hz: float = 20.0
     substeps: int = 10
@@ -182,8 +184,10 @@ class Scenario:
     ground_truth: bool = True  # publish /sim/ground_truth
 
     def __post_init__(self) -> None:
-        if self.duration_s <= 0 or self.rate_hz <= 0 or self.substeps < 1:
-            raise ValueError("duration_s and rate_hz must be > 0, substeps >= 1")
+        if self.duration_s < 0 or self.rate_hz <= 0 or self.substeps < 1:
+            raise ValueError("duration_s must be >= 0, rate_hz > 0, substeps >= 1")
+        if self.duration_s == 0 and not (self.route.waypoints or self.route.file):
+            raise ValueError("duration_s: 0 (until the route ends) needs a route")
         names = [c.name for c in self.cameras]
         if len(set(names)) != len(names):
             raise ValueError(f"cameras: names must be unique, got {names}")

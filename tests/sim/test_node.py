@@ -313,6 +313,20 @@ def test_a_leaderboard_route_given_as_parameters(tmp_path, shared_dir):
     assert m["timeout_s"] == int(0.8 * m["route_length_m"] + 5)
 
 
+def test_a_route_file_drives_until_its_own_timeout_not_the_scenarios_duration(shared_dir):
+    """town_grid_route's duration was made for its own route; a Leaderboard route in
+    its place runs until the route ends, one tick past the route's timeout."""
+    sim = SimNode("sim", context=InProcessContext(), params={
+        "scenario": "town_grid_route", "exit_when_done": False,
+        "route_file": str(shared_dir / "routes" / "carla_lb1_town01_town02.xml"),
+        "route_id": "2", "map_dir": str(shared_dir / "maps" / "carla")})
+    try:
+        assert sim.evaluator.timeout_s > 400
+        assert sim.scenario.duration_s == pytest.approx(sim.evaluator.timeout_s + 0.05)
+    finally:
+        sim.destroy()
+
+
 def test_route_id_without_a_route_file_is_a_parameter_error():
     with pytest.raises(ConfigError, match="route_file and route_id"):
         SimNode("sim", context=InProcessContext(), params={"route_id": "3"})

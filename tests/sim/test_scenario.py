@@ -173,10 +173,18 @@ def test_the_blocked_time_is_a_scenario_setting(tmp_path: Path):
         load_scenario(f)
 
 
+def test_duration_zero_means_until_the_route_ends_and_needs_a_route(tmp_path):
+    f = tmp_path / "s.yaml"
+    f.write_text("duration_s: 0\nroute: {waypoints: [{x: 0, y: 0}, {x: 50, y: 0}]}\n")
+    assert load_scenario(f).duration_s == 0
+    f.write_text("duration_s: 0\n")
+    with pytest.raises(ConfigError, match="duration_s: 0 \\(until the route ends\\) needs a route"):
+        load_scenario(f)
+
+
 @pytest.mark.parametrize("name", sorted(BUILT_IN))
 def test_every_built_in_scenario_loads_and_drives_a_route_on_driving_lanes(name: str):
     carla = pytest.importorskip("carla")
-    from sim.evaluation import route_timeout_s
     from sim.maps import load_map
     from sim.routes import trace_route
     from sim.scenario import resolve_route
@@ -194,7 +202,7 @@ def test_every_built_in_scenario_loads_and_drives_a_route_on_driving_lanes(name:
     route = trace_route(loaded.map, [(p.x, p.y) for p in s.route.waypoints])
     assert route.chords == ()
     # The route's own end conditions (completed, blocked, timeout) end the run.
-    assert s.duration_s > route_timeout_s(route.length_m())
+    assert s.duration_s == 0
     world = World(s, MapSource(loaded.name, loaded.xodr, loaded.map))
     if name == "town_grid_route":
         assert 300.0 <= route.length_m() <= 500.0
