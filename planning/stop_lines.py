@@ -12,16 +12,22 @@ place from the map: the first junction entry ahead along the route, within
 
 A head stands at the stop line (0-3.4 m before it in Town01/02), 2.5-2.9 m to
 the right and 3.4-4.5 m up, and the front camera (1.6 m up, 29 degrees above its
-axis at 640x360) loses it when closer than about 5 m. So the planner stops for a
-perceived light ``view_back_m`` before the entry, where the head stays in view and
-its turning green is seen, and holds a red or yellow read through "unknown" reads
-for ``hold_s`` (:class:`PerceivedLight`). The network is trained to answer "none"
-for a head out of view (:func:`perception.collect.light_label`), not to guess.
+axis at 640x360) loses it when closer than about 4.3 m: with the ego's centre
+within ``blind_m`` of the entry. So the planner stops for a perceived light
+``view_back_m`` before the entry, where the head stays in view and its turning
+green is seen, and holds a red or yellow read through "unknown" reads for
+``hold_s`` (:class:`PerceivedLight`). The network is trained to answer "none" for
+a head out of view (:func:`perception.collect.light_label`), not to guess; but
+there another junction's head, seen at an angle, can be read instead (Town01,
+leaderboard route 5: a crossing road's red read 4.6 m before the line stopped
+the car on the line, and that head's green sent it into its own red). So inside
+``blind_m`` a read does not count: what was read before it stands.
 
 A yellow is decided once per junction entry against the line itself (stopped for
 when the car can stop before it comfortably, else driven through) and a stop for
 it is then placed like a red's, once per entry: short of the entry when the car
-can brake for that firmly, else at the entry.
+can brake for that firmly, else as soon as it can brake for firmly, at the
+entry at the latest.
 
 Every junction entry is a candidate: whether a junction has lights at all is not
 asked of the map, so a red read while approaching an unsignalised junction stops
@@ -87,6 +93,9 @@ class PerceivedLightParams:
     #: brake for it firmly (the behaviour layer's ``firm_decel``), stops at the
     #: entry itself
     view_back_m: float = 6.0
+    #: m: with its centre this close to the entry the ego's camera cannot see the
+    #: head governing it; a read there is another's and is ignored
+    blind_m: float = 6.0
     #: s: a red or yellow read is held through "unknown" reads (a lamp lost for a
     #: few frames, or the head out of view) for at most this long, for the same
     #: junction entry
@@ -95,8 +104,8 @@ class PerceivedLightParams:
     def __post_init__(self) -> None:
         if self.lookahead_m <= 0:
             raise ValueError("lookahead_m must be > 0")
-        if self.view_back_m < 0 or self.hold_s < 0:
-            raise ValueError("view_back_m and hold_s must be >= 0")
+        if self.view_back_m < 0 or self.blind_m < 0 or self.hold_s < 0:
+            raise ValueError("view_back_m, blind_m and hold_s must be >= 0")
 
 
 class PerceivedLight:
@@ -117,7 +126,7 @@ class PerceivedLight:
         self.clearance_m = clearance_m
         self._held: tuple[str, float, float] | None = None  # state, stamp, entry (m)
         self._yellow: tuple[float, bool] | None = None  # entry (m), drive through it
-        self._short: tuple[float, bool] | None = None  # entry (m), stop short of it
+        self._stop: tuple[float, float] | None = None  # entry, where to stop (route m)
 
     def place(self, light: TrafficLightState, ego_s_m: float, stamp: float,
               speed: float = 0.0) -> TrafficLightState:
@@ -132,23 +141,27 @@ class PerceivedLight:
         (handed on as a red: a stop the behaviour layer makes), else driven through
         (handed on without a stop point). Where to stop is decided once per entry
         too: ``view_back_m`` short of it when the ego can brake for that at
-        ``firm_decel``, else at the entry, where the head is out of view. Deciding
+        ``firm_decel``, else as soon as it can at ``firm_decel`` (the head may
+        still be in view there), at the entry at the latest. Deciding
         a yellow against the point short of the entry, as the behaviour layer did,
         turned a 2.6 m/s^2 stop (27 m before the line at 11 m/s) into "too late":
         the car drove on, slowed for the turn beyond, and reached the line on red
         (Town01, leaderboard routes 0 and 1); deciding where to stop anew each tick
-        moved the stop point to the entry while the car braked late."""
+        moved the stop point to the entry while the car braked late. A read with
+        the ego's centre within ``blind_m`` of the entry counts as "unknown"."""
         if light.distance >= 0:
             return light  # the oracle's: its own stop line
         p = self.params
         entry = self.entries.next_after(ego_s_m)
         if entry is None or entry - ego_s_m > p.lookahead_m:
-            self._held = self._yellow = self._short = None
+            self._held = self._yellow = self._stop = None
             return light
+        if entry - ego_s_m < p.blind_m and light.state != "unknown":
+            light = replace(light, state="unknown", confidence=0.0)
         if light.state in ("red", "yellow"):
             self._held = (light.state, stamp, entry)
         elif light.state == "green":
-            self._held = self._yellow = self._short = None
+            self._held = self._yellow = self._stop = None
         elif self._held is not None:  # unknown: the last red or yellow, for a while
             state, since, held_entry = self._held
             if held_entry != entry or stamp - since > p.hold_s:
@@ -165,10 +178,10 @@ class PerceivedLight:
             if self._yellow[1]:
                 return light  # driven through: no stop point
             light = replace(light, state="red")
-        short = distance - p.view_back_m
-        if self._short is None or self._short[0] != entry:
-            room = max(short - self.clearance_m, 0.0)
-            self._short = (entry, speed * speed <= 2.0 * self.firm_decel * room)
-        if short > 0 and self._short[1]:
-            distance = short
-        return replace(light, distance=distance)
+        if light.state == "green":
+            return replace(light, distance=distance)
+        if self._stop is None or self._stop[0] != entry:  # decided at the first red
+            soonest = self.clearance_m + speed * speed / (2.0 * self.firm_decel)
+            self._stop = (entry, min(ego_s_m + max(distance - p.view_back_m, soonest), entry))
+        stop = self._stop[1] if self._stop[1] >= ego_s_m else entry  # passed: the entry
+        return replace(light, distance=stop - ego_s_m)

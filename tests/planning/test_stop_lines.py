@@ -102,6 +102,43 @@ def test_a_red_too_close_for_the_point_short_of_the_entry_is_stopped_for_at_it(
             pytest.approx(where)
 
 
+def test_a_yellow_read_slowly_near_the_line_is_stopped_for_at_once_not_at_the_entry(
+        route_and_entries):
+    """Town01 route 4 starts 10 m before a light that turns yellow: read 9.2 m
+    before the entry at 1.7 m/s, the point 6 m short of the entry is 3.2 m away,
+    less than the 3.4 m clearance. It is stopped for as soon as the car can brake
+    firmly (0.3 m on), where the head is still in view, not at the entry, where it
+    is not (there the car waited blind, then drove into the red)."""
+    _, entries, _ = route_and_entries
+    entry = entries.entries_m[0]
+    yellow = TrafficLightState(state="yellow", distance=-1.0, source="perception")
+    lights = PerceivedLight(entries, PerceivedLightParams(view_back_m=6.0),
+                            comfort_decel=3.0, firm_decel=4.5, clearance_m=3.4)
+    stop = lights.place(yellow, entry - 9.2, 0.0, speed=1.7)
+    assert stop.state == "red"
+    assert stop.distance == pytest.approx(3.4 + 1.7 ** 2 / 9.0)
+    later = lights.place(yellow, entry - 9.0, 0.1, speed=1.0)  # decided: same point
+    assert later.distance == pytest.approx(stop.distance - 0.2)
+
+
+def test_a_read_too_close_to_the_entry_to_see_its_head_does_not_count(route_and_entries):
+    """Town01 route 5: green read 7 m before the entry, then a crossing road's red,
+    seen at an angle, 4.6 m before it. Inside ``blind_m`` a read is "unknown": the
+    green stands (no stop point), as does a red read before (held)."""
+    _, entries, _ = route_and_entries
+    entry = entries.entries_m[0]
+    green = TrafficLightState(state="green", distance=-1.0, source="perception")
+    red = replace(green, state="red")
+    lights = PerceivedLight(entries, PerceivedLightParams(blind_m=6.0))
+    assert lights.place(green, entry - 7.0, 0.0, speed=2.0).state == "green"
+    ignored = lights.place(red, entry - 4.6, 1.0, speed=3.5)
+    assert ignored.state == "unknown" and ignored.distance == -1.0
+    stop = lights.place(red, entry - 7.0, 2.0)  # another approach to the junction
+    assert stop.state == "red"
+    held = lights.place(green, entry - 5.0, 3.0)
+    assert held.state == "red" and held.distance == pytest.approx(stop.distance - 2.0)
+
+
 def test_a_red_is_held_through_unknown_reads_for_a_while_and_for_its_entry_only(
         route_and_entries):
     _, entries, _ = route_and_entries
@@ -126,3 +163,5 @@ def test_perceived_light_params_are_checked() -> None:
         PerceivedLightParams(lookahead_m=0.0)
     with pytest.raises(ValueError, match="view_back_m"):
         PerceivedLightParams(view_back_m=-1.0)
+    with pytest.raises(ValueError, match="blind_m"):
+        PerceivedLightParams(blind_m=-1.0)
