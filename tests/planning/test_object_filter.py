@@ -16,9 +16,9 @@ EGO = EgoState(header=Header(0, 0.0),
 
 
 def _vehicle(x: float, y: float, yaw: float = 0.0, length: float = 4.6,
-             width: float = 1.9, label: str = "vehicle") -> DetectedObject:
-    return DetectedObject(track_id=1, label=label, position=Vector3(x, y, 0.75),
-                          size=Vector3(length, width, 1.5), yaw=yaw, confidence=0.9)
+             width: float = 1.9, label: str = "vehicle", height: float = 1.5) -> DetectedObject:
+    return DetectedObject(track_id=1, label=label, position=Vector3(x, y, height / 2),
+                          size=Vector3(length, width, height), yaw=yaw, confidence=0.9)
 
 
 @pytest.fixture(scope="module")
@@ -36,6 +36,17 @@ def test_vehicles_on_lanes_are_kept(town_grid) -> None:  # type: ignore[no-untyp
     ahead = _vehicle(12.0, 0.0)
     oncoming = _vehicle(20.0, -3.5, yaw=180.0)
     assert _kept(town_grid, ahead, oncoming) == [ahead, oncoming]
+
+
+def test_a_vehicle_lower_than_a_car_on_the_lane_is_dropped(town_grid) -> None:  # type: ignore[no-untyped-def]
+    # the asphalt round a painted stop bar, taken for a 4.6 x 3.2 x 0.96 m car
+    stop_bar = _vehicle(7.0, 0.0, width=3.2, height=0.96)
+    car = _vehicle(15.0, 0.0, height=1.1)
+    assert _kept(town_grid, stop_bar, car) == [car]
+    low_walker = _vehicle(5.0, 0.0, length=0.5, width=0.5, label="pedestrian", height=0.9)
+    assert _kept(town_grid, low_walker) == [low_walker]  # a child, or a walker's box cut
+    lax = ObjectFilterParams(min_vehicle_height_m=0.5)
+    assert _kept(town_grid, stop_bar, params=lax) == [stop_bar]
 
 
 def test_a_vehicle_on_the_sidewalk_is_dropped_a_pedestrian_is_not(town_grid) -> None:  # type: ignore[no-untyped-def]
@@ -70,3 +81,5 @@ def test_the_filter_can_be_switched_off(town_grid) -> None:  # type: ignore[no-u
         == [off_road]
     with pytest.raises(ValueError, match="min_overlap"):
         ObjectFilterParams(min_overlap=1.5)
+    with pytest.raises(ValueError, match="min_vehicle_height_m"):
+        ObjectFilterParams(min_vehicle_height_m=-1.0)
