@@ -680,8 +680,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--duration", type=float, help="cap every run at this many sim seconds")
     p.add_argument("--no-record-cameras", action="store_true", help=NO_RECORD_CAMERAS_HELP)
     p.add_argument("--cpu-threads", type=int, metavar="N",
-                   help="each run's perception threads (default: the CPUs / --workers, at "
-                        "least 1)")
+                   help="each run's perception threads (default: the CPUs / --workers "
+                        "less one for the run's other nodes, 1 to 4)")
     p.add_argument("--out", help="output directory (default runs/eval-<time>-<suite>)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     _add_sim_args(p)

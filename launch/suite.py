@@ -99,10 +99,15 @@ def load_suite(path: str | Path, map_dir: str = "", oracle: bool = False,
 
 def threads_per_run(workers: int, cpus: int | None = None) -> int:
     """Perception threads for each of ``workers`` runs at once on this machine's
-    ``cpus`` (default: all): a fair share, at least 1. Why: PyTorch's OpenMP
+    ``cpus`` (default: all): the run's share of the cores less one for its
+    simulator and other nodes, at least 1 and at most 4. Why: PyTorch's OpenMP
     threads spin while they wait, so two runs of two threads each on two cores
-    starve each other (perception measured 100-270 ms a frame instead of 28)."""
-    return max(1, (cpus or os.cpu_count() or 1) // max(workers, 1))
+    starve each other (perception measured 100-270 ms a frame instead of 28), and
+    one run alone on two cores ticks faster with one thread than with two
+    (bench/closed_loop.py: 20.2-20.7 against 18.3-19.0 ticks/s). The cap of 4 is
+    a guess, not measured: a 320x160 input gives little work to split further."""
+    share = (cpus or os.cpu_count() or 1) // max(workers, 1)
+    return max(1, min(4, share - 1))
 
 
 def _yaml_suite(path: Path, map_dir: str, oracle: bool, duration: float | None) -> Suite:

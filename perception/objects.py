@@ -367,7 +367,6 @@ def _ground_contact_depth(seg: np.ndarray, depth: np.ndarray, mask: np.ndarray,
         x0, y0, bw, bh = (int(v) for v in stats[k, :4])
         box = (slice(y0, y0 + bh), slice(x0, x0 + bw))
         blob = blobs[box] == k
-        d = depth[box][blob]
         vs, us = np.nonzero(blob)
         vs, us = vs + y0, us + x0
         if flatten:  # the pedestrian's whole blob: the filter may have cut its feet off
@@ -390,7 +389,7 @@ def _ground_contact_depth(seg: np.ndarray, depth: np.ndarray, mask: np.ndarray,
                          / (var_c + var_d))
         if out is depth:
             out = depth.copy()
-        out[box][blob] = fused if flatten else d * (fused / measured)
+        out[box][blob] = fused if flatten else depth[box][blob] * (fused / measured)
     return out
 
 

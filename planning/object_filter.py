@@ -33,6 +33,7 @@ Frames: objects in the ego frame (as perceived), the map in the CARLA world fram
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 
 import carla
@@ -84,30 +85,25 @@ class ObjectFilter:
 
     def on_a_lane(self, obj: DetectedObject, ego: EgoState) -> bool:
         """Whether ``obj`` is on the driving lanes (module doc)."""
-        if self._share_on_lanes(obj, ego, _AROUND_CENTRE * self.p.margin_m, any_one=True):
+        if any(self._on_lanes(obj, ego, _AROUND_CENTRE * self.p.margin_m)):
             return True
         half = np.array([obj.size.x / 2, obj.size.y / 2])
-        return self._share_on_lanes(obj, ego, _FOOTPRINT * half) >= self.p.min_overlap
+        on = list(self._on_lanes(obj, ego, _FOOTPRINT * half))
+        return sum(on) / len(on) >= self.p.min_overlap
 
-    def _share_on_lanes(self, obj: DetectedObject, ego: EgoState, local: np.ndarray,
-                        any_one: bool = False) -> float:
-        """The share of the points ``local`` (N x 2, m along the box's length and
-        width axes from its centre) on a driving lane; with ``any_one``, 1 as soon as
-        one is."""
+    def _on_lanes(self, obj: DetectedObject, ego: EgoState,
+                  local: np.ndarray) -> Iterator[bool]:
+        """For each of the points ``local`` (N x 2, m along the box's length and
+        width axes from its centre), lazily: whether it is on a driving lane."""
         yaw = math.radians(obj.yaw)
         c, s = math.cos(yaw), math.sin(yaw)
         xy = np.column_stack([obj.position.x + c * local[:, 0] - s * local[:, 1],
                               obj.position.y + s * local[:, 0] + c * local[:, 1]])
         world = frames.ego_to_world(np.column_stack([xy, np.zeros(len(xy))]), ego.transform)
-        on = 0
         for x, y, _ in world:
-            if self.map.get_waypoint(carla.Location(float(x), float(y), 0.0),
-                                     project_to_road=False,
-                                     lane_type=carla.LaneType.Driving) is not None:
-                if any_one:
-                    return 1.0
-                on += 1
-        return on / len(world)
+            yield self.map.get_waypoint(carla.Location(float(x), float(y), 0.0),
+                                        project_to_road=False,
+                                        lane_type=carla.LaneType.Driving) is not None
 
     def apply(self, objects: ObjectList, ego: EgoState) -> ObjectList:
         """``objects`` without the vehicles off the driving lanes or too low."""

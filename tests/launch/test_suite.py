@@ -42,7 +42,9 @@ def test_suite_yaml_defaults_and_paths(tmp_path: Path) -> None:
     shared = load_suite(tmp_path / "s.yaml", cpu_threads=threads_per_run(2, cpus=2))
     cmd = run_command(shared.runs[0].options, tmp_path / "out")
     assert cmd[cmd.index("--cpu-threads") + 1] == "1"  # two runs on two cores: one each
-    assert threads_per_run(1, cpus=16) == 16 and threads_per_run(8, cpus=2) == 1
+    assert threads_per_run(1, cpus=2) == 1  # alone on two cores: one, as `run`
+    assert threads_per_run(2, cpus=8) == 3 and threads_per_run(1, cpus=16) == 4
+    assert threads_per_run(8, cpus=2) == 1
     with pytest.raises(SuiteError, match="--cpu-threads must be >= 1"):
         load_suite(tmp_path / "s.yaml", cpu_threads=0)
 
