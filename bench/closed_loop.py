@@ -7,8 +7,8 @@ loop
     ``drivestack run --scenario town_grid_route`` for ``duration`` sim seconds: the
     default launch (embedded simulator, perception, planning, control and the
     recorder, each its own process, one 640x360 camera, the CNN on the CPU), as a
-    user runs it. Cases: ``cnn`` (perception's default 2 threads), ``cnn_1thread``
-    (``--cpu-threads 1``) and, the baseline, ``oracle`` (``--oracle``: ground truth
+    user runs it. Cases: ``cnn`` (perception's default, 1 thread), ``cnn_2threads``
+    (``--cpu-threads 2``) and, the baseline, ``oracle`` (``--oracle``: ground truth
     instead of perception, the same processes otherwise: what the loop costs
     without the CNN). Per case the median over the rounds of the run's ticks/s
     (from its metrics.json, which also gives each node's p50 latency and the
@@ -17,7 +17,8 @@ loop
     ratio of the two.
 replay
     ``drivestack replay --check`` of the last ``cnn`` run's recording (perception,
-    planning and control re-run in-process on its camera and state messages):
+    planning and control re-run in-process on its camera and state messages,
+    perception with replay's default threads: the CPUs, at most 4):
     sim seconds replayed per wall second, the median over the rounds. Target >= 2x
     real time (``replay_target_met``); it must also report no mismatch.
 
@@ -46,7 +47,7 @@ from launch.replay import ReplayOptions, replay  # noqa: E402
 SCENARIO = "town_grid_route"
 LOOP_TARGET = 20.0  # ticks/s
 REPLAY_TARGET = 2.0  # x real time
-CASES: dict[str, list[str]] = {"cnn": [], "cnn_1thread": ["--cpu-threads", "1"],
+CASES: dict[str, list[str]] = {"cnn": [], "cnn_2threads": ["--cpu-threads", "2"],
                                "oracle": ["--oracle"]}
 
 
