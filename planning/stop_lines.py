@@ -20,8 +20,9 @@ green is seen, and holds a red or yellow read through "unknown" reads for
 a head out of view (:func:`perception.collect.light_label`), not to guess; but
 there another junction's head, seen at an angle, can be read instead (Town01,
 leaderboard route 5: a crossing road's red read 4.6 m before the line stopped
-the car on the line, and that head's green sent it into its own red). So inside
-``blind_m`` a read does not count: what was read before it stands.
+the car on the line, and that head's green sent it into its own red; route 2: a
+red read 6.6 m before it held the car there until its own light was red). So
+inside ``blind_m`` a read does not count: what was read before it stands.
 
 A yellow is decided once per junction entry against the line itself (stopped for
 when the car can stop before it comfortably, else driven through) and a stop for
@@ -94,8 +95,10 @@ class PerceivedLightParams:
     #: entry itself
     view_back_m: float = 6.0
     #: m: with its centre this close to the entry the ego's camera cannot see the
-    #: head governing it; a read there is another's and is ignored
-    blind_m: float = 6.0
+    #: head governing it; a read there is another's and is ignored. Measured on
+    #: Town01: heads 0.8 and 2 m before the line were lost 6.6 and 7.3-7.8 m
+    #: before it, and another head read in their place (routes 2 and 5)
+    blind_m: float = 8.0
     #: s: a red or yellow read is held through "unknown" reads (a lamp lost for a
     #: few frames, or the head out of view) for at most this long, for the same
     #: junction entry
