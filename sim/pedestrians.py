@@ -5,7 +5,15 @@ type Sidewalk) at a seeded walking speed, and turns round where the sidewalk end
 Where a sidewalk meets a junction, it crosses the road with a seeded probability:
 straight across to the sidewalk on the far side (found by stepping over the lanes
 with ``get_left_lane``), as at a crossing. Scenarios make a walker cross
-mid-block (:meth:`Pedestrians.cross_now`). World frame: CARLA's (m, degrees).
+mid-block (:meth:`Pedestrians.cross_now`).
+
+A crossing walker does not walk into a vehicle: it waits while its next step would
+bring it within ``VEHICLE_GAP_M`` of one (a car standing on its path holds it until
+the car moves on). Without this, walkers walked into the side of the ego standing
+or crawling beside them, out of its camera's view, and each such contact counted
+as the ego's pedestrian collision (Town01/02 leaderboard routes 7 and 11). A
+vehicle that drives into a walker still hits it: the walker only keeps out of
+vehicles' way, it does not dodge them. World frame: CARLA's (m, degrees).
 """
 
 from __future__ import annotations
@@ -16,11 +24,14 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from sim.geometry import Box2D, overlaps
+
 if TYPE_CHECKING:
     import carla
 
 WALKER_HALF_SIZE = 0.3  # m: a walker's box is 0.6 x 0.6 (CARLA's are ~0.37 x 0.37)
 CROSS_PROBABILITY = 0.5  # at the end of a sidewalk, chance to cross instead of turning
+VEHICLE_GAP_M = 0.2  # a crossing walker stops this far from a vehicle in its way
 
 
 @dataclass
@@ -108,14 +119,18 @@ class Pedestrians:
         w.yaw = math.degrees(math.atan2(loc.y - w.y, loc.x - w.x))
         return True
 
-    def step(self, dt: float) -> None:
+    def step(self, dt: float, vehicles: np.ndarray | None = None) -> None:
+        """Advance every walker ``dt`` s. ``vehicles``: N x 5 boxes (x, y, yaw_deg,
+        half_length, half_width; :func:`sim.geometry.box_corners`) that crossing
+        walkers keep out of (module doc)."""
+        boxes = np.zeros((0, 5)) if vehicles is None else np.asarray(vehicles, float)
         for w in self.walkers:
             if w.crossing:
-                self._step_crossing(w, dt)
+                self._step_crossing(w, dt, boxes)
             else:
                 self._step_sidewalk(w, dt)
 
-    def _step_crossing(self, w: Walker, dt: float) -> None:
+    def _step_crossing(self, w: Walker, dt: float, vehicles: np.ndarray) -> None:
         assert w.crossing_to is not None
         loc = w.crossing_to.transform.location
         dx, dy = loc.x - w.x, loc.y - w.y
@@ -126,8 +141,14 @@ class Pedestrians:
             w.forward = bool(w.rng.integers(2))
             self._place_on(w, target)
             return
-        w.x += dx / dist * step
-        w.y += dy / dist * step
+        x, y = w.x + dx / dist * step, w.y + dy / dist * step
+        if len(vehicles):
+            half = WALKER_HALF_SIZE + VEHICLE_GAP_M
+            ahead = overlaps(Box2D(x, y, w.yaw, half, half), vehicles)
+            if ahead.any() and not overlaps(Box2D(w.x, w.y, w.yaw, half, half),
+                                            vehicles[ahead]).any():
+                return  # a vehicle in the way: wait (one it is already against: go on)
+        w.x, w.y = x, y
 
     def _step_sidewalk(self, w: Walker, dt: float) -> None:
         d = w.speed * dt

@@ -422,7 +422,8 @@ class ServerWorld:
         others += [Obstacle(w.id, w.x, w.y, w.yaw, 0.0, WALKER_HALF_SIZE)
                    for w in self.pedestrians.walkers if w.crossing]
         self.traffic.step(dt, others, self._light_ahead)
-        self.pedestrians.step(dt)
+        ids, boxes = self.collider_boxes()
+        self.pedestrians.step(dt, boxes[[self.actors[i].is_vehicle for i in ids]])
         for a in self.actors.values():
             if a.npc is not None:
                 a.yaw_rate = _wrap(a.npc.yaw - a.prev_yaw) / dt

@@ -67,3 +67,46 @@ def test_cross_now_reaches_the_far_sidewalk(town01):
     lane = town01.get_waypoint(carla.Location(w.x, w.y, 0.0), project_to_road=False,
                                lane_type=carla.LaneType.Sidewalk)
     assert lane is not None and lane.lane_id * s.lane_id < 0  # the other side
+
+
+def test_a_crossing_walker_waits_for_a_vehicle_in_its_way_and_goes_on_after(town01):
+    """A car standing on the walker's path holds it short of the car (it does not
+    walk into its side); once the car is gone the walker crosses."""
+    from sim.geometry import Box2D, overlaps
+    from sim.pedestrians import WALKER_HALF_SIZE
+
+    s = sidewalks(town01, 1)[0]
+    peds = Pedestrians()
+    w = peds.spawn(1, s, np.random.default_rng(0))
+    assert peds.cross_now(w)
+    to = w.crossing_to.transform.location
+    # a 4.9 x 2.1 m car across the walker's path, 3 m into the crossing
+    d = math.hypot(to.x - w.x, to.y - w.y)
+    ux, uy = (to.x - w.x) / d, (to.y - w.y) / d
+    car = np.array([[w.x + 3.0 * ux, w.y + 3.0 * uy, math.degrees(math.atan2(ux, -uy)),
+                     2.45, 1.05]])
+    for _ in range(200):  # 10 s: long enough to have crossed
+        peds.step(0.05, car)
+    assert w.crossing
+    assert not overlaps(Box2D(w.x, w.y, w.yaw, WALKER_HALF_SIZE, WALKER_HALF_SIZE), car)[0]
+    gap = math.hypot(car[0, 0] - w.x, car[0, 1] - w.y) - 1.05 - WALKER_HALF_SIZE
+    assert 0.0 < gap < 0.5  # stopped just short of the car's side
+    for _ in range(400):
+        peds.step(0.05, np.zeros((0, 5)))
+        if not w.crossing:
+            break
+    assert not w.crossing  # the car gone: across
+
+
+def test_a_walker_a_vehicle_drove_against_walks_on(town01):
+    """Only a step into a vehicle is refused: a walker already against one (a car
+    drove up to it) is not held there."""
+    s = sidewalks(town01, 1)[0]
+    peds = Pedestrians()
+    w = peds.spawn(1, s, np.random.default_rng(0))
+    assert peds.cross_now(w)
+    car = np.array([[w.x, w.y, 0.0, 2.45, 1.05]])  # on top of the walker
+    start = (w.x, w.y)
+    for _ in range(20):
+        peds.step(0.05, car)
+    assert math.hypot(w.x - start[0], w.y - start[1]) > 0.5
