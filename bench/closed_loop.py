@@ -17,8 +17,7 @@ loop
     ratio of the two.
 replay
     ``drivestack replay --check`` of the last ``cnn`` run's recording (perception,
-    planning and control re-run in-process on its camera and state messages,
-    perception with replay's default threads: the CPUs, at most 4):
+    planning and control re-run in-process on its camera and state messages):
     sim seconds replayed per wall second, the median over the rounds. Target >= 2x
     real time (``replay_target_met``); it must also report no mismatch.
 

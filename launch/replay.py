@@ -21,11 +21,7 @@ Node classes and parameters come from the launch file ``drivestack run`` uses
 to the .mcap: planning's route) as its ``scenario``, since the recorder stores no
 node parameters; ``--param node.key=value`` overrides one (a YAML value), e.g.
 ``perception.weights=W.pt`` for a run made with ``--weights W.pt`` (the default is
-the shipped weights) or ``perception.device=cpu``. One exception: perception's
-``cpu_threads`` is the machine's CPUs, at most :data:`REPLAY_THREADS`, not the
-loop's 1. In the loop a second thread competes with the simulator for the cores;
-a replay has nothing else to run, and the outputs do not depend on the thread
-count (the golden CNN recording replays bit-exact with 1 and 2).
+the shipped weights) or ``perception.device=cpu``.
 
 Comparison. Integers, booleans, strings and array shapes and dtypes must be equal;
 floats (scalars and arrays, ``header.stamp`` included: it is sim time) within
@@ -68,9 +64,6 @@ from bus.transport import Delivery
 NODE_NAMES = ("perception", "planning", "control")
 #: What ``drivestack run`` writes next to drive.mcap: the scenario that was driven.
 SCENARIO_FILE = "scenario.yaml"
-#: perception's CPU threads in a replay at most (the module doc): a guess beyond
-#: the 2 cores measured, as for ``drivestack eval``'s runs
-REPLAY_THREADS = 4
 #: The Metadata record ``--update`` adds (and replaces on a later update).
 UPDATE_METADATA = "replay_update"
 _ORACLE_TOPIC = "/perception/objects"
@@ -387,8 +380,6 @@ def _build_nodes(path: Path, names: tuple[str, ...], oracle: bool,
     for name in names:
         spec = specs[name]
         params = {**spec.params, **overrides.get(name, {})}
-        if name == "perception" and "cpu_threads" not in overrides.get(name, {}):
-            params["cpu_threads"] = min(os.cpu_count() or 1, REPLAY_THREADS)
         # open loop: every input is fed after all nodes exist, so no start gate
         params.pop("start_when_subscribed", None)
         try:
