@@ -10,11 +10,9 @@ float32 on the wire (poses, velocities) and the images' brightness (the server's
 look is sampled from its seed, the embedded one follows the scenario's weather).
 Route completion and driving score must agree within 2 points, the infraction
 penalty within 0.01, the end reason and the infraction counts exactly, the
-duration within 2 s and the distance within 2 m. The duration is the loosest: the
-speed profile creeps the last metre to a route's end at 0.2-0.4 m/s, and a run
-that stops a few decimetres shorter of the completion point than the other takes
-over a second longer (10.2 s through the bridge, 11.75 s embedded, since the
-pedestrian distance change in perception; 10.15 / 10.25 s before)."""
+duration within 1 s and the distance within 2 m (measured: 10.15 / 10.15 s; for a
+while the embedded run crept its last metre to the route's end, 11.75 s, which
+this session's planning changes removed, not bisected further)."""
 
 from __future__ import annotations
 
@@ -70,7 +68,7 @@ def test_closed_loop_cnn_agrees_with_embedded(carla_server, tools, tmp_path: Pat
     assert abs(b["driving_score"] - d["driving_score"]) <= 2.0
     assert abs(b["infraction_penalty"] - d["infraction_penalty"]) <= 0.01
     assert b["infractions"]["counts"] == d["infractions"]["counts"]
-    assert abs(b["duration_s"] - d["duration_s"]) <= 2.0
+    assert abs(b["duration_s"] - d["duration_s"]) <= 1.0
     assert abs(b["distance_m"] - d["distance_m"]) <= 2.0
     assert b["scenario"]["map"] == "town_grid" and b["deadline_misses"] == 0
     print(f"\nbridge vs direct: DS {b['driving_score']:.2f}/{d['driving_score']:.2f}, RC "
