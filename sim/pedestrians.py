@@ -7,13 +7,16 @@ straight across to the sidewalk on the far side (found by stepping over the lane
 with ``get_left_lane``), as at a crossing. Scenarios make a walker cross
 mid-block (:meth:`Pedestrians.cross_now`).
 
-A crossing walker does not walk into a vehicle: it waits while its next step would
-bring it within ``VEHICLE_GAP_M`` of one (a car standing on its path holds it until
-the car moves on). Without this, walkers walked into the side of the ego standing
-or crawling beside them, out of its camera's view, and each such contact counted
-as the ego's pedestrian collision (Town01/02 leaderboard routes 7 and 11). A
-vehicle that drives into a walker still hits it: the walker only keeps out of
-vehicles' way, it does not dodge them. World frame: CARLA's (m, degrees).
+A crossing walker does not walk into the side of a vehicle: it waits while its
+next step would bring it within ``VEHICLE_GAP_M`` of one beside it (its centre
+within the vehicle's length). Without this, walkers walked into the side of the ego
+standing or crawling beside them, out of its camera's view, and each such contact
+counted as the ego's pedestrian collision (Town01/02 leaderboard routes 7 and 11).
+A walker ahead of a vehicle's front goes on: that vehicle is waiting for it (a
+first version also waited there, and a walker and a car stopped for it waited for
+each other for good: Town02 routes 11 to 14 ended blocked). A vehicle that drives
+into a walker still hits it: the walker only keeps out of vehicles' way, it does
+not dodge them. World frame: CARLA's (m, degrees).
 """
 
 from __future__ import annotations
@@ -142,12 +145,8 @@ class Pedestrians:
             self._place_on(w, target)
             return
         x, y = w.x + dx / dist * step, w.y + dy / dist * step
-        if len(vehicles):
-            half = WALKER_HALF_SIZE + VEHICLE_GAP_M
-            ahead = overlaps(Box2D(x, y, w.yaw, half, half), vehicles)
-            if ahead.any() and not overlaps(Box2D(w.x, w.y, w.yaw, half, half),
-                                            vehicles[ahead]).any():
-                return  # a vehicle in the way: wait (one it is already against: go on)
+        if len(vehicles) and _beside_a_vehicle(w, x, y, vehicles):
+            return  # wait
         w.x, w.y = x, y
 
     def _step_sidewalk(self, w: Walker, dt: float) -> None:
@@ -162,3 +161,16 @@ class Pedestrians:
             return
         ahead.sort(key=lambda a: (a.road_id, a.section_id, a.lane_id))
         self._place_on(w, ahead[int(w.rng.integers(len(ahead)))])
+
+
+def _beside_a_vehicle(w: Walker, x: float, y: float, vehicles: np.ndarray) -> bool:
+    """Whether stepping to (x, y) brings walker ``w`` within ``VEHICLE_GAP_M`` of the
+    side of one of ``vehicles`` (N x 5 boxes) that it is not against already."""
+    half = WALKER_HALF_SIZE + VEHICLE_GAP_M
+    near = overlaps(Box2D(x, y, w.yaw, half, half), vehicles)
+    if not near.any():
+        return False
+    near &= ~overlaps(Box2D(w.x, w.y, w.yaw, half, half), vehicles)
+    yaw = np.radians(vehicles[:, 2])
+    along = (x - vehicles[:, 0]) * np.cos(yaw) + (y - vehicles[:, 1]) * np.sin(yaw)
+    return bool((near & (np.abs(along) <= vehicles[:, 3])).any())

@@ -110,3 +110,27 @@ def test_a_walker_a_vehicle_drove_against_walks_on(town01):
     for _ in range(20):
         peds.step(0.05, car)
     assert math.hypot(w.x - start[0], w.y - start[1]) > 0.5
+
+
+def test_a_walker_crossing_in_front_of_a_car_stopped_for_it_goes_on(town01):
+    """A car stopped with its front just short of the walker's path waits for the
+    walker; the walker must not wait for the car (they would wait for each other
+    for good: Town02 routes 11 to 14 ended blocked)."""
+    s = sidewalks(town01, 1)[0]
+    peds = Pedestrians()
+    w = peds.spawn(1, s, np.random.default_rng(0))
+    assert peds.cross_now(w)
+    to = w.crossing_to.transform.location
+    d = math.hypot(to.x - w.x, to.y - w.y)
+    ux, uy = (to.x - w.x) / d, (to.y - w.y) / d
+    # the car's front 0.35 m short of the walker's line, 3 m into the crossing,
+    # heading across the walker's path (along the road)
+    px, py = w.x + 3.0 * ux, w.y + 3.0 * uy
+    hx, hy = -uy, ux  # the car's heading
+    car = np.array([[px - (2.45 + 0.35) * hx, py - (2.45 + 0.35) * hy,
+                     math.degrees(math.atan2(hy, hx)), 2.45, 1.05]])
+    for _ in range(400):
+        peds.step(0.05, car)
+        if not w.crossing:
+            break
+    assert not w.crossing
