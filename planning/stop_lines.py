@@ -90,9 +90,8 @@ class PerceivedLightParams:
     lookahead_m: float = 60.0
     #: m: perception's lights are stopped for this far before the entry, so that the
     #: camera keeps the head (at the line, 3.4-4.5 m up) in view while waiting and
-    #: sees it turn green; an ego already past that point, or one that could not
-    #: brake for it firmly (the behaviour layer's ``firm_decel``), stops at the
-    #: entry itself
+    #: sees it turn green; an ego that cannot brake for it firmly (the behaviour
+    #: layer's ``firm_decel``) stops as soon as it can, at the entry at the latest
     view_back_m: float = 6.0
     #: m: with its centre this close to the entry the ego's camera cannot see the
     #: head governing it; a read there is another's and is ignored. Measured on
