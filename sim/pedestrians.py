@@ -22,6 +22,7 @@ not dodge them. World frame: CARLA's (m, degrees).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -122,13 +123,17 @@ class Pedestrians:
         w.yaw = math.degrees(math.atan2(loc.y - w.y, loc.x - w.x))
         return True
 
-    def step(self, dt: float, vehicles: np.ndarray | None = None) -> None:
-        """Advance every walker ``dt`` s. ``vehicles``: N x 5 boxes (x, y, yaw_deg,
-        half_length, half_width; :func:`sim.geometry.box_corners`) that crossing
-        walkers keep out of (module doc)."""
-        boxes = np.zeros((0, 5)) if vehicles is None else np.asarray(vehicles, float)
+    def step(self, dt: float, vehicles: Callable[[], np.ndarray] | None = None) -> None:
+        """Advance every walker ``dt`` s. ``vehicles``: gives the N x 5 boxes (x, y,
+        yaw_deg, half_length, half_width; :func:`sim.geometry.box_corners`) that
+        crossing walkers keep out of (module doc); called once, and only when a
+        walker is crossing."""
+        boxes: np.ndarray | None = None
         for w in self.walkers:
             if w.crossing:
+                if boxes is None:
+                    boxes = np.zeros((0, 5)) if vehicles is None \
+                        else np.asarray(vehicles(), float)
                 self._step_crossing(w, dt, boxes)
             else:
                 self._step_sidewalk(w, dt)

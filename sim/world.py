@@ -189,7 +189,7 @@ class World:
         walkers = [Obstacle(w.id, w.x, w.y, w.yaw, 0.0, WALKER_HALF_SIZE)
                    for w in self.pedestrians.walkers if w.crossing]
         self.traffic.step(self.dt, [ego_obstacle, *walkers], self._light_ahead)
-        self.pedestrians.step(self.dt, self.vehicle_boxes())
+        self.pedestrians.step(self.dt, self.vehicle_boxes)
         self.frame += 1
         self.time = self.frame * self.dt
         events = self.monitor.check(self.header(), self.ego_box(), abs(self.ego.speed),
@@ -220,8 +220,8 @@ class World:
     def vehicle_boxes(self) -> np.ndarray:
         """N x 5 boxes (x, y, yaw_deg, half_length, half_width) of the ego and the
         NPC vehicles, as they are now."""
-        p = self.ego_params
-        return np.array([(self.ego.x, self.ego.y, self.ego.yaw, p.length / 2, p.width / 2),
+        e = self.ego_box()
+        return np.array([(e.x, e.y, e.yaw, e.half_length, e.half_width),
                          *((n.x, n.y, n.yaw, n.half_length, n.half_width)
                            for n in self.traffic.npcs)], float)
 

@@ -303,6 +303,11 @@ class ServerWorld:
                          a.extent.y))
         return ids, np.array(rows, float).reshape(-1, 5)
 
+    def _vehicle_boxes(self) -> np.ndarray:
+        """Every vehicle's 2D box, as :meth:`collider_boxes` gives them."""
+        ids, boxes = self.collider_boxes()
+        return boxes[[self.actors[i].is_vehicle for i in ids]]
+
     def destroy(self, actor_id: int) -> bool:
         """Destroy an actor and what is attached to it; False when there is none (or
         it is the spectator or a traffic light, which CARLA keeps)."""
@@ -422,8 +427,7 @@ class ServerWorld:
         others += [Obstacle(w.id, w.x, w.y, w.yaw, 0.0, WALKER_HALF_SIZE)
                    for w in self.pedestrians.walkers if w.crossing]
         self.traffic.step(dt, others, self._light_ahead)
-        ids, boxes = self.collider_boxes()
-        self.pedestrians.step(dt, boxes[[self.actors[i].is_vehicle for i in ids]])
+        self.pedestrians.step(dt, self._vehicle_boxes)
         for a in self.actors.values():
             if a.npc is not None:
                 a.yaw_rate = _wrap(a.npc.yaw - a.prev_yaw) / dt
