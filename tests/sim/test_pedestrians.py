@@ -69,30 +69,36 @@ def test_cross_now_reaches_the_far_sidewalk(town01):
     assert lane is not None and lane.lane_id * s.lane_id < 0  # the other side
 
 
+def crossing_walker(town01) -> tuple[Pedestrians, object, tuple[float, float]]:
+    """One walker starting to cross from the first sidewalk, and the unit vector
+    (x, y) of its path."""
+    s = sidewalks(town01, 1)[0]
+    peds = Pedestrians()
+    w = peds.spawn(1, s, np.random.default_rng(0))
+    assert peds.cross_now(w)
+    to = w.crossing_to.transform.location
+    d = math.hypot(to.x - w.x, to.y - w.y)
+    return peds, w, ((to.x - w.x) / d, (to.y - w.y) / d)
+
+
 def test_a_crossing_walker_waits_for_a_vehicle_in_its_way_and_goes_on_after(town01):
     """A car standing on the walker's path holds it short of the car (it does not
     walk into its side); once the car is gone the walker crosses."""
     from sim.geometry import Box2D, overlaps
     from sim.pedestrians import WALKER_HALF_SIZE
 
-    s = sidewalks(town01, 1)[0]
-    peds = Pedestrians()
-    w = peds.spawn(1, s, np.random.default_rng(0))
-    assert peds.cross_now(w)
-    to = w.crossing_to.transform.location
+    peds, w, (ux, uy) = crossing_walker(town01)
     # a 4.9 x 2.1 m car across the walker's path, 3 m into the crossing
-    d = math.hypot(to.x - w.x, to.y - w.y)
-    ux, uy = (to.x - w.x) / d, (to.y - w.y) / d
     car = np.array([[w.x + 3.0 * ux, w.y + 3.0 * uy, math.degrees(math.atan2(ux, -uy)),
                      2.45, 1.05]])
     for _ in range(200):  # 10 s: long enough to have crossed
-        peds.step(0.05, car)
+        peds.step(0.05, lambda: car)
     assert w.crossing
     assert not overlaps(Box2D(w.x, w.y, w.yaw, WALKER_HALF_SIZE, WALKER_HALF_SIZE), car)[0]
     gap = math.hypot(car[0, 0] - w.x, car[0, 1] - w.y) - 1.05 - WALKER_HALF_SIZE
     assert 0.0 < gap < 0.5  # stopped just short of the car's side
     for _ in range(400):
-        peds.step(0.05, np.zeros((0, 5)))
+        peds.step(0.05, lambda: np.zeros((0, 5)))
         if not w.crossing:
             break
     assert not w.crossing  # the car gone: across
@@ -101,14 +107,11 @@ def test_a_crossing_walker_waits_for_a_vehicle_in_its_way_and_goes_on_after(town
 def test_a_walker_a_vehicle_drove_against_walks_on(town01):
     """Only a step into a vehicle is refused: a walker already against one (a car
     drove up to it) is not held there."""
-    s = sidewalks(town01, 1)[0]
-    peds = Pedestrians()
-    w = peds.spawn(1, s, np.random.default_rng(0))
-    assert peds.cross_now(w)
+    peds, w, _ = crossing_walker(town01)
     car = np.array([[w.x, w.y, 0.0, 2.45, 1.05]])  # on top of the walker
     start = (w.x, w.y)
     for _ in range(20):
-        peds.step(0.05, car)
+        peds.step(0.05, lambda: car)
     assert math.hypot(w.x - start[0], w.y - start[1]) > 0.5
 
 
@@ -116,13 +119,7 @@ def test_a_walker_crossing_in_front_of_a_car_stopped_for_it_goes_on(town01):
     """A car stopped with its front just short of the walker's path waits for the
     walker; the walker must not wait for the car (they would wait for each other
     for good: Town02 routes 11 to 14 ended blocked)."""
-    s = sidewalks(town01, 1)[0]
-    peds = Pedestrians()
-    w = peds.spawn(1, s, np.random.default_rng(0))
-    assert peds.cross_now(w)
-    to = w.crossing_to.transform.location
-    d = math.hypot(to.x - w.x, to.y - w.y)
-    ux, uy = (to.x - w.x) / d, (to.y - w.y) / d
+    peds, w, (ux, uy) = crossing_walker(town01)
     # the car's front 0.35 m short of the walker's line, 3 m into the crossing,
     # heading across the walker's path (along the road)
     px, py = w.x + 3.0 * ux, w.y + 3.0 * uy
@@ -130,7 +127,7 @@ def test_a_walker_crossing_in_front_of_a_car_stopped_for_it_goes_on(town01):
     car = np.array([[px - (2.45 + 0.35) * hx, py - (2.45 + 0.35) * hy,
                      math.degrees(math.atan2(hy, hx)), 2.45, 1.05]])
     for _ in range(400):
-        peds.step(0.05, car)
+        peds.step(0.05, lambda: car)
         if not w.crossing:
             break
     assert not w.crossing
