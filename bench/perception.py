@@ -9,16 +9,17 @@ camera images (preprocess, network, post-processing to objects, tracker:
 p50 and p99 over ``frames`` steps after a warm-up, and frames/s (images per
 second, batch included):
 
-- ``cpu_fp32_b1``: the PyTorch backend on ``threads`` CPU threads (default 2), one
-  camera. Target: p50 <= 25 ms at 320 x 160 on 2 threads (``cpu_target_met``).
-- ``cpu_fp32_b4``: four cameras of one tick in one batch.
-- ``onnxruntime_b1``: the onnxruntime backend (when onnxruntime is installed).
+- ``onnxruntime_b1``: the node's CPU default (backend auto: onnxruntime, the
+  graph built in memory from the weights) on ``threads`` CPU threads (default 2),
+  one camera. Target: p50 <= 25 ms at 320 x 160 on 2 threads (``cpu_target_met``).
+- ``onnxruntime_b4``: four cameras of one tick in one batch.
+- ``cpu_fp32_b1``, ``cpu_fp32_b4``: the PyTorch backend (TorchScript) on the CPU.
 - ``cuda_fp16_b1``, ``cuda_fp16_b4``, ``cuda_compiled_b4``: on CUDA when present
   (fp16 autocast, channels_last, pinned uploads; torch.compile).
 
 Baseline, measured in the same run: the bare network forward pass of the same
-model at batch 1 on the CPU (``cpu_forward_p50_ms``); ``cpu_step_ratio`` is the
-whole step over it, i.e. what preprocessing and post-processing cost on top.
+model at batch 1 on the CPU, PyTorch eager (``cpu_forward_p50_ms``);
+``cpu_step_ratio`` is the default backend's whole step over it.
 Weights: ``--weights`` or the shipped ones, else random weights of the same
 architecture (the timing does not depend on the values, except the number of
 detected objects; this is reported as ``weights``).
@@ -46,10 +47,10 @@ from bench.measure import run_and_report  # noqa: E402
 from bus.messages import CameraIntrinsics, Header, Image, Transform, Vector3  # noqa: E402
 from perception.inference import (  # noqa: E402
     DEFAULT_WEIGHTS,
-    OnnxPredictor,
     Predictor,
     PredictorBase,
     load_weights,
+    make_predictor,
     save_weights,
 )
 from perception.model import build_model  # noqa: E402
@@ -137,23 +138,16 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
         out: dict[str, Any] = {"cpu_forward_p50_ms": _forward_p50(
             fuse_batchnorm(model().eval()), n, warmup)}
-        for b in (1, 4):
-            r = _time_steps(Predictor(model(), torch.device("cpu")), b, n, warmup)
-            out.update({f"cpu_fp32_b{b}_{k}": v for k, v in r.items()})
-        out["cpu_step_ratio"] = round(out["cpu_fp32_b1_p50_ms"] / out["cpu_forward_p50_ms"], 3)
-        out["cpu_target_met"] = out["cpu_fp32_b1_p50_ms"] <= CPU_TARGET_MS
+        cpu = torch.device("cpu")
+        for backend, key in (("onnxruntime", "onnxruntime"), ("torch", "cpu_fp32")):
+            predictor = make_predictor(model(), True, cpu, backend, args.threads)
+            for b in (1, 4):
+                r = _time_steps(predictor, b, n, warmup)
+                out.update({f"{key}_b{b}_{k}": v for k, v in r.items()})
+        out["cpu_step_ratio"] = round(out["onnxruntime_b1_p50_ms"]
+                                      / out["cpu_forward_p50_ms"], 3)
+        out["cpu_target_met"] = out["onnxruntime_b1_p50_ms"] <= CPU_TARGET_MS
         return out
-
-    def onnx(n: int, rounds: int) -> dict[str, Any]:
-        try:
-            import onnxruntime  # noqa: F401
-
-            from perception.export import export_onnx
-        except ImportError:
-            return {"onnxruntime_b1_p50_ms": None}
-        path = export_onnx(weights, tmp / "model.onnx")
-        r = _time_steps(OnnxPredictor(path, args.threads), 1, n, warmup)
-        return {f"onnxruntime_b1_{k}": v for k, v in r.items()}
 
     def cuda(n: int, rounds: int) -> dict[str, Any]:
         if not torch.cuda.is_available():
@@ -167,7 +161,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         out.update({f"cuda_compiled_b4_{k}": v for k, v in r.items()})
         return out
 
-    return run_and_report({"cpu": cpu, "onnxruntime": onnx, "cuda": cuda}, frames, 1, figures)
+    return run_and_report({"cpu": cpu, "cuda": cuda}, frames, 1, figures)
 
 
 if __name__ == "__main__":

@@ -411,14 +411,9 @@ def cmd_eval_perception(args: argparse.Namespace) -> int:
 
 # ----------------------------------------------------------------------- export-onnx
 def cmd_export_onnx(args: argparse.Namespace) -> int:
-    import importlib.util
-
     from perception.export import export_onnx
     from perception.inference import DEFAULT_WEIGHTS, WeightsError
 
-    if importlib.util.find_spec("onnx") is None:
-        raise UserError("export-onnx needs the onnx package (pip install "
-                        "'drivestack[onnx]')")
     weights = Path(args.weights) if args.weights else DEFAULT_WEIGHTS
     if not weights.is_file():
         raise UserError(f"weights file {weights} not found (pass --weights PATH)")

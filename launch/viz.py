@@ -484,13 +484,15 @@ def load_segmenter(weights: Path | None, enabled: bool) -> tuple[Segmenter | Non
         return None, (f"none: no shipped weights at {path} (train them, or pass "
                       "--weights W)")
     from perception.evaluate import PALETTE
-    from perception.inference import Predictor, WeightsError, load_weights, select_device
+    from perception.inference import WeightsError, load_weights, make_predictor, select_device
 
     try:
-        model, _ = load_weights(path)
+        model, info = load_weights(path)
+        predictor = make_predictor(model, bool(info.get("light_trained")),
+                                   select_device("auto"), source=path.name)
     except WeightsError as exc:
         raise VizError(str(exc)) from None
-    return Segmenter(Predictor(model, select_device("auto")), PALETTE), str(path)
+    return Segmenter(predictor, PALETTE), str(path)
 
 
 @dataclass

@@ -3,7 +3,7 @@
 Run it on data the weights never trained on: seeds and weathers held out from
 training (``drivestack collect --seed`` with another seed), and maps never trained
 on (``--maps Town01 Town02 --map-dir ../shared/maps/carla``). Every sample goes
-through the perception node's own path (:class:`perception.inference.Predictor`,
+through the perception node's own path (:func:`perception.inference.make_predictor`,
 :func:`perception.objects.detect_objects`, :class:`perception.tracker.Tracker`), so
 the figures are those of the node.
 
@@ -52,7 +52,7 @@ from bus.messages import CameraIntrinsics, Rotation, Transform, Vector3
 from perception.classes import CLASS_NAMES, NUM_CLASSES, TrainClass, light_state_index
 from perception.collect import light_label
 from perception.dataset import CollectedDataset, read_index
-from perception.inference import Predictor, load_weights, select_device
+from perception.inference import PredictorBase, load_weights, make_predictor, select_device
 from perception.lights import horizon_row, read_lamps
 from perception.objects import OBSTACLE_CLASSES, detect_objects, scale_intrinsics
 from perception.tracker import Tracker
@@ -170,7 +170,8 @@ def evaluate_perception(cfg: EvalConfig, progress: bool = True,
     device = select_device(cfg.device, cfg.cpu_threads)
     model, info = load_weights(cfg.weights)
     light_trained = bool(info.get("light_trained", False))
-    predictor = Predictor(model, device)
+    predictor = make_predictor(model, light_trained, device, cpu_threads=cfg.cpu_threads,
+                               source=Path(cfg.weights).name)
     w, h = predictor.width, predictor.height
     rows = read_index(cfg.data)
     if cfg.max_samples is not None:
@@ -198,13 +199,13 @@ def evaluate_perception(cfg: EvalConfig, progress: bool = True,
             seg_full = F.interpolate(raw["seg"].float(), size=(h, w), mode="bilinear",
                                      align_corners=False).argmax(1)[0].cpu()
             conf += confusion(seg_full.flatten(), torch.from_numpy(labels).long().flatten())
-            d_pred = F.interpolate(raw["log_depth"].float()[:, None], size=(h, w),
+            d_pred = F.interpolate(raw["depth"].float().log()[:, None], size=(h, w),
                                    mode="bilinear", align_corners=False)[0, 0].exp().cpu().numpy()
             m = (depth >= 0.1) & (depth < ABSREL_MAX_DEPTH)
             absrel_sum += float((np.abs(d_pred[m] - depth[m]) / depth[m]).sum())
             absrel_n += int(m.sum())
             # objects, the node's way
-            out = Predictor.to_numpy(raw)
+            out = PredictorBase.to_numpy(raw)
             K, mount = _camera(meta)
             oh, ow = out["seg"].shape
             dets = detect_objects(out["seg"], out["depth"], scale_intrinsics(K, ow, oh), mount,

@@ -10,9 +10,11 @@ dropped (counted). The tracker runs in the world frame when an /ego/state of the
 image's frame (or the latest one before it) has arrived, else in the ego frame.
 
 Parameters: ``cameras`` (default [front]), ``device`` (auto/cpu/cuda),
-``cpu_threads`` (2), ``backend`` (torch, or onnxruntime with an .onnx file from
-``drivestack export-onnx``), ``compile`` (torch.compile the network), ``weights``
-(default the shipped perception/weights/perception.pt; its .sha256 is checked),
+``cpu_threads`` (2), ``backend`` (auto: onnxruntime on the cpu, torch on cuda;
+or torch, onnxruntime: see :mod:`perception.inference`), ``compile``
+(torch.compile the network; backend torch), ``weights`` (default the shipped
+perception/weights/perception.pt, its .sha256 checked; or an .onnx file from
+``drivestack export-onnx``, for onnxruntime),
 ``allow_untrained`` (start with random weights when there is no weights file: for
 tests only), ``max_range_m``.
 """
@@ -27,10 +29,12 @@ from bus import Node
 from bus.messages import EgoState, Image, ObjectList, TrafficLightState
 from perception.inference import (
     DEFAULT_WEIGHTS,
+    Backend,
     OnnxPredictor,
-    Predictor,
     PredictorBase,
     load_weights,
+    make_predictor,
+    resolve_backend,
     select_device,
 )
 from perception.model import build_model
@@ -43,7 +47,7 @@ class PerceptionParams:
     cameras: list[str] = field(default_factory=lambda: ["front"])
     device: str = "auto"
     cpu_threads: int = 2
-    backend: Literal["torch", "onnxruntime"] = "torch"
+    backend: Backend = "auto"
     compile: bool = False
     weights: str = ""
     allow_untrained: bool = False
@@ -68,9 +72,6 @@ class PerceptionParams:
             raise ValueError("cpu_threads must be >= 1")
         if self.max_range_m <= 0:
             raise ValueError("max_range_m must be > 0")
-        if self.backend == "onnxruntime" and not self.weights:
-            raise ValueError("backend onnxruntime needs weights: the .onnx file of "
-                             "`drivestack export-onnx`")
 
 
 class PerceptionNode(Node):
@@ -82,11 +83,14 @@ class PerceptionNode(Node):
         self.predictor: PredictorBase
         self.light_trained = False
         weights = Path(p.weights) if p.weights else DEFAULT_WEIGHTS
-        if p.backend == "onnxruntime":
+        device = select_device(p.device, p.cpu_threads)
+        if weights.suffix == ".onnx":
+            if resolve_backend(p.backend, device, p.compile) != "onnxruntime":
+                raise ValueError(f"weights {weights} is an ONNX file: it runs with backend "
+                                 "onnxruntime (or auto) on the cpu only")
             onnx = OnnxPredictor(weights, p.cpu_threads)
             self.predictor, self.light_trained, self.trained = onnx, onnx.light_trained, True
         else:
-            device = select_device(p.device, p.cpu_threads)
             if weights.is_file():
                 model, info = load_weights(weights)
                 self.light_trained = bool(info.get("light_trained", False))
@@ -99,7 +103,8 @@ class PerceptionNode(Node):
                 raise FileNotFoundError(
                     f"perception weights {weights} not found: train them with `drivestack "
                     f"train` and pass weights:=PATH (or allow_untrained:=true for tests)")
-            self.predictor = Predictor(model, device, compile=p.compile)
+            self.predictor = make_predictor(model, self.light_trained, device, p.backend,
+                                            p.cpu_threads, p.compile, weights.name)
         self.pipeline = PerceptionPipeline(self.predictor, self.light_trained,
                                            ObjectsConfig(max_range_m=p.max_range_m),
                                            light_reader=p.light_reader)

@@ -12,9 +12,11 @@ import torch
 from bus import Executor, InProcessContext, Node
 from bus.messages import Header, Image, ObjectList, TrafficLightState
 from perception.inference import (
+    OnnxPredictor,
     Predictor,
     WeightsError,
     load_weights,
+    resolve_backend,
     save_weights,
     select_device,
     verify_checksum,
@@ -142,9 +144,7 @@ def test_all_cameras_of_a_frame_go_through_in_one_batch(tmp_path: Path) -> None:
 
 
 def test_onnx_backend_matches_torch(tmp_path: Path) -> None:
-    pytest.importorskip("onnxruntime")
     from launch.cli import main
-    from perception.inference import OnnxPredictor
 
     torch.manual_seed(0)
     weights = tmp_path / "w.pt"
@@ -170,6 +170,51 @@ def test_onnx_backend_matches_torch(tmp_path: Path) -> None:
     (tmp_path / "w.onnx").write_bytes(b"junk")
     with pytest.raises(WeightsError, match=r"w\.onnx"):
         OnnxPredictor(tmp_path / "w.onnx")
+
+
+def test_the_cpu_default_is_onnxruntime_on_the_weights_own_graph(tmp_path: Path) -> None:
+    """Backend auto on the CPU runs the weights' ONNX graph, built in memory, in
+    onnxruntime; its outputs are the PyTorch backend's."""
+    torch.manual_seed(0)
+    weights = tmp_path / "w.pt"
+    save_weights(build_model(ModelConfig()), weights, light_trained=True)
+    _, _, node = run_node({"weights": str(weights), "device": "cpu"}, frames=1)
+    assert isinstance(node.predictor, OnnxPredictor) and node.light_trained
+    _, _, torch_node = run_node({"weights": str(weights), "device": "cpu",
+                                 "backend": "torch"}, frames=1)
+    assert isinstance(torch_node.predictor, Predictor)
+    image = np.random.default_rng(5).integers(0, 255, (360, 640, 3), dtype=np.uint8)
+    a, b = node.predictor.predict(image), torch_node.predictor.predict(image)
+    np.testing.assert_allclose(a["probs"], b["probs"], atol=1e-4)
+    np.testing.assert_allclose(a["depth"], b["depth"], rtol=1e-4)
+    np.testing.assert_allclose(a["light"], b["light"], atol=1e-4)
+
+
+def test_backend_choice() -> None:
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    assert resolve_backend("auto", cpu) == "onnxruntime"
+    assert resolve_backend("auto", cuda) == "torch"
+    assert resolve_backend("auto", cpu, compile=True) == "torch"
+    assert resolve_backend("torch", cpu) == "torch"
+    for device, compile in ((cuda, False), (cpu, True)):
+        with pytest.raises(ValueError, match="onnxruntime backend runs on the CPU"):
+            resolve_backend("onnxruntime", device, compile)
+    with pytest.raises(ValueError, match="backend: expected one of 'auto'"):
+        PerceptionNode("perception", context=InProcessContext(), diagnostics=False,
+                       params={"backend": "tensorrt", "allow_untrained": True})
+
+
+def test_an_onnx_file_refuses_the_torch_backend(tmp_path: Path) -> None:
+    from launch.cli import main
+
+    weights = tmp_path / "w.pt"
+    save_weights(build_model(ModelConfig()), weights)
+    assert main(["export-onnx", "--weights", str(weights), "--out",
+                 str(tmp_path / "w.onnx")]) == 0
+    with pytest.raises(ValueError, match=r"w\.onnx is an ONNX file"):
+        PerceptionNode("perception", context=InProcessContext(), diagnostics=False,
+                       params={"weights": str(tmp_path / "w.onnx"), "backend": "torch",
+                               "device": "cpu"})
 
 
 def test_the_frozen_cpu_network_matches_eager_mode_for_a_batch() -> None:

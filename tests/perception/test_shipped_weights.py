@@ -1,6 +1,7 @@
 """The shipped weights see: a scene rendered by the embedded simulator on a built-in
 map, with a stopped car and a pedestrian crossing at known positions, is turned into
-objects within 1.5 m of the truth by the perception pipeline (the node's tick)."""
+objects within 1.5 m of the truth by the perception pipeline (the node's tick, on
+the node's default CPU backend)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import torch
 
 from bus.frames import world_to_ego
 from bus.messages import Rotation, Transform, Vector3, VehicleControl
-from perception.inference import DEFAULT_WEIGHTS, Predictor, load_weights
+from perception.inference import DEFAULT_WEIGHTS, load_weights, make_predictor
 from perception.pipeline import PerceptionPipeline
 
 pytestmark = pytest.mark.skipif(not DEFAULT_WEIGHTS.is_file(),
@@ -50,8 +51,9 @@ def test_a_rendered_car_and_pedestrian_are_found_within_1_5_m(seed: int) -> None
     for _ in range(30):  # 1.5 s: the walker is on the road
         world.step(VehicleControl(brake=1.0))
     model, info = load_weights(DEFAULT_WEIGHTS)
-    pipeline = PerceptionPipeline(Predictor(model, torch.device("cpu")),
-                                  bool(info["light_trained"]))
+    light_trained = bool(info["light_trained"])
+    pipeline = PerceptionPipeline(make_predictor(model, light_trained, torch.device("cpu")),
+                                  light_trained)
     out = pipeline.step([scene.render(world)[camera.name]], None)
     ego = Transform(Vector3(world.ego.x, world.ego.y, 0.0), Rotation(yaw=world.ego.yaw))
     truth = {"vehicle": list(world.traffic.npcs),
