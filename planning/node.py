@@ -22,7 +22,12 @@ from planning.behaviour import BehaviourParams
 from planning.local_planner import LocalPlanner, LocalPlannerParams
 from planning.object_filter import ObjectFilter, ObjectFilterParams
 from planning.route import RoutePlanner, UnreachableError
-from planning.stop_lines import JunctionEntries, PerceivedLight, PerceivedLightParams
+from planning.stop_lines import (
+    JunctionEntries,
+    PerceivedLight,
+    PerceivedLightParams,
+    map_signal_heads,
+)
 
 
 @dataclass
@@ -154,7 +159,8 @@ class PlanningNode(Node):
             behaviour = BehaviourParams(max_speed=self.params.max_speed)
             self.local = LocalPlanner(route_xy, LocalPlannerParams(behaviour=behaviour))
             self.lights = PerceivedLight(
-                JunctionEntries(self.carla_map, route_xy), self.params.perceived_light,
+                JunctionEntries(self.carla_map, route_xy, map_signal_heads(self.carla_map)),
+                self.params.perceived_light,
                 comfort_decel=behaviour.comfort_decel, firm_decel=behaviour.firm_decel,
                 clearance_m=behaviour.ego_half_length + behaviour.stop_margin)
         objects = self.object_filter.apply(slot.get("objects", ObjectList(header=ego.header)),

@@ -10,19 +10,22 @@ with its lanelet's stop line, the planner takes the state from perception and th
 place from the map: the first junction entry ahead along the route, within
 ``lookahead_m`` (farther than the camera reads a light).
 
-A head stands at the stop line (0-3.4 m before it in Town01/02), 2.5-2.9 m to
-the right and 3.4-4.5 m up, and the front camera (1.6 m up, 29 degrees above its
-axis at 640x360) loses it when closer than about 4.3 m: with the ego's centre
-within ``blind_m`` of the entry. So the planner stops for a perceived light
-``view_back_m`` before the entry, where the head stays in view and its turning
-green is seen, and holds a red or yellow read through "unknown" reads for
-``hold_s`` (:class:`PerceivedLight`). The network is trained to answer "none" for
-a head out of view (:func:`perception.collect.light_label`), not to guess; but
-there another junction's head, seen at an angle, can be read instead (Town01,
-leaderboard route 5: a crossing road's red read 4.6 m before the line stopped
-the car on the line, and that head's green sent it into its own red; route 2: a
-red read 6.6 m before it held the car there until its own light was red). So
-inside ``blind_m`` a read does not count: what was read before it stands.
+A head stands near the stop line (0-6.5 m before it in Town01/02), 2.5-2.9 m to the
+right and 3.4-4.5 m up, and the front camera (1.6 m up, 29 degrees above its axis at
+640x360) loses it when closer than about 5 m. So the planner stops for a perceived
+light where the head stays in view and its turning green is seen: ``view_back_m``
+before the entry and, where the map places the light's head (its signal landmark,
+:func:`map_signal_heads`, as Autoware's lanelet map places a light), with the ego's
+centre ``head_keep_m`` before the head. It holds a red or yellow read through
+"unknown" reads for ``hold_s`` (:class:`PerceivedLight`). The network is trained to
+answer "none" for a head out of view (:func:`perception.collect.light_label`), not
+to guess; but there another junction's head, seen at an angle, can be read instead
+(Town01, leaderboard route 5: a crossing road's red read 4.6 m before the line
+stopped the car on the line, and that head's green sent it into its own red; route
+2: a red read 6.6 m before it held the car there until its own light was red). So a
+read does not count once the governing head is out of view (``head_lost_m`` before
+it; ``blind_m`` before the entry where the map has no head): what was read before it
+stands.
 
 A yellow is decided once per junction entry against the line itself (stopped for
 when the car can stop before it comfortably, else driven through) and a stop for
@@ -40,6 +43,7 @@ Frames and units: CARLA world frame, metres along the route polyline.
 from __future__ import annotations
 
 import bisect
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 import carla
@@ -50,13 +54,40 @@ from bus.messages import TrafficLightState
 #: Halvings of a route segment when locating a junction's entry on it (1 m / 2^7:
 #: under a centimetre)
 _REFINE_STEPS = 7
+#: m: a light's head is looked for on the route this far either side of its entry
+_HEAD_SEARCH_M = 30.0
+
+
+@dataclass(frozen=True)
+class SignalHead:
+    """A traffic light in the map: where its head stands and where the lanes it
+    governs stop (world x, y, m): the landmark and stop waypoints of
+    :func:`sim.traffic_lights.discover_traffic_lights`."""
+
+    head_xy: tuple[float, float]
+    stops_xy: tuple[tuple[float, float], ...]
+
+
+def map_signal_heads(carla_map: carla.Map) -> list[SignalHead]:
+    """Every traffic light of ``carla_map`` as a :class:`SignalHead` (one head per
+    light: the first, the one the embedded simulator draws)."""
+    from sim.traffic_lights import discover_traffic_lights
+
+    return [SignalHead((light.transform.location.x, light.transform.location.y),
+                       tuple((wp.transform.location.x, wp.transform.location.y)
+                             for wp in light.stop_waypoints))
+            for light in discover_traffic_lights(carla_map)]
 
 
 class JunctionEntries:
     """The route distances (m) at which a route (N x 2 world points, the local
-    planner's) enters a junction of ``carla_map``."""
+    planner's) enters a junction of ``carla_map`` and, for an entry that a light of
+    ``heads`` governs (one of its stop points within ``match_m`` of where the route
+    enters), the route distance of the light's head projected on the route
+    (``head_m``, parallel to ``entries_m``; None for an entry without a light)."""
 
-    def __init__(self, carla_map: carla.Map, route_xy: np.ndarray) -> None:
+    def __init__(self, carla_map: carla.Map, route_xy: np.ndarray,
+                 heads: Sequence[SignalHead] = (), match_m: float = 2.0) -> None:
         xy = np.asarray(route_xy, dtype=float)
         s = np.concatenate([[0.0], np.cumsum(np.hypot(*np.diff(xy, axis=0).T))])
         inside = [self._in_junction(carla_map, x, y) for x, y in xy]
@@ -72,6 +103,26 @@ class JunctionEntries:
                     else:
                         lo = mid
                 self.entries_m.append(float(s[i - 1] + hi * (s[i] - s[i - 1])))
+        self.head_m: list[float | None] = [self._head(xy, s, e, heads, match_m)
+                                           for e in self.entries_m]
+
+    @staticmethod
+    def _head(xy: np.ndarray, s: np.ndarray, entry_m: float, heads: Sequence[SignalHead],
+              match_m: float) -> float | None:
+        """Route distance of the head of the light that governs the entry at
+        ``entry_m`` (the farthest, should two match), projected on the route
+        within ``_HEAD_SEARCH_M`` of the entry, or None."""
+        at = np.array([np.interp(entry_m, s, xy[:, 0]), np.interp(entry_m, s, xy[:, 1])])
+        near = np.flatnonzero(np.abs(s - entry_m) <= _HEAD_SEARCH_M)
+        best: float | None = None
+        for head in heads:
+            stops = np.asarray(head.stops_xy, dtype=float).reshape(-1, 2)
+            if not len(stops) or np.hypot(*(stops - at).T).min() > match_m:
+                continue
+            head_s = _project(xy, s, near, np.asarray(head.head_xy, dtype=float))
+            if head_s is not None and (best is None or head_s > best):
+                best = head_s
+        return best
 
     @staticmethod
     def _in_junction(carla_map: carla.Map, x: float, y: float) -> bool:
@@ -82,6 +133,28 @@ class JunctionEntries:
         """The first entry strictly after route distance ``s_m`` (m), or None."""
         i = bisect.bisect_right(self.entries_m, s_m)
         return self.entries_m[i] if i < len(self.entries_m) else None
+
+    def head_of(self, entry_m: float) -> float | None:
+        """Route distance (m) of the head of the light governing the entry at
+        ``entry_m`` (a value of :attr:`entries_m`), or None when none does."""
+        i = bisect.bisect_left(self.entries_m, entry_m)
+        return self.head_m[i] if i < len(self.entries_m) else None
+
+
+def _project(xy: np.ndarray, s: np.ndarray, points: np.ndarray, p: np.ndarray
+             ) -> float | None:
+    """Route distance of point ``p`` projected on the route segments starting at
+    the vertex indices ``points`` (the nearest), or None with no segment."""
+    segs = points[points < len(xy) - 1]
+    if not len(segs):
+        return None
+    a, b = xy[segs], xy[segs + 1]
+    d = b - a
+    length2 = np.maximum((d * d).sum(1), 1e-12)
+    t = np.clip(((p - a) * d).sum(1) / length2, 0.0, 1.0)
+    dist = np.hypot(*(a + t[:, None] * d - p).T)
+    k = int(np.argmin(dist))
+    return float(s[segs[k]] + t[k] * np.sqrt(length2[k]))
 
 
 @dataclass(frozen=True)
@@ -107,12 +180,27 @@ class PerceivedLightParams:
     #: it read the green and yellow lamps but not the red one above them. Longer
     #: costs a wait at a junction without lights after a false red read
     hold_s: float = 45.0
+    #: m: where the map places the governing light's head, the ego stops with its
+    #: centre this far before it (along the route), where the front camera (1.5 m
+    #: ahead of the centre, 1.6 m up, 29.4 degrees above its axis) has the red
+    #: lamp (4.3 m up) 23 degrees up, well in view; if that is short of
+    #: ``view_back_m``'s point. Town02's heads stand up to 6.5 m before their line:
+    #: on leaderboard routes 13 and 15 the car stopped 6 m short of the entry under
+    #: light 18, 3.2 m before its head, waited out the hold blind and drove into
+    #: the red
+    head_keep_m: float = 8.0
+    #: m: with its centre this close to the head (along the route) the camera has
+    #: lost the red lamp (at 6.5 m it is at the top of the image); a read then is
+    #: another head's and counts as "unknown" (in place of ``blind_m``)
+    head_lost_m: float = 6.5
 
     def __post_init__(self) -> None:
         if self.lookahead_m <= 0:
             raise ValueError("lookahead_m must be > 0")
-        if self.view_back_m < 0 or self.blind_m < 0 or self.hold_s < 0:
-            raise ValueError("view_back_m, blind_m and hold_s must be >= 0")
+        if min(self.view_back_m, self.blind_m, self.hold_s, self.head_keep_m,
+               self.head_lost_m) < 0:
+            raise ValueError("view_back_m, blind_m, hold_s, head_keep_m and head_lost_m "
+                             "must be >= 0")
 
 
 class PerceivedLight:
@@ -147,15 +235,18 @@ class PerceivedLight:
         for when the ego can stop before the entry braking at ``comfort_decel``
         (handed on as a red: a stop the behaviour layer makes), else driven through
         (handed on without a stop point). Where to stop is decided once per entry
-        too: ``view_back_m`` short of it when the ego can brake for that at
-        ``firm_decel``, else as soon as it can at ``firm_decel`` (the head may
-        still be in view there), at the entry at the latest. Deciding
+        too: ``view_back_m`` short of it (and, where the map places the light's
+        head, far enough before the head to keep it in view: ``head_keep_m``)
+        when the ego can brake for that at ``firm_decel``, else as soon as it can
+        at ``firm_decel`` (the head may still be in view there), at the entry at
+        the latest. Deciding
         a yellow against the point short of the entry, as the behaviour layer did,
         turned a 2.6 m/s^2 stop (27 m before the line at 11 m/s) into "too late":
         the car drove on, slowed for the turn beyond, and reached the line on red
         (Town01, leaderboard routes 0 and 1); deciding where to stop anew each tick
         moved the stop point to the entry while the car braked late. A read with
-        the ego's centre within ``blind_m`` of the entry counts as "unknown"."""
+        the ego's centre within ``head_lost_m`` of the head (without a head in
+        the map: within ``blind_m`` of the entry) counts as "unknown"."""
         if light.distance >= 0:
             return light  # the oracle's: its own stop line
         p = self.params
@@ -163,7 +254,10 @@ class PerceivedLight:
         if entry is None or entry - ego_s_m > p.lookahead_m:
             self._held = self._yellow = self._stop = None
             return light
-        if entry - ego_s_m < p.blind_m and light.state != "unknown":
+        head = self.entries.head_of(entry)
+        blind = (head - ego_s_m < p.head_lost_m if head is not None
+                 else entry - ego_s_m < p.blind_m)
+        if blind and light.state != "unknown":
             light = replace(light, state="unknown", confidence=0.0)
         if light.state in ("red", "yellow"):
             self._held = (light.state, stamp, entry)
@@ -188,7 +282,10 @@ class PerceivedLight:
         if light.state == "green":
             return replace(light, distance=distance)
         if self._stop is None or self._stop[0] != entry:  # decided at the first red
-            soonest = self.clearance_m + speed * speed / (2.0 * self.firm_decel)
-            self._stop = (entry, min(ego_s_m + max(distance - p.view_back_m, soonest), entry))
+            want = entry - p.view_back_m
+            if head is not None:  # the head in view: the ego's centre keep_m before it
+                want = min(want, head - p.head_keep_m + self.clearance_m)
+            soonest = ego_s_m + self.clearance_m + speed * speed / (2.0 * self.firm_decel)
+            self._stop = (entry, min(max(want, soonest), entry))
         stop = self._stop[1] if self._stop[1] >= ego_s_m else entry  # passed: the entry
         return replace(light, distance=stop - ego_s_m)

@@ -9,7 +9,13 @@ import pytest
 
 from bus.messages import TrafficLightState
 from planning.route import RoutePlanner
-from planning.stop_lines import JunctionEntries, PerceivedLight, PerceivedLightParams
+from planning.stop_lines import (
+    JunctionEntries,
+    PerceivedLight,
+    PerceivedLightParams,
+    SignalHead,
+    map_signal_heads,
+)
 from sim.maps import load_map
 
 # town_grid: junction centres at (100 i, -100 j); the inner road y = -100 runs east
@@ -165,3 +171,61 @@ def test_perceived_light_params_are_checked() -> None:
         PerceivedLightParams(view_back_m=-1.0)
     with pytest.raises(ValueError, match="blind_m"):
         PerceivedLightParams(blind_m=-1.0)
+    with pytest.raises(ValueError, match="head_lost_m"):
+        PerceivedLightParams(head_keep_m=-1.0)
+
+
+def _along(route: np.ndarray, s_m: float, right_m: float = 0.0) -> tuple[float, float]:
+    """The point ``s_m`` along ``route`` (m), ``right_m`` to the right of it."""
+    s = np.concatenate([[0.0], np.cumsum(np.hypot(*np.diff(route, axis=0).T))])
+    x, y = np.interp(s_m, s, route[:, 0]), np.interp(s_m, s, route[:, 1])
+    k = min(int(np.searchsorted(s, s_m)), len(route) - 1)
+    dx, dy = route[k] - route[k - 1]
+    n = np.hypot(dx, dy)
+    return float(x - dy / n * right_m), float(y + dx / n * right_m)  # CARLA: y right
+
+
+def test_the_map_places_the_head_of_the_light_governing_an_entry(route_and_entries):
+    """town_grid's heads stand 0.3 m before their entry; the entry's light is the one
+    whose stop line the route crosses, not the crossing road's."""
+    route, entries, carla_map = route_and_entries
+    heads = map_signal_heads(carla_map)
+    assert len(heads) == 40
+    placed = JunctionEntries(carla_map, route, heads)
+    assert placed.entries_m == entries.entries_m
+    entry = entries.entries_m[0]
+    assert entry - placed.head_of(entry) == pytest.approx(0.3, abs=0.2)
+    assert entries.head_of(entry) is None  # no heads given: none known
+
+
+def test_a_head_far_before_its_line_is_kept_in_view_and_read_only_while_in_view(
+        route_and_entries):
+    """Town02, leaderboard routes 13 and 15, light 18: its head stands 6.5 m before
+    the entry, 2.7 m to the right. Stopped 6 m short of the entry the car stood
+    3.2 m before the head, out of the camera's view, waited out the hold and drove
+    into the red. Now it stops with its centre 8 m before the head (the stop point
+    3.4 m of clearance ahead of that), and a read within 6.5 m of the head counts
+    as "unknown"."""
+    route, entries, carla_map = route_and_entries
+    entry = entries.entries_m[0]
+    head = SignalHead(_along(route, entry - 6.5, right_m=2.7), (_along(route, entry),))
+    far = SignalHead(_along(route, entry - 20.0, right_m=2.7), ((0.0, 0.0),))  # not ours
+    placed = JunctionEntries(carla_map, route, [head, far])
+    assert entry - placed.head_of(entry) == pytest.approx(6.5, abs=0.05)
+    red = TrafficLightState(state="red", distance=-1.0, source="perception")
+    green = replace(red, state="green")
+    lights = PerceivedLight(placed, PerceivedLightParams(view_back_m=6.0),
+                            comfort_decel=3.0, firm_decel=4.5, clearance_m=3.4)
+    stop = lights.place(red, entry - 50.0, 0.0, speed=8.0)
+    assert stop.distance == pytest.approx(50.0 - 6.5 - 8.0 + 3.4, abs=0.05)
+    # stopped there (centre 8 m before the head): the head's green is read
+    assert lights.place(green, entry - 14.5, 30.0).state == "green"
+    # within 6.5 m of the head another head's green does not count: the red stands
+    lights.place(red, entry - 14.5, 31.0)
+    held = lights.place(green, entry - 12.5, 32.0, speed=1.0)
+    assert held.state == "red"
+    assert held.distance == pytest.approx(12.5 - 6.5 - 8.0 + 3.4, abs=0.05)
+    # without the map's head: 6 m short of the entry, as before
+    plain = PerceivedLight(entries, PerceivedLightParams(view_back_m=6.0),
+                           comfort_decel=3.0, firm_decel=4.5, clearance_m=3.4)
+    assert plain.place(red, entry - 50.0, 0.0, speed=8.0).distance == pytest.approx(44.0)
