@@ -76,27 +76,15 @@ def resolve_scenario(opts: RunOptions) -> Any:
     """The scenario to drive, with the options applied and its route resolved."""
     from sim.maps import MapError
     from sim.routes import RouteError
-    from sim.scenario import RouteConfig, find_scenario, load_scenario, resolve_route
+    from sim.scenario import apply_overrides, find_scenario, load_scenario
 
     try:
-        scenario = load_scenario(find_scenario(opts.scenario))
-        if opts.map:
-            scenario.map = opts.map
-        if opts.map_dir:
-            scenario.map_dir = str(Path(opts.map_dir).resolve())
-        if opts.route:
-            scenario.route = RouteConfig(file=str(Path(opts.route).resolve()),
-                                         id=opts.route_id)
-            if not opts.map:
-                scenario.map = ""  # the route's town
-            scenario.duration_s = 0.0  # until the route ends, not the scenario's cap
-        if opts.seed is not None:
-            scenario.seed = opts.seed
-        if opts.duration is not None:
-            scenario.duration_s = opts.duration
-        if opts.realtime:
-            scenario.lockstep.mode = "realtime"
-        scenario = resolve_route(scenario)
+        scenario = apply_overrides(
+            load_scenario(find_scenario(opts.scenario)), map=opts.map or "",
+            map_dir=str(Path(opts.map_dir).resolve()) if opts.map_dir else "",
+            route_file=str(Path(opts.route).resolve()) if opts.route else "",
+            route_id=opts.route_id or "", seed=opts.seed, duration_s=opts.duration,
+            mode="realtime" if opts.realtime else "")
         if scenario.map.endswith(".xodr") or "/" in scenario.map:
             scenario.map = str(Path(scenario.map).resolve())
         from sim.maps import load_map

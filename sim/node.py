@@ -63,7 +63,7 @@ from sim.run_metrics import (
     latency_summary,
     write_json_atomic,
 )
-from sim.scenario import RouteConfig, Scenario, load_scenario, resolve_route
+from sim.scenario import Scenario, apply_overrides, load_scenario
 from sim.scene import SceneRenderer
 from sim.world import EGO_ID, MapSource, World
 
@@ -102,22 +102,10 @@ class SimParams:
 def build_scenario(p: SimParams) -> Scenario:
     """The scenario the parameters name, their overrides applied, its route resolved."""
     scenario = load_scenario(p.scenario) if p.scenario else Scenario()
-    if p.map:
-        scenario.map = p.map
-    if p.map_dir:
-        scenario.map_dir = p.map_dir
-    if p.route_file:
-        scenario.route = RouteConfig(file=p.route_file, id=p.route_id)
-        if not p.map:
-            scenario.map = ""  # the route file's town
-        scenario.duration_s = 0.0  # until the route ends
-    if p.seed >= 0:
-        scenario.seed = p.seed
-    if p.duration_s > 0:
-        scenario.duration_s = p.duration_s
-    if p.mode:
-        scenario.lockstep.mode = p.mode
-    return resolve_route(scenario)
+    return apply_overrides(scenario, map=p.map, map_dir=p.map_dir, route_file=p.route_file,
+                           route_id=p.route_id, seed=p.seed if p.seed >= 0 else None,
+                           duration_s=p.duration_s if p.duration_s > 0 else None,
+                           mode=p.mode)
 
 
 class SimNode(Node):

@@ -197,6 +197,32 @@ class Scenario:
         return 1.0 / self.rate_hz
 
 
+def apply_overrides(scenario: Scenario, *, map: str = "", map_dir: str = "",
+                    route_file: str = "", route_id: str = "", seed: int | None = None,
+                    duration_s: float | None = None, mode: str = "") -> Scenario:
+    """``scenario`` with a run's overrides (empty or None: keep the scenario's)
+    applied and its route resolved (:func:`resolve_route`). A route file replaces
+    the scenario's route; its town is the map unless ``map`` is given, and it is
+    driven until it ends (``duration_s`` 0: the scenario's duration was meant for
+    its own route) unless ``duration_s`` is given."""
+    if map:
+        scenario.map = map
+    if map_dir:
+        scenario.map_dir = map_dir
+    if route_file:
+        scenario.route = RouteConfig(file=route_file, id=route_id)
+        if not map:
+            scenario.map = ""  # the route file's town
+        scenario.duration_s = 0.0
+    if seed is not None:
+        scenario.seed = seed
+    if duration_s is not None:
+        scenario.duration_s = duration_s
+    if mode:
+        scenario.lockstep.mode = mode  # type: ignore[assignment]
+    return resolve_route(scenario)
+
+
 def resolve_route(scenario: Scenario) -> Scenario:
     """Fill in what a route file implies: its waypoints, and (when the scenario names
     no map) its town, found as ``map_dir/<town>.xodr`` or a built-in map.

@@ -216,3 +216,28 @@ def test_every_built_in_scenario_loads_and_drives_a_route_on_driving_lanes(name:
         while not world.script.fired and world.time < 30.0:
             world.step(VehicleControl(throttle=0.5 if world.ego.speed < 12.0 else 0.0))
         assert [kind for _, kind in world.script.fired] == [name]
+
+
+def test_a_runs_overrides_replace_the_scenarios_and_a_route_file_drives_to_its_end(
+        tmp_path: Path):
+    """One override path for `drivestack run` and the sim node's parameters."""
+    from sim.scenario import apply_overrides, find_scenario
+
+    routes = tmp_path / "r.xml"
+    routes.write_text(ROUTES)
+    base = load_scenario(find_scenario("town_grid_route"))
+    assert base.duration_s == 0.0 and base.route.waypoints
+    kept = apply_overrides(load_scenario(find_scenario("town_grid_route")))
+    assert (kept.map, kept.seed, kept.lockstep.mode) == (base.map, base.seed,
+                                                         base.lockstep.mode)
+    capped_scenario = load_scenario(find_scenario("pedestrian_steps_out"))
+    capped_scenario.duration_s = 30.0  # a scenario with a cap for its own route
+    s = apply_overrides(capped_scenario, map="town_grid", route_file=str(routes),
+                        route_id="7", seed=11, mode="realtime")
+    assert s.map == "town_grid" and s.seed == 11 and s.lockstep.mode == "realtime"
+    assert [(p.x, p.y) for p in s.route.waypoints] == [(1.0, 2.0), (4.0, 6.0)]
+    assert s.duration_s == 0.0  # until the route ends, not the scenario's own cap
+    capped = apply_overrides(load_scenario(find_scenario("pedestrian_steps_out")),
+                             map="town_grid", route_file=str(routes), route_id="7",
+                             duration_s=12.5)
+    assert capped.duration_s == 12.5
