@@ -188,3 +188,32 @@ def test_ground_contact_corrects_a_biased_depth_map() -> None:
         assert np.hypot(d.position[0] - truth[1][0], d.position[1] - truth[1][1]) < 1.5
     off = detect_objects(seg, biased, K, MOUNT, config=ObjectsConfig(ground_contact=False))
     assert max(float(d.position[0]) for d in off) > 1.3 * max(s[1][0] for s in SCENE)
+
+
+def test_a_pedestrian_whose_legs_are_labelled_vehicle_stands_where_its_legs_meet_the_ground(
+        ) -> None:
+    """Town02 route 15: a walker 7.7 m away, its legs labelled vehicle, its depth the
+    background's, was placed at 13 m and hit. Its contact is taken under the legs
+    when near (up to 10 m), not when the pixels under it run on (a car before it)
+    nor farther away."""
+    K = CameraIntrinsics.from_fov(320, 160, 90.0)
+    walker = (int(TrainClass.PEDESTRIAN), (7.7, 3.0, 0.9), (0.5, 0.5, 1.8), 0.0)
+    seg, depth = render([walker], K)
+    ped = seg == int(TrainClass.PEDESTRIAN)
+    rows = np.flatnonzero(ped.any(1))
+    legs = ped & (np.arange(seg.shape[0])[:, None] > rows[0] + 0.6 * len(rows))
+    seg[legs] = int(TrainClass.VEHICLE)
+    background = np.where(ped, 13.0, depth)  # the network's depth: behind it
+    found = [d for d in detect_objects(seg, background, K, MOUNT) if d.label == "pedestrian"]
+    assert len(found) == 1 and np.hypot(found[0].position[0] - 7.7,
+                                        found[0].position[1] - 3.0) < 1.0
+    # the same picture 13 m away: not trusted; the depth map stands
+    far_walker = (int(TrainClass.PEDESTRIAN), (13.0, 3.0, 0.9), (0.5, 0.5, 1.8), 0.0)
+    seg, depth = render([far_walker], K)
+    ped = seg == int(TrainClass.PEDESTRIAN)
+    rows = np.flatnonzero(ped.any(1))
+    seg[ped & (np.arange(seg.shape[0])[:, None] > rows[0] + 0.6 * len(rows))] = \
+        int(TrainClass.VEHICLE)
+    far = [d for d in detect_objects(seg, np.where(ped, 20.0, depth), K, MOUNT)
+           if d.label == "pedestrian"]
+    assert len(far) == 1 and far[0].position[0] > 16.0
