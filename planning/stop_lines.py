@@ -23,8 +23,8 @@ to guess; but there another junction's head, seen at an angle, can be read inste
 (Town01, leaderboard route 5: a crossing road's red read 4.6 m before the line
 stopped the car on the line, and that head's green sent it into its own red; route
 2: a red read 6.6 m before it held the car there until its own light was red). So a
-read does not count once the governing head is out of view (``head_lost_m`` before
-it; ``blind_m`` before the entry where the map has no head): what was read before it
+read does not count once the governing head is out of view (within ``blind_m`` of
+the entry, or ``head_lost_m`` of the head): what was read before it
 stands.
 
 A yellow is decided once per junction entry against the line itself (stopped for
@@ -190,9 +190,11 @@ class PerceivedLightParams:
     #: the red
     head_keep_m: float = 8.0
     #: m: with its centre this close to the head (along the route) the camera has
-    #: lost the red lamp (at 6.5 m it is at the top of the image); a read then is
-    #: another head's and counts as "unknown" (in place of ``blind_m``)
-    head_lost_m: float = 6.5
+    #: lost the whole head (at 5 m even the green lamp, 3.6 m up, is above the
+    #: image); a read then is another head's and counts as "unknown", as one
+    #: within ``blind_m`` of the entry does. Not more: Town01 route 4 starts
+    #: 6.2 m before its head and reads it there
+    head_lost_m: float = 5.0
 
     def __post_init__(self) -> None:
         if self.lookahead_m <= 0:
@@ -245,8 +247,8 @@ class PerceivedLight:
         the car drove on, slowed for the turn beyond, and reached the line on red
         (Town01, leaderboard routes 0 and 1); deciding where to stop anew each tick
         moved the stop point to the entry while the car braked late. A read with
-        the ego's centre within ``head_lost_m`` of the head (without a head in
-        the map: within ``blind_m`` of the entry) counts as "unknown"."""
+        the ego's centre within ``blind_m`` of the entry or ``head_lost_m`` of the
+        head counts as "unknown"."""
         if light.distance >= 0:
             return light  # the oracle's: its own stop line
         p = self.params
@@ -255,8 +257,8 @@ class PerceivedLight:
             self._held = self._yellow = self._stop = None
             return light
         head = self.entries.head_of(entry)
-        blind = (head - ego_s_m < p.head_lost_m if head is not None
-                 else entry - ego_s_m < p.blind_m)
+        blind = entry - ego_s_m < p.blind_m or (head is not None
+                                                and head - ego_s_m < p.head_lost_m)
         if blind and light.state != "unknown":
             light = replace(light, state="unknown", confidence=0.0)
         if light.state in ("red", "yellow"):

@@ -204,8 +204,8 @@ def test_a_head_far_before_its_line_is_kept_in_view_and_read_only_while_in_view(
     the entry, 2.7 m to the right. Stopped 6 m short of the entry the car stood
     3.2 m before the head, out of the camera's view, waited out the hold and drove
     into the red. Now it stops with its centre 8 m before the head (the stop point
-    3.4 m of clearance ahead of that), and a read within 6.5 m of the head counts
-    as "unknown"."""
+    3.4 m of clearance ahead of that), and a read within 5 m of the head counts as
+    "unknown" (as one within 8 m of the entry does)."""
     route, entries, carla_map = route_and_entries
     entry = entries.entries_m[0]
     head = SignalHead(_along(route, entry - 6.5, right_m=2.7), (_along(route, entry),))
@@ -220,11 +220,17 @@ def test_a_head_far_before_its_line_is_kept_in_view_and_read_only_while_in_view(
     assert stop.distance == pytest.approx(50.0 - 6.5 - 8.0 + 3.4, abs=0.05)
     # stopped there (centre 8 m before the head): the head's green is read
     assert lights.place(green, entry - 14.5, 30.0).state == "green"
-    # within 6.5 m of the head another head's green does not count: the red stands
+    # within 5 m of the head (11.3 m from the entry) another head's green does not
+    # count: the red stands, and its stop 0.2 m on
     lights.place(red, entry - 14.5, 31.0)
-    held = lights.place(green, entry - 12.5, 32.0, speed=1.0)
+    held = lights.place(green, entry - 11.3, 32.0, speed=0.5)
     assert held.state == "red"
-    assert held.distance == pytest.approx(12.5 - 6.5 - 8.0 + 3.4, abs=0.05)
+    assert held.distance == pytest.approx(11.3 - 6.5 - 8.0 + 3.4, abs=0.05)
+    # Town01 route 4 starts 6.2 m before its head, 1.9 m before the entry: read
+    head4 = SignalHead(_along(route, entry - 1.9, right_m=3.0), (_along(route, entry),))
+    start4 = PerceivedLight(JunctionEntries(carla_map, route, [head4]),
+                            PerceivedLightParams())
+    assert start4.place(green, entry - 8.1, 0.0).state == "green"
     # without the map's head: 6 m short of the entry, as before
     plain = PerceivedLight(entries, PerceivedLightParams(view_back_m=6.0),
                            comfort_decel=3.0, firm_decel=4.5, clearance_m=3.4)
