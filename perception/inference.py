@@ -389,10 +389,20 @@ def make_predictor(model: PerceptionNet, light_trained: bool, device: torch.devi
     ``device``. onnxruntime runs the model's ONNX graph, built in memory (about a
     second), on ``cpu_threads`` threads (None: torch's count): on two cores its
     forward pass takes about two thirds of TorchScript's, with outputs within 1e-4.
-    ``source``: the weights file's name, kept in the graph's metadata."""
+    ``source``: the weights file's name, kept in the graph's metadata. With
+    ``auto``, a graph that cannot be built or loaded (an exporter or runtime this
+    code does not know) falls back to PyTorch with a warning."""
     if resolve_backend(backend, device, compile) == "onnxruntime":
         from perception.onnx_graph import onnx_graph
 
         threads = cpu_threads if cpu_threads else torch.get_num_threads()
-        return OnnxPredictor(onnx_graph(model, light_trained, source), threads)
+        try:
+            return OnnxPredictor(onnx_graph(model, light_trained, source), threads)
+        except Exception as exc:  # the exporter's and onnxruntime's own errors
+            if backend != "auto":
+                raise WeightsError(f"{source or 'the model'}: no onnxruntime backend: "
+                                   f"{type(exc).__name__}: {exc}") from None
+            logging.getLogger(__name__).warning(
+                "onnxruntime backend unavailable (%s: %s): running PyTorch on the CPU",
+                type(exc).__name__, exc)
     return Predictor(model, device, compile=compile)

@@ -204,6 +204,23 @@ def test_backend_choice() -> None:
                        params={"backend": "tensorrt", "allow_untrained": True})
 
 
+def test_auto_falls_back_to_torch_with_a_warning_when_no_graph_can_be_built(
+        monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    import perception.onnx_graph
+    from perception.inference import make_predictor
+
+    def broken(*args: object, **kwargs: object) -> bytes:
+        raise RuntimeError("exporter removed")
+
+    monkeypatch.setattr(perception.onnx_graph, "onnx_graph", broken)
+    cpu = torch.device("cpu")
+    with caplog.at_level("WARNING"):
+        assert isinstance(make_predictor(build_model(ModelConfig()), False, cpu), Predictor)
+    assert "exporter removed" in caplog.text
+    with pytest.raises(WeightsError, match="no onnxruntime backend"):
+        make_predictor(build_model(ModelConfig()), False, cpu, backend="onnxruntime")
+
+
 def test_an_onnx_file_refuses_the_torch_backend(tmp_path: Path) -> None:
     from launch.cli import main
 
