@@ -83,6 +83,11 @@ class ObjectsConfig:
     #: a vehicle's visible face longer than this (m) is a side (the car's length);
     #: a shorter one is its front or back
     side_min_m: float = 2.6
+    #: m: a vehicle box fitted wider than this (a bus is 2.55 m) covers several
+    #: vehicles in a row; it is fitted again along their principal axis (Town01
+    #: route 4: two parked cars in the next lane became a 9.7 x 7.9 m box at 45
+    #: degrees, which reached into the ego's lane and blocked it for 180 s)
+    max_width_m: float = 3.0
     #: L-shape fit (:func:`_fit_heading`): heading step (deg), the least distance
     #: (m) in the closeness score, and the most points scored (evenly subsampled)
     fit_step_deg: float = 3.0
@@ -213,12 +218,26 @@ def _box(points: np.ndarray, label: str, cam_xy: np.ndarray, cfg: ObjectsConfig,
     length runs on outside the view, which is nearer the camera than what is seen
     (a car alongside shows only its far end)."""
     xy = points[:, :2]
-    prior = PRIOR_SIZE[label]
     if label == "vehicle":
-        angle = _fit_heading(xy, cfg)
-    else:  # a pedestrian's box is square: any heading, grown along the viewing ray
-        d = xy.mean(0) - cam_xy
-        angle = math.atan2(d[1], d[0])
+        box = _oriented_box(points, label, cam_xy, cfg, cut_off, _fit_heading(xy, cfg))
+        if box[1][1] <= cfg.max_width_m:
+            return box
+        # wider than any vehicle: several in a row (a queue beside the lane) that
+        # the L-shape fit turned into one diagonal box reaching across lanes. Their
+        # principal axis runs along the row
+        centred = xy - xy.mean(0)
+        _, vecs = np.linalg.eigh(centred.T @ centred)
+        return _oriented_box(points, label, cam_xy, cfg, cut_off,
+                             math.atan2(vecs[1, -1], vecs[0, -1]) % math.pi)
+    d = xy.mean(0) - cam_xy  # a pedestrian's box is square: grown along the viewing ray
+    return _oriented_box(points, label, cam_xy, cfg, cut_off, math.atan2(d[1], d[0]))
+
+
+def _oriented_box(points: np.ndarray, label: str, cam_xy: np.ndarray, cfg: ObjectsConfig,
+                  cut_off: bool, angle: float) -> tuple[np.ndarray, np.ndarray, float]:
+    """:func:`_box` for the rectangle's heading ``angle`` (rad, ego frame)."""
+    xy = points[:, :2]
+    prior = PRIOR_SIZE[label]
     c, s = math.cos(angle), math.sin(angle)
     axes = np.array([[c, s], [-s, c]])  # rows: the fitted rectangle's two directions
     local = xy @ axes.T

@@ -217,3 +217,35 @@ def test_a_pedestrian_whose_legs_are_labelled_vehicle_stands_where_its_legs_meet
     far = [d for d in detect_objects(seg, np.where(ped, 20.0, depth), K, MOUNT)
            if d.label == "pedestrian"]
     assert len(far) == 1 and far[0].position[0] > 16.0
+
+
+def test_cars_in_a_row_beside_the_lane_stay_beside_it() -> None:
+    """Town01 route 4: parked cars in the next lane, one cluster, whose network
+    depth leaned across the image, were fitted one 9.7 x 7.9 m box at 45 degrees,
+    which reached into the ego's lane and blocked it. A box wider than a vehicle
+    is fitted again along the row."""
+    from perception.objects import ObjectsConfig
+
+    K = CameraIntrinsics.from_fov(320, 160, 90.0)
+    row = [(int(TrainClass.VEHICLE), (x, -4.5, 0.75), (4.5, 1.9, 1.5), 0.0)
+           for x in (9.0, 14.3)]
+    seg, depth = render(row, K)
+    columns = np.arange(K.width)[None, :]
+    leaning = np.where(seg == int(TrainClass.VEHICLE), depth * (1 + 0.003 * (columns - 100)),
+                       depth)
+
+    def nearest_edge(cfg: ObjectsConfig) -> float:  # the box's side nearest the ego lane
+        dets = detect_objects(seg, leaning, K, MOUNT, config=cfg)
+        assert len(dets) == 1 and dets[0].label == "vehicle"
+        assert -90.0 < dets[0].yaw <= 90.0
+        return float(_corners(dets[0])[:, 1].max())
+
+    assert nearest_edge(ObjectsConfig(max_width_m=100.0)) > -1.0  # the old fit: in the lane
+    assert nearest_edge(ObjectsConfig()) < -2.5
+
+
+def _corners(d) -> np.ndarray:  # type: ignore[no-untyped-def]
+    """The ego x-y corners of a detection's box (yaw positive to the right)."""
+    c, s = math.cos(math.radians(d.yaw)), math.sin(math.radians(d.yaw))
+    half = np.array([[1, 1], [1, -1], [-1, -1], [-1, 1]]) * np.array(d.size[:2]) / 2
+    return np.array(d.position[:2]) + half @ np.array([[c, s], [-s, c]])
