@@ -452,3 +452,18 @@ def test_demo_record_launch_records_the_pipeline(
         assert topics["/demo/chatter"][2] >= 50 and topics["/demo/relay"][2] >= 50
         relayed = [m.decode().text for m in rec.messages(["/demo/relay"])]
     assert relayed[0].startswith("HELLO")
+
+
+def test_a_node_process_exits_with_its_code_after_its_exit_handlers() -> None:
+    """``launch.node_main`` skips the interpreter's finalization (seconds with torch
+    loaded, past the launcher's SIGTERM grace) but still runs the atexit handlers
+    and flushes its output."""
+    code = ("import atexit, sys\n"
+            "from launch.node_main import exit_now\n"
+            "atexit.register(lambda: print('handler ran'))\n"
+            "sys.stdout.write('buffered ')\n"
+            "exit_now(3)\n")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True,
+                          text=True, timeout=60)
+    assert proc.returncode == 3
+    assert proc.stdout == "buffered handler ran\n"
