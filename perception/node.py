@@ -10,7 +10,8 @@ dropped (counted). The tracker runs in the world frame when an /ego/state of the
 image's frame (or the latest one before it) has arrived, else in the ego frame.
 
 Parameters: ``cameras`` (default [front]), ``device`` (auto/cpu/cuda),
-``cpu_threads`` (2), ``backend`` (auto: onnxruntime on the cpu, torch on cuda;
+``cpu_threads`` (2), ``backend`` (auto: onnxruntime on the cpu for one camera,
+else torch;
 or torch, onnxruntime: see :mod:`perception.inference`), ``compile``
 (torch.compile the network; backend torch), ``weights`` (default the shipped
 perception/weights/perception.pt, its .sha256 checked; or an .onnx file from
@@ -104,7 +105,8 @@ class PerceptionNode(Node):
                     f"perception weights {weights} not found: train them with `drivestack "
                     f"train` and pass weights:=PATH (or allow_untrained:=true for tests)")
             self.predictor = make_predictor(model, self.light_trained, device, p.backend,
-                                            p.cpu_threads, p.compile, weights.name)
+                                            p.cpu_threads, p.compile, weights.name,
+                                            batch=len(p.cameras))
         self.pipeline = PerceptionPipeline(self.predictor, self.light_trained,
                                            ObjectsConfig(max_range_m=p.max_range_m),
                                            light_reader=p.light_reader)

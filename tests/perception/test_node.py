@@ -195,6 +195,7 @@ def test_backend_choice() -> None:
     assert resolve_backend("auto", cpu) == "onnxruntime"
     assert resolve_backend("auto", cuda) == "torch"
     assert resolve_backend("auto", cpu, compile=True) == "torch"
+    assert resolve_backend("auto", cpu, batch=4) == "torch"  # slower batched
     assert resolve_backend("torch", cpu) == "torch"
     for device, compile in ((cuda, False), (cpu, True)):
         with pytest.raises(ValueError, match="onnxruntime backend runs on the CPU"):
