@@ -371,15 +371,13 @@ def _legs_bottom(seg: np.ndarray, vb: int, cols: np.ndarray, height: int
     it, such as a car before a pedestrian's upper body) or to the image's bottom.
     The network labels a walker's legs "vehicle" now and then: Town02 route 15's
     walker 7.7 m away, its legs so labelled, was placed at 13 m and hit."""
-    run = _IS_OBSTACLE[seg[vb + 1:vb + 2 + height, cols]]  # (rows, columns) under it
-    free = ~run
-    if not free.any(axis=0).any():
-        return None
+    free = ~_IS_OBSTACLE[seg[vb + 1:vb + 2 + height, cols]]  # (rows, columns) under it
     # rows of obstacle under each column before its first free pixel (columns
-    # with none within ``height + 1`` rows count as too long)
+    # with none within ``height + 1`` rows, the image's bottom included, count as
+    # too long)
     depth = np.where(free.any(axis=0), free.argmax(axis=0), height + 1)
     lowest = int(depth.max())
-    if lowest > height or vb + lowest + 1 >= seg.shape[0]:
+    if lowest > height:
         return None
     return vb + lowest, cols[depth == lowest]
 
