@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from bus import Node
+from bus.join import FrameJoin
 from bus.messages import ControlCommand, EgoState, Trajectory
 from control.controller import DEFAULT_PARAMS, Controller, load_params
 
@@ -26,26 +27,21 @@ class ControlNode(Node):
     def __init__(self, name: str = "control", **kwargs) -> None:
         super().__init__(name, **kwargs)
         self.controller = Controller(load_params(self.params.params_file or DEFAULT_PARAMS))
-        self.ego: dict[int, EgoState] = {}
-        self.trajectories: dict[int, Trajectory] = {}
+        self.inputs = FrameJoin(("ego", "trajectory"))
         self.pub = self.create_publisher(ControlCommand, "/control/command")
         self.create_subscription(EgoState, "/ego/state", self.on_ego)
         self.create_subscription(Trajectory, "/planning/trajectory", self.on_trajectory)
 
     def on_ego(self, msg: EgoState) -> None:
-        self.ego[msg.header.frame] = msg
-        self._try(msg.header.frame)
+        self._try(self.inputs.add("ego", msg))
 
     def on_trajectory(self, msg: Trajectory) -> None:
-        self.trajectories[msg.header.frame] = msg
-        self._try(msg.header.frame)
+        self._try(self.inputs.add("trajectory", msg))
 
     def _try(self, frame: int) -> None:
-        ego, traj = self.ego.get(frame), self.trajectories.get(frame)
-        if ego is None or traj is None:
+        if not self.inputs.complete(frame):
             return
-        control = self.controller.step(ego, traj)
+        slot = self.inputs.take(frame)
+        ego: EgoState = slot["ego"]
+        control = self.controller.step(ego, slot["trajectory"])
         self.pub.publish(ControlCommand(header=ego.header, control=control))
-        # what is older than this frame can no longer be answered
-        self.ego = {f: e for f, e in self.ego.items() if f > frame}
-        self.trajectories = {f: t for f, t in self.trajectories.items() if f > frame}

@@ -6,7 +6,9 @@ The launcher starts every node this way. The contract:
     the pipe whose fd is in ``DRIVESTACK_READY_FD`` (if set);
   * SIGINT/SIGTERM stop it cleanly (sockets and registry files removed), exit 0;
   * a user error (bad parameters, unknown topic, ...) prints one line and exits 2;
-    a crash prints the traceback and exits 1.
+    a strict lockstep deadline missed (``bus.DeadlineMissed``, whose message names
+    the late node) prints one line and exits 1; a crash prints the traceback and
+    exits 1.
 """
 
 from __future__ import annotations
@@ -20,12 +22,13 @@ import os
 import sys
 import time
 
-from bus import ConfigError, Executor, Node, install_signal_handlers
+from bus import ConfigError, DeadlineMissed, Executor, Node, install_signal_handlers
 from bus.node import ShutdownRequested, default_context
 from bus.topics import UnknownTopicError
 from bus.transport import TransportError
 
 EXIT_USER_ERROR = 2
+EXIT_FAILURE = 1
 
 
 def load_node_class(spec: str) -> type[Node]:
@@ -108,7 +111,11 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, ConfigError, UnknownTopicError, TransportError, TypeError) as exc:
         print(f"error: node {args.name}: {exc}", file=sys.stderr)
         return EXIT_USER_ERROR
-    run_node(node, ready_fd)
+    try:
+        run_node(node, ready_fd)
+    except DeadlineMissed as exc:
+        print(f"error: node {args.name}: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
     return 0
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from bus import Node
+from bus.join import FrameJoin
 from bus.messages import EgoState, MapData, ObjectList, TrafficLightState, Trajectory
 from planning.behaviour import BehaviourParams
 from planning.local_planner import LocalPlanner, LocalPlannerParams
@@ -59,7 +60,8 @@ class PlanningNode(Node):
         self.router: RoutePlanner | None = None
         self.local: LocalPlanner | None = None
         self.lights: PerceivedLight | None = None  # along self.local's route
-        self.inputs: dict[int, dict[str, object]] = {}
+        self.inputs = FrameJoin(("ego", "objects", "light") if self.params.use_perception
+                                else ("ego",))
         self.pub = self.create_publisher(Trajectory, "/planning/trajectory")
         self.create_subscription(MapData, "/map/opendrive", self.on_map)
         self.create_subscription(EgoState, "/ego/state", lambda m: self._add(m, "ego"))
@@ -80,9 +82,8 @@ class PlanningNode(Node):
         # The map is latched and comes over its own socket, so a frame's inputs may
         # arrive before it (seen on a loaded machine): those frames are planned now,
         # or the simulator would wait for them until its deadline.
-        for frame in sorted(self.inputs):
-            if frame in self.inputs and self._complete(self.inputs[frame]):
-                self._plan(frame, self.inputs[frame])
+        for frame in self.inputs.complete_frames():
+            self._plan(self.inputs.take(frame))
 
     def _route_points(self, ego: EgoState) -> list[tuple[float, float]]:
         loc = ego.transform.location
@@ -134,18 +135,11 @@ class PlanningNode(Node):
         return out
 
     def _add(self, msg: object, kind: str) -> None:
-        frame = msg.header.frame  # type: ignore[attr-defined]
-        slot = self.inputs.setdefault(frame, {})
-        slot[kind] = msg
-        if self._complete(slot) and self.router is not None:
-            self._plan(frame, slot)
+        frame = self.inputs.add(kind, msg)
+        if self.router is not None and self.inputs.complete(frame):
+            self._plan(self.inputs.take(frame))
 
-    def _complete(self, slot: dict[str, object]) -> bool:
-        """Whether a frame's inputs are all in."""
-        needed = ("ego", "objects", "light") if self.params.use_perception else ("ego",)
-        return all(k in slot for k in needed)
-
-    def _plan(self, frame: int, slot: dict[str, object]) -> None:
+    def _plan(self, slot: dict[str, object]) -> None:
         ego: EgoState = slot["ego"]  # type: ignore[assignment]
         if self.local is None:
             points = self._route_points(ego)
@@ -174,4 +168,3 @@ class PlanningNode(Node):
         trajectory = self.local.plan(ego, objects, light,  # type: ignore[arg-type]
                                      self._adjacent_lanes(ego))
         self.pub.publish(trajectory)
-        self.inputs = {f: s for f, s in self.inputs.items() if f > frame}

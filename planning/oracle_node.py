@@ -1,9 +1,12 @@
 """Oracle perception node: /sim/ground_truth in, the same /perception/objects and
 /perception/traffic_light a perception node would publish, out (``--oracle`` runs).
 
-It keeps the latest /ego/state and builds its own ``carla.Map`` from the latched
-/map/opendrive to find the light ahead of the ego; both algorithms live in
-``planning.oracle``.
+It pairs /ego/state and /sim/ground_truth by frame and builds its own ``carla.Map``
+from the latched /map/opendrive to find the light ahead of the ego; both algorithms
+live in ``planning.oracle``. The two topics come over separate sockets, so a frame's
+ground truth may be read before its ego state although the simulator sent it
+second: each waits for the other (taking the order for granted once lost frame 0
+and with it the whole run, the simulator waiting for a command that never came).
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from bus import Node
+from bus.join import FrameJoin
 from bus.messages import EgoState, GroundTruth, MapData, ObjectList, TrafficLightState
 from planning.oracle import MAX_RANGE_M, oracle_objects, oracle_traffic_light
 
@@ -33,7 +37,7 @@ class OracleNode(Node):
 
     def __init__(self, name: str = "oracle", **kwargs) -> None:
         super().__init__(name, **kwargs)
-        self.ego: EgoState | None = None
+        self.inputs = FrameJoin(("ego", "truth"))
         self.carla_map = None
         self.objects_pub = self.create_publisher(ObjectList, "/perception/objects")
         self.light_pub = self.create_publisher(TrafficLightState, "/perception/traffic_light")
@@ -50,10 +54,15 @@ class OracleNode(Node):
         self.carla_map = carla.Map(msg.name or "map", msg.opendrive)
 
     def on_ego(self, msg: EgoState) -> None:
-        self.ego = msg
+        self._try(self.inputs.add("ego", msg))
 
-    def on_ground_truth(self, gt: GroundTruth) -> None:
-        if self.ego is None or self.ego.header.frame != gt.header.frame:
-            return  # the sim publishes /ego/state before /sim/ground_truth each tick
-        self.objects_pub.publish(oracle_objects(gt, self.ego, self.params.max_range_m))
-        self.light_pub.publish(oracle_traffic_light(gt, self.ego, self.carla_map))
+    def on_ground_truth(self, msg: GroundTruth) -> None:
+        self._try(self.inputs.add("truth", msg))
+
+    def _try(self, frame: int) -> None:
+        if not self.inputs.complete(frame):
+            return
+        slot = self.inputs.take(frame)
+        ego, gt = slot["ego"], slot["truth"]
+        self.objects_pub.publish(oracle_objects(gt, ego, self.params.max_range_m))
+        self.light_pub.publish(oracle_traffic_light(gt, ego, self.carla_map))

@@ -467,3 +467,21 @@ def test_a_node_process_exits_with_its_code_after_its_exit_handlers() -> None:
                           text=True, timeout=60)
     assert proc.returncode == 3
     assert proc.stdout == "buffered handler ran\n"
+
+
+def test_a_missed_lockstep_deadline_ends_the_node_with_one_line(tmp_path: Path) -> None:
+    """A strict deadline miss is a failed run, not a crash: its message names the
+    late node, and a traceback would bury it."""
+    scenario = tmp_path / "s.yaml"
+    scenario.write_text("map: town_grid\nlockstep: {first_deadline_s: 0.3, deadline_s: 0.3}\n"
+                        "cameras: [{name: front, image_size_x: 64, image_size_y: 32}]\n")
+    params = {"scenario": str(scenario), "start_when_subscribed": {}}
+    proc = subprocess.run(
+        [sys.executable, "-m", "launch.node_main", "--node", "sim.node:SimNode",
+         "--name", "sim", "--params-json", json.dumps(params)],
+        cwd=REPO, capture_output=True, text=True, timeout=120,
+        env={**os.environ, "DRIVESTACK_NS": f"{NS}-deadline{os.getpid()}"})
+    assert proc.returncode == 1, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert re.search(r"^error: node sim: no /control/command for frame 0 within 0.3 s: "
+                     r"late node: none publishes /control/command$", proc.stderr, re.M)
