@@ -21,7 +21,8 @@ Node classes and parameters come from the launch file ``drivestack run`` uses
 to the .mcap: planning's route) as its ``scenario``, since the recorder stores no
 node parameters; ``--param node.key=value`` overrides one (a YAML value), e.g.
 ``perception.weights=W.pt`` for a run made with ``--weights W.pt`` (the default is
-the shipped weights) or ``perception.device=cpu``.
+the shipped weights) or ``perception.device=cpu``. Perception's inference gets every
+core the process may use (``perception.cpu_threads``; the run gives it one).
 
 Comparison. Integers, booleans, strings and array shapes and dtypes must be equal;
 floats (scalars and arrays, ``header.stamp`` included: it is sim time) within
@@ -370,8 +371,11 @@ def _build_nodes(path: Path, names: tuple[str, ...], oracle: bool,
             and "scenario" not in overrides.get("planning", {}):
         notes.append(f"note: no {scenario}: planning follows the lane ahead (pass --param "
                      "planning.scenario=FILE for the run's route)")
+    # in a replay nothing else runs beside perception: it has every core, where the
+    # run gave it one of the loop's
     args = {"scenario": str(scenario.resolve()) if scenario.is_file() else "",
-            "out": str(path.parent.resolve()), "oracle": oracle, "weights": ""}
+            "out": str(path.parent.resolve()), "oracle": oracle, "weights": "",
+            "cpu_threads": len(os.sched_getaffinity(0))}
     try:
         specs = {s.name: s for s in load_launch_file(RUN_LAUNCH_FILE, args).nodes}
     except LaunchFileError as exc:
