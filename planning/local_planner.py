@@ -37,6 +37,7 @@ from planning.behaviour import (
     profile_times,
     speed_profile,
 )
+from planning.polyline import foot_s
 
 
 @dataclass(frozen=True)
@@ -135,19 +136,9 @@ class LocalPlanner:
     def route_position(self, x: float, y: float) -> float:
         """Distance along the route (m) of the foot of (x, y) on the route segments
         either side of the point :meth:`locate` last matched."""
-        best, s_foot = math.inf, float(self.s[self.index])
-        for j in (self.index - 1, self.index):
-            if not 0 <= j < len(self.route) - 1:
-                continue
-            (x0, y0), (x1, y1) = self.route[j], self.route[j + 1]
-            length = float(self.s[j + 1] - self.s[j])
-            if length <= 0.0:
-                continue
-            t = min(max(((x - x0) * (x1 - x0) + (y - y0) * (y1 - y0)) / length**2, 0.0), 1.0)
-            dist = math.hypot(x - (x0 + t * (x1 - x0)), y - (y0 + t * (y1 - y0)))
-            if dist < best:
-                best, s_foot = dist, float(self.s[j]) + t * length
-        return s_foot
+        foot = foot_s(self.route, self.s, np.array([self.index - 1, self.index]),
+                      np.array([x, y]))
+        return float(self.s[self.index]) if foot is None else foot
 
     def plan(self, ego: EgoState, objects: ObjectList, light: TrafficLightState,
              adjacent: dict[str, float] | None = None) -> Trajectory:

@@ -50,6 +50,7 @@ import carla
 import numpy as np
 
 from bus.messages import TrafficLightState
+from planning.polyline import foot_s
 
 #: Halvings of a route segment when locating a junction's entry on it (1 m / 2^7:
 #: under a centimetre)
@@ -119,7 +120,7 @@ class JunctionEntries:
             stops = np.asarray(head.stops_xy, dtype=float).reshape(-1, 2)
             if not len(stops) or np.hypot(*(stops - at).T).min() > match_m:
                 continue
-            head_s = _project(xy, s, near, np.asarray(head.head_xy, dtype=float))
+            head_s = foot_s(xy, s, near, np.asarray(head.head_xy, dtype=float))
             if head_s is not None and (best is None or head_s > best):
                 best = head_s
         return best
@@ -139,22 +140,6 @@ class JunctionEntries:
         ``entry_m`` (a value of :attr:`entries_m`), or None when none does."""
         i = bisect.bisect_left(self.entries_m, entry_m)
         return self.head_m[i] if i < len(self.entries_m) else None
-
-
-def _project(xy: np.ndarray, s: np.ndarray, points: np.ndarray, p: np.ndarray
-             ) -> float | None:
-    """Route distance of point ``p`` projected on the route segments starting at
-    the vertex indices ``points`` (the nearest), or None with no segment."""
-    segs = points[points < len(xy) - 1]
-    if not len(segs):
-        return None
-    a, b = xy[segs], xy[segs + 1]
-    d = b - a
-    length2 = np.maximum((d * d).sum(1), 1e-12)
-    t = np.clip(((p - a) * d).sum(1) / length2, 0.0, 1.0)
-    dist = np.hypot(*(a + t[:, None] * d - p).T)
-    k = int(np.argmin(dist))
-    return float(s[segs[k]] + t[k] * np.sqrt(length2[k]))
 
 
 @dataclass(frozen=True)
