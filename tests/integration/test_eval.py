@@ -4,6 +4,7 @@ closed loop in its own process and bus namespace."""
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -52,6 +53,31 @@ def test_two_routes_on_two_workers(tmp_path: Path) -> None:
     assert report["mean"]["driving_score"] == 100.0 and report["collisions"] == 0
     assert "mean" in proc.stdout and "east" in proc.stdout
 
+
+
+@pytest.mark.timeout(400)
+def test_a_suite_runs_as_ray_tasks(tmp_path: Path) -> None:
+    """``--ray local`` starts a Ray instance on this machine and runs each route as
+    a Ray task (the extra ``drivestack[ray]``; skipped without it)."""
+    pytest.importorskip("ray")
+    (tmp_path / "east.yaml").write_text(textwrap.dedent(ROUTE.format(seed=1, y=-98.25,
+                                                                     x_end=175.0)))
+    (tmp_path / "suite.yaml").write_text(textwrap.dedent("""\
+        name: ray
+        oracle: true
+        runs:
+          - {name: east, scenario: east.yaml}
+    """))
+    out = tmp_path / "out"
+    proc = subprocess.run([sys.executable, "-m", "launch.cli", "eval",
+                           str(tmp_path / "suite.yaml"), "--ray", "local", "--out", str(out),
+                           "--no-progress"], capture_output=True, text=True, timeout=380,
+                          env={**os.environ, "RAY_AUTH_MODE": "disabled"})
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    report = json.loads((out / "results.json").read_text())
+    [run] = report["runs"]
+    assert run["returncode"] == 0 and run["metrics"]["end_reason"] == "route_completed", run
+    assert (out / "east" / "drive.mcap").is_file()
 
 def _processes_mentioning(text: str) -> list[str]:
     """Command lines of this machine's processes that contain ``text``."""
