@@ -150,7 +150,8 @@ class CarlaServer:
         host = config.host
         self.streams = _bind("the streaming", host, config.streaming_port,
                              lambda: StreamServer(host, config.streaming_port,
-                                                  self._stream_known))
+                                                  self._stream_known, self._greeting,
+                                                  self._lock))
         try:
             self.rpc = _bind("the RPC", host, config.port,
                              lambda: RpcServer(host, config.port, self._handle))
@@ -294,6 +295,11 @@ class CarlaServer:
             return True
         a = self.world.actors.get(stream_id)
         return a is not None and a.sensor is not None
+
+    def _greeting(self, stream_id: int) -> bytes | None:
+        """A new session's first payload: the episode stream's current state (a
+        client that subscribed just after a tick waits for that tick's state)."""
+        return self.world.episode_state() if stream_id == EPISODE_STREAM else None
 
     def _token(self, stream_id: int) -> bytes:
         return wire.token(stream_id, self.streams.port)

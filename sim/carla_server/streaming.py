@@ -7,6 +7,13 @@ that stream, with no acknowledgement. ``sensor.stop()`` closes the socket.
 Each session has its own sender thread and queue, so a slow or dead client never
 blocks the tick; a session whose queue overflows (a client that stopped reading)
 is dropped, as is one whose socket fails.
+
+A new session may be sent a first payload (``greeting``): the episode stream's
+current state. A client subscribes on a connection of its own, so its subscription
+can land just after the tick it then waits for (``apply_settings`` sends a tick
+cue right after ``get_world`` subscribed); that tick went to no one, and in
+synchronous mode no other comes. The greeting is taken and queued under the lock
+the server publishes under, so it comes before every later payload.
 """
 
 from __future__ import annotations
@@ -106,11 +113,17 @@ class StreamServer(TcpAcceptor):
     session subscribed to a stream id."""
 
     def __init__(self, host: str, port: int,
-                 known: Callable[[int], bool] = lambda _stream_id: True) -> None:
+                 known: Callable[[int], bool] = lambda _stream_id: True,
+                 greeting: Callable[[int], bytes | None] = lambda _stream_id: None,
+                 publish_lock: threading.RLock | None = None) -> None:
         """``known(stream_id)``: whether a stream exists; a client asking for another
-        is disconnected at once."""
+        is disconnected at once. ``greeting(stream_id)``: a new session's first
+        payload, or None; called holding ``publish_lock``, the lock every
+        :meth:`publish` caller holds (see the module doc)."""
         super().__init__(host, port, "carla-stream-accept")
         self.known = known
+        self.greeting = greeting
+        self._publish_lock = publish_lock or threading.RLock()
         self._sessions: dict[int, list[_Session]] = {}
 
     def _close_all(self) -> None:
@@ -172,6 +185,10 @@ class StreamServer(TcpAcceptor):
             sock.close()
             return
         session = _Session(self, sock, stream_id)
-        with self._lock:
-            self._sessions.setdefault(stream_id, []).append(session)
+        with self._publish_lock:
+            with self._lock:
+                self._sessions.setdefault(stream_id, []).append(session)
+            first = self.greeting(stream_id)
+            if first is not None:
+                session.push(first)
         session.thread.start()

@@ -86,9 +86,10 @@ def test_streams_sync_tick_and_dead_subscriber(server: CarlaServer) -> None:
         live.sendall(struct.pack("<I", stream_id))
         time.sleep(0.3)
         dead.close()  # a subscriber gone mid-stream
+        # a new subscriber is first sent the current state
+        assert _read_state(live)["frame"] == server.world.frame
         frame = call(s, "tick_cue", msgid=2)[3][0][1]
-        size = struct.unpack("<I", _read(live, 4))[0]
-        state = wire.parse_episode_state(_read(live, size))
+        state = _read_state(live)
         assert state["frame"] == frame and state["episode_id"] == server.world.episode_id
         assert state["timestamp"] == pytest.approx(server.world.time)
         assert state["delta_seconds"] == pytest.approx(0.1)
@@ -110,6 +111,31 @@ def test_streams_sync_tick_and_dead_subscriber(server: CarlaServer) -> None:
         while server.streams.subscribers(stream_id) and time.monotonic() < deadline:
             time.sleep(0.05)
         assert server.streams.subscribers(stream_id) == 0
+
+
+def test_a_subscriber_after_the_tick_it_waits_for_still_gets_its_state(
+        server: CarlaServer) -> None:
+    """The carla client subscribes to the episode stream on a connection of its own
+    and then waits, after apply_settings' tick cue, for that tick's state: when the
+    subscription lands after the tick (a loaded machine), the state must still come
+    (the client waited 60 s and failed, in CI)."""
+    with connect(server.port) as s:
+        settings = wire.EpisodeSettings(synchronous_mode=True, fixed_delta_seconds=0.05)
+        call(s, "set_episode_settings", settings.to_msg())
+        assert server.streams.subscribers(EPISODE_STREAM) == 0
+        frame = call(s, "tick_cue", msgid=2)[3][0][1]  # published to no one
+        stream_id, port = wire.parse_token(call(s, "get_sensor_token", EPISODE_STREAM,
+                                                msgid=3)[3][0][1][0])
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as late:
+            late.sendall(struct.pack("<I", stream_id))
+            assert _read_state(late)["frame"] == frame
+            assert call(s, "tick_cue", msgid=4)[3][0][1] == frame + 1
+            assert _read_state(late)["frame"] == frame + 1
+
+
+def _read_state(sock: socket.socket) -> dict:
+    size = struct.unpack("<I", _read(sock, 4))[0]
+    return wire.parse_episode_state(_read(sock, size))
 
 
 def _read(sock: socket.socket, n: int) -> bytes:
