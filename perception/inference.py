@@ -147,10 +147,7 @@ def load_weights(path: str | Path) -> tuple[PerceptionNet, dict[str, Any]]:
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
         model = build_model(config_from_dict(ckpt["config"]))
-        state = dict(ckpt["model"])
-        # files from before the class prior correction: none (their outputs as trained)
-        state.setdefault("seg_logit_offset", model.seg_logit_offset)
-        model.load_state_dict(state)
+        model.load_state_dict(ckpt["model"])
     except (RuntimeError, KeyError, TypeError, ValueError, EOFError) as exc:
         raise WeightsError(f"weights file {path} is not a perception checkpoint: "
                            f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"

@@ -50,11 +50,7 @@ HUE_BANDS: dict[str, tuple[tuple[int, int], ...]] = {
 
 @dataclass(frozen=True)
 class LampReaderConfig:
-    #: a liberal region (the colour tests below decide): the network's calibrated
-    #: traffic-light probability (:mod:`perception.model`, class prior correction)
-    #: is a few per cent at a lamp 40 m away; 0.02 there is the 0.3 this reader
-    #: used on the uncorrected softmax, whose odds against background were 24x
-    min_probability: float = 0.02
+    min_probability: float = 0.3
     dilate_px: int = 3
     min_value: int = 150  # 0-255
     min_saturation: int = 150  # 0-255

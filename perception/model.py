@@ -22,24 +22,11 @@ multiples of 32 (default 160 x 320, a 640 x 360 camera resized):
   traffic-light probability as weights (attention on the light's pixels), plus
   the globally pooled 1/32 features, into a small MLP -> red/yellow/green/none.
 
-Class prior correction: the segmentation loss weights small classes up (``w_c``,
-:func:`class_weights`: a vehicle pixel counts 5x a road pixel in the shipped
-training), so the trained softmax estimates ``p(c | x) w_c`` (normalised), not
-``p(c | x)``: it calls "vehicle" wherever a pixel is 1 part in 6 vehicle, and
-obstacles come out fattened by a pixel or so all round, their outlines carrying
-the depth of what is behind them. In eval mode the ``seg`` logits are shifted by
-the buffer ``seg_logit_offset`` = ``log k_c - log w_c`` (:func:`prior_offset`, set
-by training and saved with the weights), which divides that weighting out again
-(Bayes' rule with a changed prior) and applies a decision cost ``k_c``
-(:data:`DECISION_COSTS`: a pedestrian missed costs twice one seen where there is
-none); the light head's attention keeps the raw logits it was trained on.
-Training mode returns the raw logits the weighted loss trains. Measured with
-the shipped weights (``drivestack eval-perception``): mIoU 0.628 -> 0.687 on
-held-out built-in data and 0.575 -> 0.638 on Town01/02; vehicles within 30 m,
-recall / precision 0.20 / 0.21 -> 0.23 / 0.23 and 0.31 / 0.30 -> 0.36 / 0.38. The
-pedestrian cost was chosen on the weights' validation split (900 samples; within
-20 m, recall / precision 0.70 / 0.29 uncorrected, 0.68 / 0.52 with every cost 1,
-0.73 / 0.47 with 2).
+Losses: :func:`segmentation_loss` (weighted cross-entropy; :func:`class_weights`
+from pixel counts), :func:`depth_loss` (L1 or scale-invariant on log-depth, sky
+and other depth >= ``max_depth`` masked out; obstacle pixels weighted up),
+:func:`light_loss` (weighted per state, :func:`light_state_weights`), and
+:func:`multitask_loss` summing them.
 """
 
 from __future__ import annotations
@@ -59,9 +46,6 @@ MIN_DEPTH = 0.1
 #: Default class weights (background, road, road line, sidewalk, vehicle,
 #: pedestrian, traffic light): small classes count more.
 DEFAULT_CLASS_WEIGHTS = (0.5, 0.5, 2.0, 1.0, 2.0, 4.0, 4.0)
-#: Decision cost per class (background, road, road line, sidewalk, vehicle,
-#: pedestrian, traffic light) in the class prior correction (see the module doc).
-DECISION_COSTS = (1.0, 1.0, 1.0, 1.0, 1.0, 2.0, 1.0)
 #: How much more a vehicle or pedestrian pixel counts in the depth loss.
 OBSTACLE_DEPTH_WEIGHT = 5.0
 IMAGE_MEAN = (0.485, 0.456, 0.406)  # RGB
@@ -154,16 +138,12 @@ class PerceptionNet(nn.Module):
         self.light_head = (nn.Sequential(
             nn.Linear(df + cfg.stages[-1][0], 64), nn.ReLU(inplace=True),
             nn.Linear(64, len(LIGHT_STATES))) if cfg.light_head else None)
-        #: added to the seg logits in eval mode (see the module doc); zeros: none
-        self.register_buffer("seg_logit_offset", torch.zeros(cfg.num_classes))
 
     def forward(self, x: torch.Tensor, full_size: bool = True) -> dict[str, torch.Tensor]:
         """``x``: (B, 3, H, W), H and W multiples of 32. Returns ``seg`` logits
         (B, C, H, W), ``log_depth`` (B, H, W), ``depth`` (B, H, W) metres > 0, and
         ``light`` logits (B, 4) when the light head is on. ``full_size=False``: seg
-        and depth at the heads' resolution, H / head_stride x W / head_stride. In
-        eval mode the seg logits carry the class prior correction
-        (``seg_logit_offset``, see the module doc)."""
+        and depth at the heads' resolution, H / head_stride x W / head_stride."""
         h, w = x.shape[-2:]
         if h % 32 or w % 32:
             raise ValueError(f"input height and width must be multiples of 32, got {h}x{w}")
@@ -185,9 +165,7 @@ class PerceptionNet(nn.Module):
             top = self.fine_refine(skip + F.interpolate(
                 self.fine_reduce(top), size=skip.shape[-2:], mode="bilinear",
                 align_corners=False))
-        raw_seg_q = seg_q = self.seg_head(top)
-        if not self.training:
-            seg_q = seg_q + self.seg_logit_offset[:, None, None]
+        seg_q = self.seg_head(top)
         if self.depth_fine:
             log_depth_q = self.depth_head(top)
         if full_size:
@@ -204,7 +182,7 @@ class PerceptionNet(nn.Module):
         if self.light_head is not None:
             from perception.classes import TrainClass
 
-            att = raw_seg_q.softmax(1)[:, int(TrainClass.TRAFFIC_LIGHT):int(
+            att = seg_q.softmax(1)[:, int(TrainClass.TRAFFIC_LIGHT):int(
                 TrainClass.TRAFFIC_LIGHT) + 1]
             pooled = (top * att).sum((2, 3)) / (att.sum((2, 3)) + 1e-3)
             glob = feats[-1].mean((2, 3))
@@ -244,20 +222,6 @@ def class_weights(pixel_counts: torch.Tensor, c: float = 1.02) -> torch.Tensor:
     share = pixel_counts.double() / pixel_counts.sum().clamp(min=1)
     w = 1.0 / torch.log(c + share)
     return (w / w.mean()).float()
-
-
-def prior_offset(weights: torch.Tensor,
-                 costs: tuple[float, ...] = DECISION_COSTS) -> torch.Tensor:
-    """The seg logit offset ``log k_c - log w_c`` that undoes the class weighting
-    ``w_c`` of the segmentation loss and applies the decision costs ``k_c`` (see the
-    module doc); a constant added to every class changes nothing, so the scale of
-    either does not matter."""
-    w = torch.as_tensor(weights, dtype=torch.float32)
-    k = torch.as_tensor(costs, dtype=torch.float32)
-    if w.ndim != 1 or w.shape != k.shape or not bool((w > 0).all() and (k > 0).all()):
-        raise ValueError(f"class weights {w.tolist()} and decision costs {k.tolist()} must "
-                         "be positive, one per class")
-    return torch.log(k) - torch.log(w)
 
 
 def segmentation_loss(logits: torch.Tensor, labels: torch.Tensor,

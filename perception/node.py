@@ -109,7 +109,7 @@ class PerceptionNode(Node):
                                             batch=len(p.cameras))
         self.pipeline = PerceptionPipeline(self.predictor, self.light_trained,
                                            ObjectsConfig(max_range_m=p.max_range_m),
-                                           light_reader=p.light_reader, trained=self.trained)
+                                           light_reader=p.light_reader)
         self.ego: list[EgoState] = []
         self.pending: dict[int, dict[str, Image]] = {}  # frame -> camera -> image
         self.dropped_frames = 0

@@ -12,9 +12,7 @@ world pose is given). The light state is read on the first camera (the front one
 by default from its lit lamps' colour inside the network's traffic-light pixels
 (``light_reader="lamps"``, :func:`perception.lights.read_lamps`), or from the
 network's light head (``"head"``, when the weights say it was trained); "none"
-becomes "unknown", as does a head that was not trained (confidence 0), and any
-reading of an untrained network (``trained=False``: its traffic-light pixels are
-noise, in which the lamp reader would find colours).
+becomes "unknown", as does a head that was not trained (confidence 0).
 """
 
 from __future__ import annotations
@@ -48,13 +46,12 @@ class PerceptionOutput:
 class PerceptionPipeline:
     def __init__(self, predictor: PredictorBase, light_trained: bool,
                  objects_config: ObjectsConfig | None = None,
-                 light_reader: str = "lamps", trained: bool = True) -> None:
+                 light_reader: str = "lamps") -> None:
         if light_reader not in ("lamps", "head"):
             raise ValueError(f"light_reader must be 'lamps' or 'head', not {light_reader!r}")
         self.predictor = predictor
         self.light_trained = light_trained
         self.light_reader = light_reader
-        self.trained = trained
         self.objects_config = objects_config or ObjectsConfig()
         self.tracker = Tracker()
 
@@ -82,9 +79,7 @@ class PerceptionPipeline:
         """(state, confidence) of the governing light in one camera's image and its
         network outputs: red, yellow, green or unknown."""
         state, conf = "none", 0.0
-        if not self.trained:
-            pass
-        elif self.light_reader == "lamps":
+        if self.light_reader == "lamps":
             bgr = image.data if image.encoding == "bgr8" else image.data[..., ::-1]
             state, conf = read_lamps(bgr, out["probs"][int(TrainClass.TRAFFIC_LIGHT)],
                                      horizon=horizon_row(image.intrinsics, image.mount))

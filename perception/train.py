@@ -47,14 +47,12 @@ from perception.classes import (
 from perception.dataset import CollectedDataset, read_index
 from perception.inference import save_weights, select_device
 from perception.model import (
-    DECISION_COSTS,
     MIN_DEPTH,
     ModelConfig,
     build_model,
     class_weights,
     light_state_weights,
     multitask_loss,
-    prior_offset,
 )
 
 MIOU_CLASSES = (TrainClass.ROAD, TrainClass.ROAD_LINE, TrainClass.VEHICLE,
@@ -271,8 +269,6 @@ def train(cfg: TrainConfig, progress: bool = True,
     if cfg.init is not None:
         copied, total = init_from(model, cfg.init)
         log(f"initialised {copied} of {total} tensors from {cfg.init}")
-    with torch.no_grad():  # eval mode divides this run's class weighting out again
-        model.seg_logit_offset.copy_(prior_offset(weights.cpu()))
     model = model.to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     total = cfg.epochs * len(loader)
@@ -328,9 +324,7 @@ def train(cfg: TrainConfig, progress: bool = True,
             history.append(ev)
             meta = {"epoch": epoch + 1, "miou": ev["miou"], "depth_absrel": ev["depth_absrel"],
                     "light_accuracy": ev["light_accuracy"], "seed": cfg.seed,
-                    "data": str(cfg.data), "samples": len(train_ds),
-                    "class_weights": [round(float(v), 6) for v in weights.cpu()],
-                    "decision_costs": list(DECISION_COSTS)}
+                    "data": str(cfg.data), "samples": len(train_ds)}
             save_weights(model, last, light_trained, meta)
             score = ev["miou"] if not math.isnan(ev["miou"]) else 0.0
             if score > best or epoch == 0:

@@ -14,7 +14,6 @@ from perception.classes import (
     carla_to_class,
 )
 from perception.model import (
-    DECISION_COSTS,
     MAX_DEPTH,
     ModelConfig,
     build_model,
@@ -23,7 +22,6 @@ from perception.model import (
     depth_loss,
     fuse_batchnorm,
     multitask_loss,
-    prior_offset,
 )
 from sim.labels import Label
 
@@ -105,44 +103,6 @@ def test_depth_loss_masks_sky_and_is_zero_when_exact() -> None:
 def test_class_weights_favour_small_classes() -> None:
     w = class_weights(torch.tensor([1000, 10, 1]))
     assert w[2] > w[1] > w[0]
-
-
-def test_prior_offset_divides_the_class_weights_out_and_applies_the_costs() -> None:
-    w = torch.tensor([0.1, 0.2, 0.8, 0.6, 1.0, 2.0, 2.2])
-    off = prior_offset(w)
-    # softmax(z + off) is softmax(z) / w * k, renormalised
-    z = torch.randn(7)
-    expected = z.softmax(0) / w * torch.tensor(DECISION_COSTS)
-    assert torch.allclose((z + off).softmax(0), expected / expected.sum(), atol=1e-6)
-    # the scale of the weights does not change the decision
-    assert torch.allclose((z + prior_offset(10 * w)).softmax(0), (z + off).softmax(0),
-                          atol=1e-6)
-    with pytest.raises(ValueError, match="positive"):
-        prior_offset(torch.tensor([1.0, 0.0, 1.0, 1.0, 1.0, 1.0, 1.0]))
-    with pytest.raises(ValueError, match="one per class"):
-        prior_offset(torch.ones(3))
-
-
-def test_eval_mode_shifts_the_seg_logits_and_training_mode_does_not() -> None:
-    torch.manual_seed(0)
-    model = build_model(ModelConfig(input_size=(128, 64)))
-    x = torch.randn(2, 3, 64, 128)
-    shift = torch.arange(NUM_CLASSES, dtype=torch.float32)
-    outs = {}
-    with torch.no_grad():
-        for mode in ("eval", "train"):  # eval first: training mode moves BN's statistics
-            for offset in (torch.zeros(NUM_CLASSES), shift):
-                model.seg_logit_offset.copy_(offset)
-                model.train(mode == "train")
-                outs[mode, float(offset.sum())] = model(x, full_size=False)
-    total = float(shift.sum())
-    assert torch.allclose(outs["eval", total]["seg"],
-                          outs["eval", 0.0]["seg"] + shift[None, :, None, None], atol=1e-5)
-    # the light head's attention reads the raw logits: its output does not move
-    assert torch.allclose(outs["eval", total]["light"], outs["eval", 0.0]["light"], atol=1e-6)
-    assert torch.allclose(outs["eval", total]["depth"], outs["eval", 0.0]["depth"])
-    # training mode: the raw logits the weighted loss trains
-    assert torch.allclose(outs["train", total]["seg"], outs["train", 0.0]["seg"], atol=1e-6)
 
 
 def test_training_step_lowers_the_loss() -> None:

@@ -15,13 +15,11 @@ from perception.inference import (
     OnnxPredictor,
     Predictor,
     WeightsError,
-    config_to_dict,
     load_weights,
     resolve_backend,
     save_weights,
     select_device,
     verify_checksum,
-    write_checksum,
 )
 from perception.model import ModelConfig, build_model
 from perception.node import PerceptionNode
@@ -106,17 +104,6 @@ def test_weights_round_trip_and_checksum_mismatch(tmp_path: Path) -> None:
     cs.unlink()
     with pytest.raises(WeightsError, match="no checksum file"):
         load_weights(path)
-
-
-def test_weights_from_before_the_prior_correction_load_without_it(tmp_path: Path) -> None:
-    model = build_model(ModelConfig(input_size=(320, 160)))
-    path = tmp_path / "old.pt"
-    state = {k: v for k, v in model.state_dict().items() if k != "seg_logit_offset"}
-    torch.save({"model": state, "config": config_to_dict(model.config),
-                "light_trained": False, "meta": {}}, path)
-    write_checksum(path)
-    loaded, _ = load_weights(path)
-    assert torch.equal(loaded.seg_logit_offset, torch.zeros(model.config.num_classes))
 
 
 def test_device_selection() -> None:

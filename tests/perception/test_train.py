@@ -8,12 +8,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 from launch.cli import main
 from perception.collect import CollectConfig, collect
 from perception.inference import load_weights, verify_checksum
-from perception.model import DECISION_COSTS, prior_offset
 from perception.train import Augment, confusion, iou_per_class, split_rows
 
 
@@ -35,10 +33,6 @@ def test_train_two_iterations_writes_verified_weights(tiny_set: Path, tmp_path: 
     verify_checksum(tmp_path / "w_last.pt")
     model, info = load_weights(out)
     assert model.config.input_size == (256, 128) and info["meta"]["epoch"] == 1
-    # eval mode divides this run's class weighting out again (and applies the costs)
-    expected = prior_offset(torch.tensor(info["meta"]["class_weights"]))
-    assert torch.allclose(model.seg_logit_offset, expected, atol=1e-5)
-    assert info["meta"]["decision_costs"] == list(DECISION_COSTS)
     history = json.loads((tmp_path / "w_metrics.json").read_text())
     assert history[0]["step"] == 2 and "depth_absrel" in history[0]
 
