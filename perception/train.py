@@ -4,9 +4,17 @@ Split: by episode (~20 % of the episodes validate: the last episodes of each map
 in turn, so every map with three or more episodes is validated) when there are several,
 else the last ~20 % of the samples (at least one); a one-sample set validates on
 itself. Augmentation (training only, the same crop on image, labels and depth):
-a random crop of 80-100 % of the image at its aspect ratio (resized back by the
-data set), a horizontal flip (half the samples), colour jitter (brightness,
-contrast, saturation), Gaussian blur and Gaussian noise, all at the input size on
+a crop of 80-100 % of the image at its aspect ratio (resized back by the data set:
+a zoom by 1 / s), vertically centred on the principal point (the collection
+cameras' is the image centre) and anywhere across, with depth times s, which keeps
+the two cues a fixed camera gives of distance, an object's size and how far below
+the horizon it meets the ground, telling the same story (a crop anywhere, depth
+unchanged, moved the horizon by up to 16 rows of 160 and taught the network that
+neither cue can be trusted; two-epoch fine-tunes of the shipped weights, one with
+each, reached held-out depth AbsRel 0.100 against 0.145 on the built-in maps and
+0.095 against 0.129 on Town01/02); the far plane (sky) is not scaled; a
+horizontal flip (half the samples), colour jitter (brightness, contrast,
+saturation), Gaussian blur and Gaussian noise, all at the input size on
 samples the data set keeps decoded in memory. Class weights:
 :func:`perception.model.class_weights` of the training labels' pixel counts; light
 states by :func:`perception.model.light_state_weights` of the index's labels. AdamW,
@@ -47,6 +55,7 @@ from perception.classes import (
 from perception.dataset import CollectedDataset, read_index
 from perception.inference import save_weights, select_device
 from perception.model import (
+    MAX_DEPTH,
     MIN_DEPTH,
     ModelConfig,
     build_model,
@@ -110,10 +119,12 @@ class Augment:
         h, w = labels.shape
         s = r.uniform(0.8, 1.0)
         ch, cw = max(16, int(h * s)), max(16, int(w * s))
-        y0, x0 = int(r.integers(0, h - ch + 1)), int(r.integers(0, w - cw + 1))
+        y0, x0 = (h - ch) // 2, int(r.integers(0, w - cw + 1))  # see the module doc
         rgb = rgb[y0:y0 + ch, x0:x0 + cw]
         labels = labels[y0:y0 + ch, x0:x0 + cw]
         depth = depth[y0:y0 + ch, x0:x0 + cw]
+        # the zoom brings everything nearer, but not the far plane (sky: no depth)
+        depth = np.where(depth < MAX_DEPTH, depth * np.float32(ch / h), depth)
         if r.random() < 0.5:  # mirror: the same classes, lanes on the other side
             rgb, labels, depth = rgb[:, ::-1], labels[:, ::-1], depth[:, ::-1]
         labels, depth = np.ascontiguousarray(labels), np.ascontiguousarray(depth)

@@ -12,6 +12,7 @@ import pytest
 from launch.cli import main
 from perception.collect import CollectConfig, collect
 from perception.inference import load_weights, verify_checksum
+from perception.model import MAX_DEPTH
 from perception.train import Augment, confusion, iou_per_class, split_rows
 
 
@@ -44,12 +45,23 @@ def test_train_rejects_a_directory_that_is_not_a_data_set(tmp_path: Path,
 
 
 def test_augment_crops_consistently() -> None:
-    rgb = np.zeros((90, 160, 3), np.uint8)
-    labels = np.tile(np.arange(160, dtype=np.uint8) % 7, (90, 1))
-    depth = np.tile(np.arange(160, dtype=np.float32), (90, 1))
-    _, lab, dep = Augment(0)((rgb, labels, depth))
-    assert lab.shape == dep.shape and lab.shape[0] >= 72
-    assert np.array_equal(lab, dep.astype(np.int64) % 7)
+    """The same crop of image, labels and depth, centred vertically (the horizon
+    stays on its row), with depth scaled like the zoom the crop is resized by."""
+    h, w = 90, 160
+    rgb = np.zeros((h, w, 3), np.uint8)
+    labels = np.tile(np.arange(w, dtype=np.uint8) % 7, (h, 1))
+    depth = np.tile(np.arange(1, w + 1, dtype=np.float32), (h, 1))
+    rows = np.tile(np.arange(h, dtype=np.uint8)[:, None], (1, w))
+    for seed in range(5):
+        _, lab, dep = Augment(seed)((rgb, labels, depth))
+        ch = lab.shape[0]
+        assert lab.shape == dep.shape and ch >= 72
+        column = np.rint(dep * h / ch).astype(np.int64) - 1
+        assert np.array_equal(lab, column % 7)
+        _, centre, _ = Augment(seed)((rgb, rows, depth))
+        assert centre[0, 0] + centre[-1, 0] in (h - 2, h - 1)  # centred to a row
+        _, _, sky = Augment(seed)((rgb, labels, np.full((h, w), MAX_DEPTH, np.float32)))
+        assert (sky == MAX_DEPTH).all()  # the far plane is not brought nearer
 
 
 def test_metrics_and_split() -> None:
