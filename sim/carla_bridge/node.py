@@ -126,14 +126,17 @@ class CarlaWorld:
         self.monitor = InfractionMonitor(self.map, EGO_ID)
         self.control = VehicleControl()
         self._last_hit: dict[int, float] = {}
-        # frame 0: the world with everything spawned, sensors delivering
-        self.f0 = session.tick()
+        # frame 0: the first with everything spawned and every camera delivering
+        try:
+            self.f0, self.readings = self.queue.first_frame(session.tick, self.timeout_s)
+        except SensorTimeout as exc:
+            raise self.session.fail(str(exc)) from None
         self.carla_frame = self.f0
         self.frame = 0
         self.time = 0.0
         self._light_actors = [a for a in session.world.get_actors()
                               if a.type_id.startswith("traffic.traffic_light")]
-        self._refresh()
+        self._read_world()
 
     # ------------------------------------------------------------------ stepping
     def _refresh(self) -> None:
@@ -142,6 +145,10 @@ class CarlaWorld:
             self.readings = self.queue.collect(self.carla_frame, self.timeout_s)
         except SensorTimeout as exc:
             raise self.session.fail(str(exc)) from None
+        self._read_world()
+
+    def _read_world(self) -> None:
+        """The current frame's light states; the ego state is read again on demand."""
         self.lights.update(self._light_actors)
         self._ego_state: EgoState | None = None
 

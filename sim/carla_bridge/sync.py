@@ -106,6 +106,31 @@ class SensorQueue:
                     del slots[f]
             return out
 
+    def first_frame(self, tick: Callable[[], int], timeout_s: float,
+                    first_wait_s: float = 1.0) -> tuple[int, dict[str, Any]]:
+        """Tick until one frame has every required reading; returns that frame and
+        its readings.
+
+        ``sensor.listen`` subscribes on a connection of its own, asynchronously: a
+        tick right after it can go out before the server knows the listener, and
+        that frame is then never sent (a server renders a camera only for its
+        subscribers). Waiting for it would wait forever, so an incomplete frame is
+        given up after a wait that doubles from ``first_wait_s`` and the world
+        ticked again (the warm-up frames CARLA clients tick anyway), until
+        ``timeout_s`` in all; then :class:`SensorTimeout` of the last frame."""
+        end = time.monotonic() + timeout_s
+        wait = first_wait_s
+        while True:
+            frame = tick()
+            left = end - time.monotonic()
+            try:
+                return frame, self.collect(frame, max(0.0, min(wait, left)))
+            except SensorTimeout as exc:
+                if wait >= left:
+                    raise SensorTimeout(f"{exc} (first frame, after {timeout_s:g} s of "
+                                        f"ticking)") from None
+            wait *= 2
+
     def events(self, up_to_frame: int) -> list[tuple[int, str, Any]]:
         """Every event at or before ``up_to_frame`` not yet handed out, as
         ``(frame, sensor name, data)`` in frame order (arrival order within a frame)."""

@@ -109,3 +109,43 @@ def test_many_threads_many_frames() -> None:
         assert q.collect(f, timeout_s=5.0) == {"a": ("a", f), "b": ("b", f)}
     for t in threads:
         t.join()
+
+
+def test_first_frame_ticks_past_a_frame_sent_before_the_listener_was_known() -> None:
+    """The server rendered frame 1 before the camera's subscription landed: frame 1
+    never comes, so the bridge ticks again instead of waiting its whole timeout."""
+    q = SensorQueue(("front", "front/depth"))
+    front, depth = q.callback("front"), q.callback("front/depth")
+    frames = iter(range(1, 100))
+    ticked: list[int] = []
+
+    def tick() -> int:
+        f = next(frames)
+        ticked.append(f)
+        if f >= 3:  # the front camera's subscription landed after frame 2
+            front(FakeData(f, f"f{f}"))
+        depth(FakeData(f, f"d{f}"))
+        return f
+
+    t0 = time.monotonic()
+    frame, readings = q.first_frame(tick, timeout_s=5.0, first_wait_s=0.05)
+    assert frame == 3 and ticked == [1, 2, 3]
+    assert {k: v.payload for k, v in readings.items()} == {"front": "f3", "front/depth": "d3"}
+    assert time.monotonic() - t0 < 1.0  # 0.05 + 0.1 s of waiting, not the timeout
+    assert q.pending() == {"front": [], "front/depth": []}
+
+
+def test_first_frame_waits_for_a_slow_first_reading_and_gives_up_in_time() -> None:
+    q = SensorQueue(("front",))
+    cb = q.callback("front")
+    # slow, not lost: frame 1 arrives 0.15 s after its tick (a first render)
+    timer = threading.Timer(0.15, cb, args=(FakeData(1, "late"),))
+    frame, readings = q.first_frame(lambda: (timer.start(), 1)[1], timeout_s=5.0,
+                                    first_wait_s=0.5)
+    assert frame == 1 and readings["front"].payload == "late"
+
+    frames = iter(range(10, 100))
+    t0 = time.monotonic()
+    with pytest.raises(SensorTimeout, match=r"from front within .*first frame, after 0.4 s"):
+        q.first_frame(lambda: next(frames), timeout_s=0.4, first_wait_s=0.05)
+    assert 0.35 < time.monotonic() - t0 < 1.0
