@@ -194,29 +194,31 @@ def test_a_pedestrian_whose_legs_are_labelled_vehicle_stands_where_its_legs_meet
         ) -> None:
     """Town02 route 15: a walker 7.7 m away, its legs labelled vehicle, its depth the
     background's, was placed at 13 m and hit. Its contact is taken under the legs
-    when near (up to 10 m), not when the pixels under it run on (a car before it)
-    nor farther away."""
+    within 10 m, and only where that is nearer than its depth says (the pixels
+    under a blob are its legs or something in front of it)."""
     K = CameraIntrinsics.from_fov(320, 160, 90.0)
-    walker = (int(TrainClass.PEDESTRIAN), (7.7, 3.0, 0.9), (0.5, 0.5, 1.8), 0.0)
-    seg, depth = render([walker], K)
-    ped = seg == int(TrainClass.PEDESTRIAN)
-    rows = np.flatnonzero(ped.any(1))
-    legs = ped & (np.arange(seg.shape[0])[:, None] > rows[0] + 0.6 * len(rows))
-    seg[legs] = int(TrainClass.VEHICLE)
-    background = np.where(ped, 13.0, depth)  # the network's depth: behind it
-    found = [d for d in detect_objects(seg, background, K, MOUNT) if d.label == "pedestrian"]
+
+    def walker_with_vehicle_legs(x: float, blob_depth: float) -> list:
+        walker = (int(TrainClass.PEDESTRIAN), (x, 3.0, 0.9), (0.5, 0.5, 1.8), 0.0)
+        seg, depth = render([walker], K)
+        ped = seg == int(TrainClass.PEDESTRIAN)
+        rows = np.flatnonzero(ped.any(1))
+        seg[ped & (np.arange(seg.shape[0])[:, None] > rows[0] + 0.6 * len(rows))] = \
+            int(TrainClass.VEHICLE)
+        top = seg == int(TrainClass.PEDESTRIAN)  # the network's depth: behind it
+        return [d for d in detect_objects(seg, np.where(top, blob_depth, depth), K, MOUNT)
+                if d.label == "pedestrian"]
+
+    found = walker_with_vehicle_legs(7.7, 13.0)
     assert len(found) == 1 and np.hypot(found[0].position[0] - 7.7,
-                                        found[0].position[1] - 3.0) < 1.0
-    # the same picture 13 m away: not trusted; the depth map stands
-    far_walker = (int(TrainClass.PEDESTRIAN), (13.0, 3.0, 0.9), (0.5, 0.5, 1.8), 0.0)
-    seg, depth = render([far_walker], K)
-    ped = seg == int(TrainClass.PEDESTRIAN)
-    rows = np.flatnonzero(ped.any(1))
-    seg[ped & (np.arange(seg.shape[0])[:, None] > rows[0] + 0.6 * len(rows))] = \
-        int(TrainClass.VEHICLE)
-    far = [d for d in detect_objects(seg, np.where(ped, 20.0, depth), K, MOUNT)
-           if d.label == "pedestrian"]
-    assert len(far) == 1 and far[0].position[0] > 16.0
+                                        found[0].position[1] - 3.0) < 1.0, found
+    # the depth map nearer than the contact under the legs: it stands (5.5 m from the
+    # camera, which is 1.5 m ahead of the ego's origin)
+    near = walker_with_vehicle_legs(8.0, 5.5)
+    assert len(near) == 1 and near[0].position[0] < 7.5, near
+    # farther than 10 m: not trusted, the depth map stands
+    far = walker_with_vehicle_legs(13.0, 20.0)
+    assert len(far) == 1 and far[0].position[0] > 16.0, far
 
 
 def test_cars_in_a_row_beside_the_lane_stay_beside_it() -> None:
