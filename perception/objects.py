@@ -129,10 +129,10 @@ class ObjectsConfig:
     #: m: the farthest contact taken under a pedestrian's "legs" (obstacle pixels of
     #: another class right under it, :func:`_legs_bottom`), and only where nearer
     #: than its depth. Farther, the pixels under a pedestrian blob are as often a car
-    #: in front of it: at 15 m, pedestrians 20-40 m away were pulled near and
-    #: recall there fell from 0.20 to 0.09 (built-in maps, held out); a walker 12 m
-    #: away whose legs were labelled vehicle is then placed by its depth (seed 11 of
-    #: the shipped weights' scene test)
+    #: in front of it: at 15 m, pedestrians 20-40 m away were pulled near (built-in
+    #: maps, held out: recall there 0.33 -> 0.28 with the shipped weights, 0.20 ->
+    #: 0.09 with a fine-tune that labels more walkers' legs vehicle, whose walker
+    #: 12 m away in the scene test, seed 11, is then placed by its depth)
     legs_max_m: float = 10.0
 
 
