@@ -211,7 +211,11 @@ def run_carla_episode(cfg: CollectConfig, plan: EpisodePlan, on_sample: Callable
         if ep_dir.exists():
             shutil.rmtree(ep_dir)  # an unfinished episode: start it again
         ep_dir.mkdir(parents=True)
-        for _ in range(WARMUP_TICKS):
+        try:  # the first frame every camera delivers (their subscriptions land late)
+            queue.first_frame(session.tick, target.timeout_s)
+        except SensorTimeout as exc:
+            raise session.fail(str(exc)) from None
+        for _ in range(WARMUP_TICKS - 1):
             step()
         rows = []
         for _ in range(cfg.frames_per_episode):
