@@ -19,6 +19,10 @@ Figures
     first. Recall is per truth actor in the band (by its distance), precision per
     detection in the band (by the detection's distance); a detection of an actor
     hidden behind others (too few pixels to count as truth) is not a false positive;
+    ``detection_true_depth``: the same with the network's segmentation but the true
+    depth (sampled at the head's pixel centres; no ground contact, which only
+    corrects the network's depth): how much of what detection misses is the depth's
+    doing rather than the segmentation's;
     ``velocity_error``: tracked objects (the tracker run over each episode's samples
     in order, world frame from the recorded ego pose) matched to truth as above,
     the norm of the ground-velocity error (m/s), mean / median / p90;
@@ -54,7 +58,12 @@ from perception.collect import light_label
 from perception.dataset import CollectedDataset, read_index
 from perception.inference import PredictorBase, load_weights, make_predictor, select_device
 from perception.lights import horizon_row, read_lamps
-from perception.objects import OBSTACLE_CLASSES, detect_objects, scale_intrinsics
+from perception.objects import (
+    OBSTACLE_CLASSES,
+    ObjectsConfig,
+    detect_objects,
+    scale_intrinsics,
+)
 from perception.tracker import Tracker
 from perception.train import ABSREL_MAX_DEPTH, MIOU_CLASSES, confusion, iou_per_class
 
@@ -183,6 +192,8 @@ def evaluate_perception(cfg: EvalConfig, progress: bool = True,
     absrel_sum, absrel_n = 0.0, 0
     light_ok = light_n = head_ok = head_n = 0
     counts = {(label, b): _Counts() for label in OBSTACLE_CLASSES.values() for b in cfg.bands}
+    counts_true_depth = {key: _Counts() for key in counts}
+    true_depth_objects = ObjectsConfig(ground_contact=False)
     vel_err: list[float] = []
     trackers: dict[str, Tracker] = {}
     pick = set(np.linspace(0, len(rows) - 1, min(cfg.examples, len(rows))).astype(int).tolist())
@@ -191,7 +202,7 @@ def evaluate_perception(cfg: EvalConfig, progress: bool = True,
                   disable=not progress) as bar:
         task = bar.add_task("eval-perception", total=len(rows))
         for i, row in enumerate(rows):
-            rgb, labels_full, _, meta = ds.read_arrays(i)
+            rgb, labels_full, depth_full, meta = ds.read_arrays(i)
             _, labels, depth, _ = ds.input_arrays(i)
             bgr = np.ascontiguousarray(rgb[..., ::-1])
             raw = predictor.infer(bgr)
@@ -208,10 +219,14 @@ def evaluate_perception(cfg: EvalConfig, progress: bool = True,
             out = PredictorBase.to_numpy(raw)
             K, mount = _camera(meta)
             oh, ow = out["seg"].shape
-            dets = detect_objects(out["seg"], out["depth"], scale_intrinsics(K, ow, oh), mount,
-                                  out["probs"])
+            K_out = scale_intrinsics(K, ow, oh)
+            dets = detect_objects(out["seg"], out["depth"], K_out, mount, out["probs"])
             scale = (K.width * K.height) / REFERENCE_AREA
             _score_detections(cfg, dets, meta["actors"], scale, counts)
+            true_depth = cv2.resize(depth_full, (ow, oh), interpolation=cv2.INTER_NEAREST_EXACT)
+            _score_detections(cfg, detect_objects(out["seg"], true_depth, K_out, mount,
+                                                  out["probs"], true_depth_objects),
+                              meta["actors"], scale, counts_true_depth)
             # tracking over the episode's samples in order
             ego = meta["ego"]
             pose = Transform(Vector3(ego["x"], ego["y"], 0.0), Rotation(yaw=ego["yaw"]))
@@ -242,8 +257,8 @@ def evaluate_perception(cfg: EvalConfig, progress: bool = True,
         "iou": {CLASS_NAMES[k]: (None if np.isnan(v) else round(float(v), 4))
                 for k, v in enumerate(iou)},
         "depth_absrel": round(absrel_sum / absrel_n, 4) if absrel_n else None,
-        "detection": {label: {_band_key(*b): counts[label, b].as_dict() for b in cfg.bands}
-                      for label in OBSTACLE_CLASSES.values()},
+        "detection": _detection_figures(cfg, counts),
+        "detection_true_depth": _detection_figures(cfg, counts_true_depth),
         "match_m": cfg.match_m, "min_visible_px": cfg.min_visible_px,
         "velocity_error": _summary(vel_err),
         "light_accuracy": round(light_ok / light_n, 4) if light_n else None,
@@ -264,6 +279,12 @@ def evaluate_perception(cfg: EvalConfig, progress: bool = True,
     for line in result.summary:
         log(line)
     return result
+
+
+def _detection_figures(cfg: EvalConfig, counts: dict[tuple[str, tuple[float, float]], _Counts]
+                       ) -> dict[str, dict[str, dict[str, Any]]]:
+    return {label: {_band_key(*b): counts[label, b].as_dict() for b in cfg.bands}
+            for label in OBSTACLE_CLASSES.values()}
 
 
 def _score_detections(cfg: EvalConfig, dets: Sequence[Any], actors: Sequence[dict[str, Any]],
@@ -329,6 +350,11 @@ def summary_lines(m: dict[str, Any]) -> list[str]:
         lines.append(f"{label}: " + "; ".join(
             f"{band} recall {f(c['recall'])} precision {f(c['precision'])} "
             f"({c['truth']} truth, {c['detections']} detections)" for band, c in bands.items()))
+    if "detection_true_depth" in m:
+        lines.append("with the true depth: " + "; ".join(
+            f"{label} {band} {f(c['recall'])}/{f(c['precision'])}"
+            for label, bands in m["detection_true_depth"].items()
+            for band, c in bands.items()) + " (recall/precision)")
     v = m["velocity_error"]
     lines.append(f"tracked velocity error: mean {f(v['mean'])} m/s, median {f(v['median'])}, "
                  f"p90 {f(v['p90'])} ({v['count']} matches)")

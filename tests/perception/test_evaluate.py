@@ -74,6 +74,11 @@ def test_eval_perception_writes_metrics_and_examples(data: Path, tmp_path: Path,
     assert m["depth_absrel"] is not None and m["depth_absrel"] > 0
     assert set(m["detection"]) == {"vehicle", "pedestrian"}
     assert set(m["detection"]["vehicle"]) == {"0-20m", "20-40m", "0-30m"}
+    assert m["detection_true_depth"].keys() == m["detection"].keys()
+    # the same truth in both; the detections differ (the untrained network's depth)
+    for label, bands in m["detection"].items():
+        for band, c in bands.items():
+            assert m["detection_true_depth"][label][band]["truth"] == c["truth"]
     assert 0.0 <= m["light_accuracy"] <= 1.0
     grid = cv2.imread(str(out / "examples.png"))
     assert grid.shape == (3 * 160, 3 * 320, 3)
