@@ -21,7 +21,14 @@ The algorithm, top to bottom:
    pedal, so the controller does not flicker between throttle and brake.
 5. Standstill hold: when the target is (near) zero, the profile does not set off
    (no positive acceleration) and the car is nearly stopped, hold a fixed brake so
-   it stays put. While the car still rolls the brake moves to the hold at only
+   it stays put. At a standstill the integral is cleared, holding or setting off:
+   what it gathered while the car was moving is not the car at rest, and a
+   negative one from braking (the speed above the profile's on the way down)
+   would cancel the profile's set-off acceleration for good, since the speed error
+   at a standstill on a profile that starts at zero is zero and never moves it
+   (Town01, leaderboard route 10: stopped hard for an object that vanished as the
+   car came to rest, the car stood 60 s with 0.001 throttle on a profile asking
+   for 0.7 m/s^2). While the car still rolls the brake moves to the hold at only
    ``hold_rate`` per step: the planner's profile releases the brake as the car
    comes to rest, and pressing it then would stop the car with a jolt (its
    deceleration drops to zero in one step at the moment it stops).
@@ -171,12 +178,15 @@ class LongitudinalController:
         ``target_speed`` and ``target_accel`` the profile's (m/s, m/s^2)."""
         p = self.params
 
-        # Standstill hold: stand on the brake, keep the PID from winding up -- unless
-        # the profile sets off from here (zero speed now, accelerating).
-        if target_speed <= p.stop_speed and speed <= p.hold_speed and target_accel <= 0.0:
-            self.integral, self.last_error = 0.0, None
-            rate = p.hold_rate if speed > 0.0 else p.brake_rate
-            return self._output(0.0, rate_limit(p.hold_brake, self.brake, rate))
+        # Standstill: stand on the brake, keep the PID from winding up -- unless the
+        # profile sets off from here (zero speed now, accelerating). Either way the
+        # integral starts afresh (see the module doc).
+        if target_speed <= p.stop_speed and speed <= p.hold_speed:
+            self.integral = 0.0
+            if target_accel <= 0.0:
+                self.last_error = None
+                rate = p.hold_rate if speed > 0.0 else p.brake_rate
+                return self._output(0.0, rate_limit(p.hold_brake, self.brake, rate))
 
         # 1-2. PID on the speed error plus the profile's acceleration.
         error = target_speed - speed

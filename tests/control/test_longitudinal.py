@@ -98,6 +98,25 @@ def test_standstill_hold_engages_gently_while_the_car_still_rolls() -> None:
     assert throttle == 0.0 and brake == pytest.approx(params.hold_brake)
 
 
+def test_sets_off_after_braking_behind_the_profile() -> None:
+    """Slowing down behind the profile (the car 2 m/s faster than it for 5 s) winds
+    the integral to its negative limit. When the car stands and the profile sets off
+    (zero speed here, 0.7 m/s^2), the throttle must be what a fresh controller
+    gives: before the integral was cleared at a standstill, it cancelled the set-off
+    acceleration and the car stood with no throttle for good (the speed error of a
+    car at rest on a profile starting at zero is zero, so it never unwound)."""
+    params = LongitudinalParams()
+    ctl, fresh = LongitudinalController(params), LongitudinalController(params)
+    for i in range(100):
+        speed = 8.0 - 0.06 * i
+        ctl.step(speed, speed - 2.0, -1.0, DT)
+    assert ctl.integral == pytest.approx(-params.integral_limit)
+    for _ in range(10):
+        throttle, brake = ctl.step(0.0, 0.0, 0.7, DT)
+        expected, _ = fresh.step(0.0, 0.0, 0.7, DT)
+    assert brake == 0.0 and throttle == pytest.approx(expected) and throttle > 0.1
+
+
 def test_speed_step_0_to_10() -> None:
     """Overshoot < 1 m/s; within 0.3 m/s of the target from 6 s on."""
     vehicle = load_vehicle("default_car")
