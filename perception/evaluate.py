@@ -55,7 +55,7 @@ import torch.nn.functional as F
 from bus.messages import CameraIntrinsics, Rotation, Transform, Vector3
 from perception.classes import CLASS_NAMES, NUM_CLASSES, TrainClass, light_state_index
 from perception.collect import light_label
-from perception.dataset import CollectedDataset, read_index
+from perception.dataset import CollectedDataset, read_index, resize_nearest
 from perception.inference import PredictorBase, load_weights, make_predictor, select_device
 from perception.lights import horizon_row, read_lamps
 from perception.objects import (
@@ -203,7 +203,7 @@ def evaluate_perception(cfg: EvalConfig, progress: bool = True,
         task = bar.add_task("eval-perception", total=len(rows))
         for i, row in enumerate(rows):
             rgb, labels_full, depth_full, meta = ds.read_arrays(i)
-            _, labels, depth, _ = ds.input_arrays(i)
+            labels, depth = resize_nearest(labels_full, (w, h)), resize_nearest(depth_full, (w, h))
             bgr = np.ascontiguousarray(rgb[..., ::-1])
             raw = predictor.infer(bgr)
             # segmentation and depth at the input size
@@ -223,7 +223,7 @@ def evaluate_perception(cfg: EvalConfig, progress: bool = True,
             dets = detect_objects(out["seg"], out["depth"], K_out, mount, out["probs"])
             scale = (K.width * K.height) / REFERENCE_AREA
             _score_detections(cfg, dets, meta["actors"], scale, counts)
-            true_depth = cv2.resize(depth_full, (ow, oh), interpolation=cv2.INTER_NEAREST_EXACT)
+            true_depth = resize_nearest(depth_full, (ow, oh))
             _score_detections(cfg, detect_objects(out["seg"], true_depth, K_out, mount,
                                                   out["probs"], true_depth_objects),
                               meta["actors"], scale, counts_true_depth)
