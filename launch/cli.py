@@ -366,7 +366,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     cfg = TrainConfig(data=Path(args.data), out=Path(args.out), epochs=args.epochs,
                       batch_size=args.batch_size, lr=args.lr, device=args.device,
                       seed=args.seed, input_size=args.input_size, max_iters=args.max_iters,
-                      cpu_threads=args.threads,
+                      cpu_threads=args.threads, depth_grad_weight=args.depth_grad_weight,
                       init=Path(args.init) if args.init else None)
     try:
         result = train(cfg, progress=not args.no_progress)
@@ -753,6 +753,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--init", help="start from these weights (fine-tuning; tensors whose "
                                   "shape changed start fresh)")
     p.add_argument("--threads", type=int, help="CPU threads (default: torch's)")
+    p.add_argument("--depth-grad-weight", type=float, default=0.5, metavar="W",
+                   help="weight of the depth-gradient loss that keeps depth steps at "
+                        "object outlines sharp; 0 = off (default 0.5)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     p = add("eval-perception", "measure perception weights on held-out data: mIoU, depth, "

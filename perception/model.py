@@ -25,7 +25,9 @@ multiples of 32 (default 160 x 320, a 640 x 360 camera resized):
 Losses: :func:`segmentation_loss` (weighted cross-entropy; :func:`class_weights`
 from pixel counts), :func:`depth_loss` (L1 or scale-invariant on log-depth, sky
 and other depth >= ``max_depth`` masked out; obstacle pixels weighted up),
-:func:`light_loss` (weighted per state, :func:`light_state_weights`), and
+:func:`depth_gradient_loss` (multi-scale gradient matching of log-depth: sharp
+depth steps at outlines), :func:`light_loss` (weighted per state,
+:func:`light_state_weights`), and
 :func:`multitask_loss` summing them.
 """
 
@@ -255,6 +257,42 @@ def depth_loss(log_depth: torch.Tensor, depth: torch.Tensor, kind: str = "l1",
     raise ValueError(f"depth loss kind must be 'l1' or 'silog', not {kind!r}")
 
 
+def depth_gradient_loss(log_depth: torch.Tensor, depth: torch.Tensor,
+                        max_depth: float = MAX_DEPTH, scales: int = 4,
+                        pixel_weights: torch.Tensor | None = None) -> torch.Tensor:
+    """Multi-scale gradient matching on log-depth (Li and Snavely, "MegaDepth",
+    2018): with the residual ``R = log d_pred - log d``, the mean of ``|dR/dx| +
+    |dR/dy|`` over neighbouring pixel pairs that both have a valid depth, on the
+    map subsampled by 1, 2, 4, ... (``scales`` levels), averaged over the levels.
+    A per-pixel loss is content to blur a depth step over a few pixels (the mean
+    error there is small); this term is zero only where the predicted steps have
+    the truth's height and place, which is what keeps two cars one behind the
+    other, or a car and the road behind it, apart once unprojected. A pair weighs
+    the larger of its two ``pixel_weights`` (obstacle outlines count more)."""
+    mask = (depth >= MIN_DEPTH) & (depth < max_depth) & torch.isfinite(depth)
+    r = torch.where(mask, log_depth - torch.log(depth.clamp(min=MIN_DEPTH)),
+                    torch.zeros_like(log_depth))
+    w = mask.float() if pixel_weights is None else pixel_weights * mask.float()
+    total, levels = log_depth.sum() * 0.0, 0
+    for k in range(scales):
+        s = 2 ** k
+        rs, ms, ws = r[:, ::s, ::s], mask[:, ::s, ::s], w[:, ::s, ::s]
+        if rs.shape[-1] < 2 or rs.shape[-2] < 2:
+            break
+        terms, weight_sum = rs.new_zeros(()), rs.new_zeros(())
+        for dim in (-1, -2):
+            n = rs.shape[dim] - 1
+            pair = ms.narrow(dim, 1, n) & ms.narrow(dim, 0, n)
+            pw = torch.maximum(ws.narrow(dim, 1, n), ws.narrow(dim, 0, n)) * pair.float()
+            grad = (rs.narrow(dim, 1, n) - rs.narrow(dim, 0, n)).abs()
+            terms = terms + (grad * pw).sum()
+            weight_sum = weight_sum + pw.sum()
+        if float(weight_sum) > 0:
+            total = total + terms / weight_sum
+            levels += 1
+    return total / max(levels, 1)
+
+
 def light_state_weights(counts: torch.Tensor) -> torch.Tensor:
     """Per-state weights 1 / sqrt(share) from the training samples' light-state
     counts, normalised to mean 1: a data set driven through towns is mostly "none"
@@ -280,18 +318,24 @@ def multitask_loss(out: dict[str, torch.Tensor], labels: torch.Tensor,
                    depth_weight: float = 1.0, light_weight: float = 0.2,
                    obstacle_depth_weight: float = OBSTACLE_DEPTH_WEIGHT,
                    light_weights: torch.Tensor | None = None,
+                   depth_grad_weight: float = 0.0,
                    ) -> tuple[torch.Tensor, dict[str, float]]:
     """Total loss and its parts (floats, for logging). Vehicle and pedestrian pixels
-    count ``obstacle_depth_weight`` times in the depth loss: they are a few percent
-    of the pixels, and their distance is what the planner acts on."""
+    count ``obstacle_depth_weight`` times in the depth loss (and its gradient term,
+    :func:`depth_gradient_loss`, weighted by ``depth_grad_weight``): they are a few
+    percent of the pixels, and their distance is what the planner acts on."""
     from perception.classes import TrainClass
 
     seg = segmentation_loss(out["seg"], labels, weights)
     obstacle = (labels == int(TrainClass.VEHICLE)) | (labels == int(TrainClass.PEDESTRIAN))
-    dep = depth_loss(out["log_depth"], depth, depth_kind,
-                     pixel_weights=1.0 + (obstacle_depth_weight - 1.0) * obstacle.float())
+    pixel_weights = 1.0 + (obstacle_depth_weight - 1.0) * obstacle.float()
+    dep = depth_loss(out["log_depth"], depth, depth_kind, pixel_weights=pixel_weights)
     total = seg + depth_weight * dep
     parts = {"seg": float(seg.detach()), "depth": float(dep.detach())}
+    if depth_grad_weight > 0:
+        grad = depth_gradient_loss(out["log_depth"], depth, pixel_weights=pixel_weights)
+        total = total + depth_grad_weight * grad
+        parts["depth_grad"] = float(grad.detach())
     if light is not None and "light" in out:
         li = light_loss(out["light"], light, light_weights)
         total = total + light_weight * li

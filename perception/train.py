@@ -91,6 +91,9 @@ class TrainConfig:
     #: start from these weights (fine-tuning): every tensor whose name and shape
     #: match is copied, the rest (e.g. a head whose shape changed) starts fresh
     init: Path | None = None
+    #: weight of the depth-gradient term (:func:`perception.model.depth_gradient_loss`);
+    #: 0 turns it off
+    depth_grad_weight: float = 0.5
 
 
 @dataclass
@@ -244,6 +247,8 @@ def train(cfg: TrainConfig, progress: bool = True,
 
     if cfg.epochs < 1 or cfg.batch_size < 1:
         raise TrainError("--epochs and --batch-size must be >= 1")
+    if not math.isfinite(cfg.depth_grad_weight) or cfg.depth_grad_weight < 0:
+        raise TrainError(f"--depth-grad-weight must be >= 0, not {cfg.depth_grad_weight}")
     w, h = cfg.input_size
     if w % 32 or h % 32:
         raise TrainError(f"input size must be multiples of 32, not {w}x{h}")
@@ -320,7 +325,7 @@ def train(cfg: TrainConfig, progress: bool = True,
                 loss, parts = multitask_loss(
                     {k: v.float() for k, v in res.items()}, batch["labels"].to(device),
                     batch["depth"].to(device), batch["light"].to(device), weights,
-                    light_weights=light_weights)
+                    light_weights=light_weights, depth_grad_weight=cfg.depth_grad_weight)
                 opt.zero_grad(set_to_none=True)
                 scaler.scale(loss).backward()
                 scaler.step(opt)

@@ -19,6 +19,7 @@ from perception.model import (
     build_model,
     class_weights,
     count_parameters,
+    depth_gradient_loss,
     depth_loss,
     fuse_batchnorm,
     multitask_loss,
@@ -121,7 +122,7 @@ def test_training_step_lowers_the_loss() -> None:
     opt = torch.optim.Adam(model.parameters(), lr=3e-3)
     losses = []
     for _ in range(20):
-        loss, parts = multitask_loss(model(image), labels, depth, light)
+        loss, parts = multitask_loss(model(image), labels, depth, light, depth_grad_weight=0.5)
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -139,3 +140,43 @@ def test_obstacle_pixels_weigh_more_in_the_depth_loss() -> None:
     weighted = depth_loss(pred, truth, pixel_weights=w)
     assert float(plain) == pytest.approx(np.log(2.0) / 16)
     assert float(weighted) == pytest.approx(5 * np.log(2.0) / 20)
+
+
+def _step(width: int = 32, at: int = 16, near: float = 10.0, far: float = 20.0
+          ) -> torch.Tensor:
+    """A depth map (1, 8, width): a near object left of column ``at``, far right."""
+    depth = torch.full((1, 8, width), far)
+    depth[..., :at] = near
+    return depth
+
+
+def test_depth_gradient_loss_wants_sharp_steps_in_the_right_place() -> None:
+    truth = _step()
+    # a global scale error leaves every step's height and place right: no cost
+    assert float(depth_gradient_loss(torch.log(truth * 1.3), truth)) == pytest.approx(
+        0.0, abs=1e-6)
+    # the same step blurred over 8 columns: about as good per pixel, but not here
+    blurred = torch.log(truth.clone())
+    blurred[..., 12:20] = torch.linspace(float(np.log(10.0)), float(np.log(20.0)), 8)
+    moved = torch.log(_step(at=18))  # a sharp step two columns off
+    assert float(depth_loss(blurred, truth)) < float(depth_loss(moved, truth))
+    assert float(depth_gradient_loss(blurred, truth)) > 0.01
+    assert float(depth_gradient_loss(moved, truth)) > 0.01
+    # sky and the far plane are masked: a wrong depth there costs nothing
+    truth_sky = truth.clone()
+    truth_sky[..., 24:] = MAX_DEPTH
+    pred = torch.log(truth_sky.clamp(max=20.0))
+    pred[..., 24:] = 3.0
+    assert float(depth_gradient_loss(pred, truth_sky)) == pytest.approx(0.0, abs=1e-6)
+
+
+def test_depth_gradient_loss_weighs_obstacle_outlines_up() -> None:
+    truth = _step()
+    pred = torch.log(truth.clone())
+    pred[..., :16] += 0.2  # the object's depth off by a constant: the step is wrong
+    weights = torch.ones_like(truth)
+    plain = float(depth_gradient_loss(pred, truth, scales=1))
+    weights[..., :16] = 5.0
+    weighted = float(depth_gradient_loss(pred, truth, scales=1, pixel_weights=weights))
+    # one pair per row crosses the step, its weight 5 in a larger total weight
+    assert weighted > plain > 0

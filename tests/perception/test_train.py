@@ -44,6 +44,13 @@ def test_train_rejects_a_directory_that_is_not_a_data_set(tmp_path: Path,
     assert "not a collected data set" in capsys.readouterr().err
 
 
+def test_train_rejects_a_negative_depth_gradient_weight(tiny_set: Path, tmp_path: Path,
+                                                        capsys: pytest.CaptureFixture) -> None:
+    assert main(["train", "--data", str(tiny_set), "--out", str(tmp_path / "w.pt"),
+                 "--depth-grad-weight", "-1"]) == 2
+    assert "--depth-grad-weight must be >= 0" in capsys.readouterr().err
+
+
 def test_augment_crops_consistently() -> None:
     """The same crop of image, labels and depth, centred vertically (the horizon
     stays on its row), with depth scaled like the zoom the crop is resized by."""
