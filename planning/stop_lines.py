@@ -27,11 +27,15 @@ read does not count once the governing head is out of view (within ``blind_m`` o
 the entry, or ``head_lost_m`` of the head): what was read before it
 stands.
 
-A yellow is decided once per junction entry against the line itself (stopped for
-when the car can stop before it comfortably, else driven through) and a stop for
-it is then placed like a red's, once per entry: short of the entry when the car
-can brake for that firmly, else as soon as it can brake for firmly, at the
-entry at the latest.
+A yellow is decided against the line itself (stopped for when the car can stop
+before it comfortably, else driven through) and a stop for it is then placed like
+a red's, once per entry: short of the entry when the car can brake for that
+firmly, else as soon as it can brake for firmly, at the entry at the latest. A
+decision to stop stands; one to drive through is taken back as soon as the car,
+slowed for something else, can stop comfortably after all (Town02, leaderboard
+route 13: going through a yellow at 9 m/s, the car stopped for traffic 4 m before
+the line, under the head and blind to it, and set off through the red that
+followed).
 
 Every junction entry is a candidate: whether a junction has lights at all is not
 asked of the map, so a red read while approaching an unsignalised junction stops
@@ -218,10 +222,11 @@ class PerceivedLight:
         is. ``stamp``: the light's time (s); ``speed``: the ego's (m/s). An entry the
         ego's centre has passed is behind it, as is the light.
 
-        A yellow is decided here, once per entry, against the line itself: stopped
-        for when the ego can stop before the entry braking at ``comfort_decel``
-        (handed on as a red: a stop the behaviour layer makes), else driven through
-        (handed on without a stop point). Where to stop is decided once per entry
+        A yellow is decided here against the line itself: stopped for when the ego
+        can stop before the entry braking at ``comfort_decel`` (handed on as a red:
+        a stop the behaviour layer makes), else driven through (handed on without
+        a stop point) until the ego, slowed for something else, can stop so after
+        all; a stop stands. Where to stop is decided once per entry
         too: ``view_back_m`` short of it (and, where the map places the light's
         head, far enough before the head to keep it in view: ``head_keep_m``)
         when the ego can brake for that at ``firm_decel``, else as soon as it can
@@ -260,9 +265,11 @@ class PerceivedLight:
             return light
         distance = entry - ego_s_m
         if light.state == "yellow":
-            if self._yellow is None or self._yellow[0] != entry:
-                room = max(distance - self.clearance_m, 0.0)
-                self._yellow = (entry, speed * speed > 2.0 * self.comfort_decel * room)
+            room = max(distance - self.clearance_m, 0.0)
+            can_stop = speed * speed <= 2.0 * self.comfort_decel * room
+            if (self._yellow is None or self._yellow[0] != entry
+                    or (self._yellow[1] and can_stop)):
+                self._yellow = (entry, not can_stop)
             if self._yellow[1]:
                 return light  # driven through: no stop point
             light = replace(light, state="red")

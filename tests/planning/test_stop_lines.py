@@ -76,8 +76,9 @@ def test_a_yellow_is_decided_once_against_the_line_and_stopped_for_short_of_it(
     is stopped for (handed on as a red), 6 m short of the entry (3.4 m/s^2, within
     the firm 4.5 allowed for keeping the head in view), and both stay decided
     while the car approaches. 15 m before it the line would take 5.2: driven
-    through, and still so at the next read, until a green or another entry ends
-    the decision."""
+    through, and still so at the next read at that speed, until a green or another
+    entry ends the decision, or the car, slowed for something else, can stop for
+    the line comfortably after all."""
     _, entries, _ = route_and_entries
     entry = entries.entries_m[0]
     yellow = TrafficLightState(state="yellow", distance=-1.0, source="perception")
@@ -92,7 +93,29 @@ def test_a_yellow_is_decided_once_against_the_line_and_stopped_for_short_of_it(
     assert lights.place(green, entry - 15.0, 2.0, speed=6.0).state == "green"
     go = lights.place(yellow, entry - 15.0, 3.0, speed=11.0)
     assert go.state == "yellow" and go.distance == -1.0  # no stop point
-    assert lights.place(yellow, entry - 10.0, 3.5, speed=6.0).distance == -1.0  # decided
+    assert lights.place(yellow, entry - 12.0, 3.3, speed=11.0).distance == -1.0  # decided
+    slowed = lights.place(yellow, entry - 10.0, 3.5, speed=6.0)  # 1.8 m/s^2 to the line
+    assert slowed.state == "red" and slowed.distance >= 0.0
+
+
+def test_a_yellow_driven_through_is_stopped_for_once_the_car_stopped_for_traffic(
+        route_and_entries):
+    """Town02 route 13: a yellow read 11 m before the entry at 8.8 m/s is driven
+    through (a 4.6 m/s^2 stop); the car stopped anyway for traffic in the junction,
+    4.3 m before the entry, under the head and blind to it, and the held yellow let
+    it set off into the red. Stopped there, it can stop for the line: it waits."""
+    _, entries, _ = route_and_entries
+    entry = entries.entries_m[0]
+    yellow = TrafficLightState(state="yellow", distance=-1.0, source="perception")
+    unknown = replace(yellow, state="unknown")
+    lights = PerceivedLight(entries, PerceivedLightParams(view_back_m=6.0),
+                            comfort_decel=3.0, firm_decel=4.5, clearance_m=3.4)
+    assert lights.place(yellow, entry - 10.9, 0.0, speed=8.8).distance == -1.0
+    # still too fast for the line at 8 m (6 m/s: 3.9 m/s^2): driven through
+    assert lights.place(unknown, entry - 8.0, 0.5, speed=6.0).distance == -1.0
+    wait = lights.place(unknown, entry - 4.3, 2.0, speed=0.0)
+    # a stop where it stands: its front (``clearance_m`` ahead of its centre) there
+    assert wait.state == "red" and wait.distance == pytest.approx(3.4)
 
 
 def test_a_red_too_close_for_the_point_short_of_the_entry_is_stopped_for_at_it(
