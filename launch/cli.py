@@ -753,9 +753,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--init", help="start from these weights (fine-tuning; tensors whose "
                                   "shape changed start fresh)")
     p.add_argument("--threads", type=int, help="CPU threads (default: torch's)")
-    p.add_argument("--depth-grad-weight", type=float, default=0.5, metavar="W",
+    p.add_argument("--depth-grad-weight", type=float, default=1.0, metavar="W",
                    help="weight of the depth-gradient loss that keeps depth steps at "
-                        "object outlines sharp; 0 = off (default 0.5)")
+                        "object outlines sharp; 0 = off (default 1)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     p = add("eval-perception", "measure perception weights on held-out data: mIoU, depth, "

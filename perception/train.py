@@ -93,7 +93,7 @@ class TrainConfig:
     init: Path | None = None
     #: weight of the depth-gradient term (:func:`perception.model.depth_gradient_loss`);
     #: 0 turns it off
-    depth_grad_weight: float = 0.5
+    depth_grad_weight: float = 1.0
 
 
 @dataclass
