@@ -273,7 +273,8 @@ def depth_gradient_loss(log_depth: torch.Tensor, depth: torch.Tensor,
     r = torch.where(mask, log_depth - torch.log(depth.clamp(min=MIN_DEPTH)),
                     torch.zeros_like(log_depth))
     w = mask.float() if pixel_weights is None else pixel_weights * mask.float()
-    total, levels = log_depth.sum() * 0.0, 0
+    # levels without a valid pair add nothing and are not counted; no host sync
+    total, levels = log_depth.sum() * 0.0, log_depth.new_zeros(())
     for k in range(scales):
         s = 2 ** k
         rs, ms, ws = r[:, ::s, ::s], mask[:, ::s, ::s], w[:, ::s, ::s]
@@ -287,10 +288,9 @@ def depth_gradient_loss(log_depth: torch.Tensor, depth: torch.Tensor,
             grad = (rs.narrow(dim, 1, n) - rs.narrow(dim, 0, n)).abs()
             terms = terms + (grad * pw).sum()
             weight_sum = weight_sum + pw.sum()
-        if float(weight_sum) > 0:
-            total = total + terms / weight_sum
-            levels += 1
-    return total / max(levels, 1)
+        total = total + terms / weight_sum.clamp(min=1e-12)
+        levels = levels + (weight_sum > 0).float()
+    return total / levels.clamp(min=1.0)
 
 
 def light_state_weights(counts: torch.Tensor) -> torch.Tensor:
