@@ -236,6 +236,12 @@ def segmentation_loss(logits: torch.Tensor, labels: torch.Tensor,
                            ignore_index=ignore_index)
 
 
+def valid_depth(depth: torch.Tensor, max_depth: float = MAX_DEPTH) -> torch.Tensor:
+    """The pixels whose true depth the depth losses learn from: finite, at least
+    ``MIN_DEPTH`` and nearer than ``max_depth`` (sky and the far plane excluded)."""
+    return (depth >= MIN_DEPTH) & (depth < max_depth) & torch.isfinite(depth)
+
+
 def depth_loss(log_depth: torch.Tensor, depth: torch.Tensor, kind: str = "l1",
                max_depth: float = MAX_DEPTH, si_lambda: float = 0.85,
                pixel_weights: torch.Tensor | None = None) -> torch.Tensor:
@@ -243,7 +249,7 @@ def depth_loss(log_depth: torch.Tensor, depth: torch.Tensor, kind: str = "l1",
     and the far plane masked). ``kind``: 'l1' (mean |log d_pred - log d|, weighted by
     ``pixel_weights`` when given) or 'silog' (scale-invariant, Eigen et al. 2014:
     sqrt(mean g^2 - lambda mean(g)^2))."""
-    mask = (depth >= MIN_DEPTH) & (depth < max_depth) & torch.isfinite(depth)
+    mask = valid_depth(depth, max_depth)
     if not bool(mask.any()):
         return log_depth.sum() * 0.0
     g = log_depth[mask] - torch.log(depth[mask])
@@ -269,7 +275,7 @@ def depth_gradient_loss(log_depth: torch.Tensor, depth: torch.Tensor,
     the truth's height and place, which is what keeps two cars one behind the
     other, or a car and the road behind it, apart once unprojected. A pair weighs
     the larger of its two ``pixel_weights`` (obstacle outlines count more)."""
-    mask = (depth >= MIN_DEPTH) & (depth < max_depth) & torch.isfinite(depth)
+    mask = valid_depth(depth, max_depth)
     r = torch.where(mask, log_depth - torch.log(depth.clamp(min=MIN_DEPTH)),
                     torch.zeros_like(log_depth))
     w = mask.float() if pixel_weights is None else pixel_weights * mask.float()
