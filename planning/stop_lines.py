@@ -211,7 +211,9 @@ class PerceivedLight:
         self.firm_decel = firm_decel
         self.clearance_m = clearance_m
         self._held: tuple[str, float, float] | None = None  # state, stamp, entry (m)
-        self._yellow: tuple[float, bool] | None = None  # entry (m), drive through it
+        #: entry (m) whose yellow was decided a stop; driving through one is not
+        #: kept: it holds only while the line is not a comfortable stop
+        self._yellow_stop: float | None = None
         self._stop: tuple[float, float] | None = None  # entry, where to stop (route m)
 
     def place(self, light: TrafficLightState, ego_s_m: float, stamp: float,
@@ -244,7 +246,7 @@ class PerceivedLight:
         p = self.params
         entry = self.entries.next_after(ego_s_m)
         if entry is None or entry - ego_s_m > p.lookahead_m:
-            self._held = self._yellow = self._stop = None
+            self._held = self._yellow_stop = self._stop = None
             return light
         head = self.entries.head_of(entry)
         blind = entry - ego_s_m < p.blind_m or (head is not None
@@ -254,7 +256,7 @@ class PerceivedLight:
         if light.state in ("red", "yellow"):
             self._held = (light.state, stamp, entry)
         elif light.state == "green":
-            self._held = self._yellow = self._stop = None
+            self._held = self._yellow_stop = self._stop = None
         elif self._held is not None:  # unknown: the last red or yellow, for a while
             state, since, held_entry = self._held
             if held_entry != entry or stamp - since > p.hold_s:
@@ -266,12 +268,9 @@ class PerceivedLight:
         distance = entry - ego_s_m
         if light.state == "yellow":
             room = max(distance - self.clearance_m, 0.0)
-            can_stop = speed * speed <= 2.0 * self.comfort_decel * room
-            if (self._yellow is None or self._yellow[0] != entry
-                    or (self._yellow[1] and can_stop)):
-                self._yellow = (entry, not can_stop)
-            if self._yellow[1]:
+            if self._yellow_stop != entry and speed * speed > 2.0 * self.comfort_decel * room:
                 return light  # driven through: no stop point
+            self._yellow_stop = entry
             light = replace(light, state="red")
         if light.state == "green":
             return replace(light, distance=distance)
