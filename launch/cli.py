@@ -363,7 +363,8 @@ def cmd_collect(args: argparse.Namespace) -> int:
 def cmd_train(args: argparse.Namespace) -> int:
     from perception.train import TrainConfig, TrainError, train
 
-    cfg = TrainConfig(data=Path(args.data), out=Path(args.out), epochs=args.epochs,
+    cfg = TrainConfig(data=tuple(Path(d) for d in args.data), out=Path(args.out),
+                      epochs=args.epochs,
                       batch_size=args.batch_size, lr=args.lr, device=args.device,
                       seed=args.seed, input_size=args.input_size, max_iters=args.max_iters,
                       cpu_threads=args.threads, depth_grad_weight=args.depth_grad_weight,
@@ -740,7 +741,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     p = add("train", "train the perception network on a collected data set", cmd_train)
-    p.add_argument("--data", required=True, help="data set directory (drivestack collect)")
+    p.add_argument("--data", required=True, nargs="+", metavar="DIR",
+                   help="data set directories (drivestack collect), trained on as one set")
     p.add_argument("--out", required=True, help="weights file to write (+ .sha256)")
     p.add_argument("--epochs", type=int, default=10, help="epochs (default 10)")
     p.add_argument("--batch-size", type=int, default=8, help="batch size (default 8)")

@@ -72,6 +72,27 @@ def read_index(root: str | Path) -> list[dict[str, Any]]:
     return rows
 
 
+def read_data_sets(roots: Sequence[str | Path]) -> list[dict[str, Any]]:
+    """The index rows of several collected directories as one data set (e.g. two
+    collections with different seeds): each row's ``sample`` becomes its path
+    prefix under its directory (:class:`CollectedDataset` joins it to its root, and
+    joining keeps an absolute path as it is) and, when there are several
+    directories, its ``episode`` is qualified with the directory, so that two
+    collections' ``ep00000_town_grid`` stay two episodes in the train/validation
+    split."""
+    if len({Path(r).resolve() for r in roots}) != len(roots):
+        raise DatasetError("a data set directory is given twice: "
+                           + ", ".join(str(r) for r in roots))
+    rows = []
+    for root in roots:
+        for row in read_index(root):
+            row = dict(row, sample=str(Path(root).resolve() / row["sample"]))
+            if len(roots) > 1:
+                row["episode"] = f"{Path(root).resolve()}/{row.get('episode', '')}"
+            rows.append(row)
+    return rows
+
+
 def _imread(path: Path, flags: int) -> np.ndarray:
     if not path.is_file():
         raise DatasetError(f"missing file {path}")

@@ -1,4 +1,5 @@
-"""``drivestack train``: train the perception network on a collected data set.
+"""``drivestack train``: train the perception network on one or more collected data
+sets (:func:`perception.dataset.read_data_sets`: several are one set).
 
 Split: by episode (~20 % of the episodes validate: the last episodes of each map
 in turn, so every map with three or more episodes is validated) when there are several,
@@ -52,7 +53,8 @@ from perception.classes import (
     TrainClass,
     light_state_index,
 )
-from perception.dataset import CollectedDataset, read_index
+from perception.collect import INDEX_FILE
+from perception.dataset import CollectedDataset, read_data_sets
 from perception.inference import save_weights, select_device
 from perception.model import (
     MAX_DEPTH,
@@ -75,7 +77,8 @@ class TrainError(ValueError):
 
 @dataclass(frozen=True)
 class TrainConfig:
-    data: Path
+    #: collected data set directories, trained on as one set
+    data: tuple[Path, ...]
     out: Path
     epochs: int = 10
     batch_size: int = 8
@@ -252,19 +255,24 @@ def train(cfg: TrainConfig, progress: bool = True,
     w, h = cfg.input_size
     if w % 32 or h % 32:
         raise TrainError(f"input size must be multiples of 32, not {w}x{h}")
-    if not (Path(cfg.data) / "index.jsonl").is_file():
-        raise TrainError(f"{cfg.data} is not a collected data set (no index.jsonl; "
-                         "make one with `drivestack collect`)")
+    if not cfg.data:
+        raise TrainError("no data set given")
+    for root in cfg.data:
+        if not (Path(root) / INDEX_FILE).is_file():
+            raise TrainError(f"{root} is not a collected data set (no {INDEX_FILE}; "
+                             "make one with `drivestack collect`)")
     _seed_all(cfg.seed)
     device = select_device(cfg.device, cfg.cpu_threads)
-    rows = read_index(cfg.data)
+    data_names = ", ".join(str(root) for root in cfg.data)
+    rows = read_data_sets(cfg.data)
     if not rows:
-        raise TrainError(f"{cfg.data}: the data set is empty")
+        raise TrainError(f"{data_names}: the data set is empty")
     train_rows, val_rows = split_rows(rows, cfg.val_fraction)
-    train_ds = CollectedDataset(cfg.data, cfg.input_size, samples=train_rows,
+    # the rows' sample prefixes are absolute paths (read_data_sets): no common root
+    train_ds = CollectedDataset("/", cfg.input_size, samples=train_rows,
                                 transform=Augment(cfg.seed) if cfg.augment else None,
                                 cache=True)
-    val_ds = CollectedDataset(cfg.data, cfg.input_size, samples=val_rows, cache=True)
+    val_ds = CollectedDataset("/", cfg.input_size, samples=val_rows, cache=True)
     counts = torch.zeros(NUM_CLASSES, dtype=torch.long)
     lights = set()
     for i in range(0, len(train_rows), max(1, len(train_rows) // 256)):
@@ -340,7 +348,7 @@ def train(cfg: TrainConfig, progress: bool = True,
             history.append(ev)
             meta = {"epoch": epoch + 1, "miou": ev["miou"], "depth_absrel": ev["depth_absrel"],
                     "light_accuracy": ev["light_accuracy"], "seed": cfg.seed,
-                    "data": str(cfg.data), "samples": len(train_ds)}
+                    "data": data_names, "samples": len(train_ds)}
             save_weights(model, last, light_trained, meta)
             score = ev["miou"] if not math.isnan(ev["miou"]) else 0.0
             if score > best or epoch == 0:

@@ -11,6 +11,7 @@ import pytest
 
 from launch.cli import main
 from perception.collect import CollectConfig, collect
+from perception.dataset import read_data_sets
 from perception.inference import load_weights, verify_checksum
 from perception.model import MAX_DEPTH
 from perception.train import Augment, confusion, iou_per_class, split_rows
@@ -102,3 +103,29 @@ def test_init_copies_the_tensors_whose_shape_matches(tmp_path: Path) -> None:
     assert 0 < copied < total
     assert torch.equal(new.stem[0].weight, old.stem[0].weight)
     assert new.depth_head[0][0][0].weight.shape != old.depth_head[0][0][0].weight.shape
+
+
+def test_two_data_sets_train_as_one(tiny_set: Path, tmp_path: Path) -> None:
+    """Two collections (their episodes have the same names) are one set: each
+    episode stays its own in the split and every sample is read from its own
+    directory."""
+    other = tmp_path / "other"
+    collect(CollectConfig(out=other, maps=("town_grid",), episodes=1, frames_per_episode=2,
+                          image_size=(320, 180), seed=6), progress=False, log=lambda _s: None)
+    rows = read_data_sets([tiny_set, other])
+    assert len(rows) == 5 and len({r["episode"] for r in rows}) == 2
+    train_rows, val_rows = split_rows(rows, 0.2)
+    assert len({r["episode"] for r in val_rows}) == 1 and len(val_rows) in (2, 3)
+    assert all(Path(r["sample"]).is_absolute() for r in rows)
+    out = tmp_path / "w.pt"
+    assert main(["train", "--data", str(tiny_set), str(other), "--out", str(out), "--epochs", "1",
+                 "--max-iters", "1", "--batch-size", "1", "--device", "cpu",
+                 "--input-size", "256x128", "--no-progress"]) == 0
+    assert load_weights(out)[1]["meta"]["samples"] == len(train_rows)
+
+
+def test_train_rejects_a_data_set_given_twice(tiny_set: Path, tmp_path: Path,
+                                              capsys: pytest.CaptureFixture) -> None:
+    assert main(["train", "--data", str(tiny_set), str(tiny_set), "--out",
+                 str(tmp_path / "w.pt")]) == 2
+    assert "given twice" in capsys.readouterr().err
