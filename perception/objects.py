@@ -29,7 +29,9 @@ mount (its pose in the ego frame). For each obstacle class (vehicle, pedestrian)
    grown to at least the class's prior size (:data:`PRIOR_SIZE`) away from the
    camera, or towards it when the cluster touches the image's left or right edge
    (the rest of the car is outside the view, which is nearer). Pedestrians get a
-   square box grown along the viewing ray. Height: the object stands on the
+   square box grown along the viewing ray from the middle (median) of their seen
+   surface, not its nearest point: seen at an angle, a walker's near corner is
+   nearer than its middle. Height: the object stands on the
    ground (ego z = 0), height = the highest point, centre z = height / 2.
 
 Yaw (degrees, relative to ego x, positive to the right as in CARLA) is the box's
@@ -274,9 +276,15 @@ def _oriented_box(points: np.ndarray, label: str, cam_xy: np.ndarray, cfg: Objec
     axes = np.array([[c, s], [-s, c]])  # rows: the fitted rectangle's two directions
     local = xy @ axes.T
     cam = axes @ cam_xy
-    # 2nd and 98th percentiles along both axes and of the height, one sort
-    (lo_u, lo_v, _), (hi_u, hi_v, top) = _column_percentiles(
-        np.column_stack([local, points[:, 2]]), (2.0, 98.0))
+    # 2nd, 50th and 98th percentiles along both axes and of the height, one sort
+    (lo_u, lo_v, _), (mid_u, _, _), (hi_u, hi_v, top) = _column_percentiles(
+        np.column_stack([local, points[:, 2]]), (2.0, 50.0, 98.0))
+    if label == "pedestrian" and hi_u - lo_u < prior[0]:
+        # one walker, axis u along the viewing ray: its points are its near surface,
+        # which at an angle to the ray reaches nearer than its middle (seen 25
+        # degrees aside, a 0.6 m wide walker's near corner is 0.13 m nearer): grown
+        # from the middle (median) of that surface, not from its nearest point
+        lo_u = hi_u = mid_u
     seen = (hi_u - lo_u, hi_v - lo_v)
     if max(seen) > cfg.side_min_m:
         long_axis = int(seen[1] > seen[0])  # a side is in view: the longer face

@@ -53,10 +53,12 @@ def _map_bounds(carla_map: carla.Map) -> tuple[float, float, float, float]:
 
 def appearance_for(weather: WeatherConfig, seed: int) -> Appearance:
     """The episode's look: textures, colours and sun from ``seed``; time of day, fog
-    and rain as the scenario says (``weather.sample`` draws those from the seed too)."""
-    look = Appearance.sample(seed)
+    and rain as the scenario says (``weather.sample`` draws those from the seed too).
+    The sky follows the scenario's time of day and rain: a seed that draws night
+    gave a day scenario a night sky over daylit streets, a look never trained on."""
     if weather.sample:
-        return look
+        return Appearance.sample(seed)
+    look = Appearance.sample(seed, night=weather.time_of_day == "night", rain=weather.rain)
     gain = {"day": 1.0, "dusk": 0.7, "night": 0.38}[weather.time_of_day]
     tint = {"day": (1.0, 1.0, 1.0), "dusk": (0.85, 1.0, 1.15), "night": (1.12, 0.98, 0.85)}[
         weather.time_of_day]

@@ -105,12 +105,18 @@ class Appearance:
         return cls()
 
     @classmethod
-    def sample(cls, seed: int) -> Appearance:
-        """Draw an episode's look from ``seed`` (same seed, same look)."""
+    def sample(cls, seed: int, night: bool | None = None,
+               rain: float | None = None) -> Appearance:
+        """Draw an episode's look from ``seed`` (same seed, same look). ``night`` and
+        ``rain`` (0..1), when given, replace the drawn ones and the sky follows them
+        (a scenario's fixed weather); everything else is drawn as without them."""
         rng = np.random.default_rng([seed, 0xA99E])
-        rain = float(rng.uniform(0.3, 1.0)) if rng.random() < 0.25 else 0.0
-        overcast = rain > 0.0 or rng.random() < 0.2
-        night = rng.random() < 0.1
+        drawn_rain = float(rng.uniform(0.3, 1.0)) if rng.random() < 0.25 else 0.0
+        overcast = drawn_rain > 0.0 or rng.random() < 0.2  # the draws as they always were
+        rain = drawn_rain if rain is None else rain
+        overcast = overcast or rain > 0.0
+        drawn_night = rng.random() < 0.1
+        night = drawn_night if night is None else night
         elevation = np.radians(rng.uniform(4.0, 75.0))
         azimuth = rng.uniform(0.0, 2.0 * np.pi)
         sun = (float(np.cos(elevation) * np.cos(azimuth)),

@@ -539,3 +539,23 @@ def test_bench_quick_prints_render_figures_as_json() -> None:
         assert figures[key] > 0, key
     assert figures["objects_in_view"] >= 10
     assert isinstance(figures["target_met"], bool)
+
+
+def test_a_scenarios_fixed_time_of_day_sets_the_sky() -> None:
+    """A fixed-weather scenario's sky follows its time of day whatever the seed
+    draws: a seed that draws night gave a day scenario a night sky over daylit
+    streets. Sampled weather keeps each seed's look."""
+    from sim.scenario import WeatherConfig
+    from sim.scene import appearance_for
+
+    def brightness(look: Appearance) -> float:
+        return float(np.mean(look.sky_zenith) + np.mean(look.sky_horizon)) / 2
+
+    night_seeds = [s for s in range(100) if brightness(Appearance.sample(s)) < 80]
+    assert night_seeds  # about one seed in ten draws night
+    for seed in night_seeds:
+        day = appearance_for(WeatherConfig(time_of_day="day"), seed)
+        assert brightness(day) > 100, seed
+        assert appearance_for(WeatherConfig(sample=True), seed) == Appearance.sample(seed)
+    for seed in range(20):
+        assert brightness(appearance_for(WeatherConfig(time_of_day="night"), seed)) < 80
