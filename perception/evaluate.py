@@ -193,7 +193,7 @@ def evaluate_perception(cfg: EvalConfig, progress: bool = True,
     light_ok = light_n = head_ok = head_n = 0
     counts = {(label, b): _Counts() for label in OBSTACLE_CLASSES.values() for b in cfg.bands}
     counts_true_depth = {key: _Counts() for key in counts}
-    true_depth_objects = ObjectsConfig(ground_contact=())
+    true_depth_objects = ObjectsConfig(ground_contact=False)
     vel_err: list[float] = []
     trackers: dict[str, Tracker] = {}
     pick = set(np.linspace(0, len(rows) - 1, min(cfg.examples, len(rows))).astype(int).tolist())

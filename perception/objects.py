@@ -7,18 +7,15 @@ mount (its pose in the ego frame). For each obstacle class (vehicle, pedestrian)
 
 1. the class pixels with a valid depth (``min_depth <= d <= max_range_m``) and a
    depth consistent with their image blob's (``blob_depth_factor``: predicted depth
-   bleeds across outlines), each column of a vehicle blob at its median depth
-   (``column_median``: its faces are vertical), a pedestrian blob at the distance
-   where it meets the ground fused with its depth (``ground_contact``), are
-   unprojected to the camera frame and moved to the ego frame
+   bleeds across outlines) are unprojected to the camera frame and moved to the
+   ego frame
    (``bus.frames.unproject`` then ``bus.frames.camera_to_ego``);
 2. the points are binned on a grid in the ego x-y plane (``cell_m``) and the occupied
    cells grouped by 8-connectivity (``cv2.connectedComponents``) after a dilation
    that links cells up to ``link_m`` apart (more along x: grazing surfaces such as
    roofs leave gaps along the viewing ray). Two objects at different depths behind
    one another fall in different cells, so depth discontinuities split clusters by
-   construction (objects closer than ``link_m`` merge; a vehicle seen only over
-   a nearer one's roof has no column of its own and joins it);
+   construction (objects closer than ``link_m`` merge);
 3. each cluster becomes a :class:`Detection`. The camera sees only the near faces
    of an object, so its box is fitted to them and grown away from the camera:
    for a vehicle, the heading of the rectangle that best fits its bird's-eye points
@@ -29,9 +26,7 @@ mount (its pose in the ego frame). For each obstacle class (vehicle, pedestrian)
    grown to at least the class's prior size (:data:`PRIOR_SIZE`) away from the
    camera, or towards it when the cluster touches the image's left or right edge
    (the rest of the car is outside the view, which is nearer). Pedestrians get a
-   square box grown along the viewing ray from the middle (median) of their seen
-   surface, not its nearest point: seen at an angle, a walker's near corner is
-   nearer than its middle. Height: the object stands on the
+   square box grown along the viewing ray. Height: the object stands on the
    ground (ego z = 0), height = the highest point, centre z = height / 2.
 
 Yaw (degrees, relative to ego x, positive to the right as in CARLA) is the box's
@@ -110,24 +105,6 @@ class ObjectsConfig:
     #: object along the viewing ray. Inner pixels are kept whatever their depth (a
     #: car seen behind another is part of the same blob)
     blob_depth_factor: float = 1.3
-    #: a vehicle blob's column is one depth: each pixel (after the outline filter
-    #: above) gets the median depth of its column of its 8-connected blob
-    #: (:func:`_column_median_depth`). A vehicle's faces are vertical, so a column
-    #: of its pixels lies at about one distance (its roof a little farther); the
-    #: network's depth scatters them along the viewing ray, and the box fitted to
-    #: the scattered points grew along it (built-in maps, held out, shipped
-    #: weights: vehicles 10-20 m away placed a median 1.4 m too far in boxes 9.8 m
-    #: long; with the median, 4.6 m long. Vehicles within 30 m, recall /
-    #: precision 0.33 / 0.36 -> 0.51 / 0.45; Town01/02 0.29 / 0.31 -> 0.36 /
-    #: 0.34). Keeping the pixels more than 2x their column's median apart (a car
-    #: seen over the roof of a nearer one) lost precision on both (0.43, 0.30):
-    #: they are mostly the background's depth bled in; so did splitting a column
-    #: at its largest depth step (0.44, 0.38). The price: a vehicle seen only over
-    #: the roof of a nearer one, in no column of its own, joins the nearer one
-    #: (the nearer one is the one to brake for). Pedestrians are thin and
-    #: flattened whole (``flatten_pedestrians``); a column median cost them
-    #: precision (0.64 -> 0.59 within 20 m)
-    column_median: bool = True
     #: distance of a blob from where it meets the ground (flat ground at ego z = 0):
     #: the ray through the blob's bottom edge (sub-pixel from ``probs``) hits the
     #: ground at its contact distance. Its error grows with the distance squared (a
@@ -138,13 +115,8 @@ class ObjectsConfig:
     #: lies at the fused distance, keeping its shape. Not used (the depth map is)
     #: when the bottom touches the image edge, another obstacle covers it, or the
     #: blob's depths spread more than ``contact_max_spread`` (p95 / p5: two
-    #: objects in one blob). For the labels listed: pedestrians (recall within
-    #: 20 m 0.62 -> 0.82 on the built-in maps, held out). Vehicles, their columns
-    #: at their median depth (``column_median``), are placed better by their depth
-    #: alone: within 30 m, recall / precision 0.51 / 0.45 with their contact and
-    #: 0.49 / 0.45 without on the built-in maps, 0.36 / 0.34 and 0.44 / 0.42 on
-    #: Town01/02 (shipped weights)
-    ground_contact: tuple[str, ...] = ("pedestrian",)
+    #: objects in one blob)
+    ground_contact: bool = True
     contact_max_spread: float = 1.6
     contact_px_sigma: float = 0.5
     depth_rel_sigma: float = 0.12
@@ -276,15 +248,9 @@ def _oriented_box(points: np.ndarray, label: str, cam_xy: np.ndarray, cfg: Objec
     axes = np.array([[c, s], [-s, c]])  # rows: the fitted rectangle's two directions
     local = xy @ axes.T
     cam = axes @ cam_xy
-    # 2nd, 50th and 98th percentiles along both axes and of the height, one sort
-    (lo_u, lo_v, _), (mid_u, _, _), (hi_u, hi_v, top) = _column_percentiles(
-        np.column_stack([local, points[:, 2]]), (2.0, 50.0, 98.0))
-    if label == "pedestrian" and hi_u - lo_u < prior[0]:
-        # one walker, axis u along the viewing ray: its points are its near surface,
-        # which at an angle to the ray reaches nearer than its middle (seen 25
-        # degrees aside, a 0.6 m wide walker's near corner is 0.13 m nearer): grown
-        # from the middle (median) of that surface, not from its nearest point
-        lo_u = hi_u = mid_u
+    # 2nd and 98th percentiles along both axes and of the height, one sort
+    (lo_u, lo_v, _), (hi_u, hi_v, top) = _column_percentiles(
+        np.column_stack([local, points[:, 2]]), (2.0, 98.0))
     seen = (hi_u - lo_u, hi_v - lo_v)
     if max(seen) > cfg.side_min_m:
         long_axis = int(seen[1] > seen[0])  # a side is in view: the longer face
@@ -322,21 +288,6 @@ def _consistent_depth(mask: np.ndarray, depth: np.ndarray, factor: float) -> np.
     keep = mask.copy()
     keep[mask] = ~outline[mask] | ((ratio <= factor) & (ratio >= 1.0 / factor))
     return keep
-
-
-def _column_median_depth(mask: np.ndarray, depth: np.ndarray) -> np.ndarray:
-    """``depth`` with each pixel of ``mask`` set to the median depth of its column
-    of its 8-connected blob (``ObjectsConfig.column_median``); all columns of all
-    blobs in one sort."""
-    n, blobs = cv2.connectedComponents(mask.astype(np.uint8), connectivity=8)
-    if n <= 1:
-        return depth
-    vs, us = np.nonzero(mask)
-    groups = blobs[vs, us] * mask.shape[1] + us
-    (med,) = _group_percentiles(groups, depth[vs, us], n * mask.shape[1], (50.0,))
-    out = depth.copy()
-    out[vs, us] = med[groups]
-    return out
 
 
 def _group_percentiles(ids: np.ndarray, values: np.ndarray, n: int,
@@ -537,9 +488,7 @@ def detect_objects(seg: np.ndarray, depth: np.ndarray, K: CameraIntrinsics,
         if int(region.sum()) < min_pixels[label]:
             continue
         mask = region & _consistent_depth(region, depth, cfg.blob_depth_factor)
-        if cfg.column_median and label == "vehicle":
-            depth = _column_median_depth(mask, depth)
-        if label in cfg.ground_contact:
+        if cfg.ground_contact:
             depth = _ground_contact_depth(seg, depth, mask, region, cls, rays, probs, cfg,
                                           max(2, min_pixels[label] // 2))
         vs, us = np.nonzero(mask)
