@@ -80,15 +80,16 @@ def read_data_sets(roots: Sequence[str | Path]) -> list[dict[str, Any]]:
     directories, its ``episode`` is qualified with the directory, so that two
     collections' ``ep00000_town_grid`` stay two episodes in the train/validation
     split."""
-    if len({Path(r).resolve() for r in roots}) != len(roots):
+    resolved = [Path(r).resolve() for r in roots]
+    if len(set(resolved)) != len(resolved):
         raise DatasetError("a data set directory is given twice: "
                            + ", ".join(str(r) for r in roots))
     rows = []
-    for root in roots:
+    for root, where in zip(roots, resolved, strict=True):
         for row in read_index(root):
-            row = dict(row, sample=str(Path(root).resolve() / row["sample"]))
+            row = dict(row, sample=str(where / row["sample"]))
             if len(roots) > 1:
-                row["episode"] = f"{Path(root).resolve()}/{row.get('episode', '')}"
+                row["episode"] = f"{where}/{row.get('episode', '')}"
             rows.append(row)
     return rows
 

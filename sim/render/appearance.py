@@ -112,9 +112,9 @@ class Appearance:
         (a scenario's fixed weather); everything else is drawn as without them."""
         rng = np.random.default_rng([seed, 0xA99E])
         drawn_rain = float(rng.uniform(0.3, 1.0)) if rng.random() < 0.25 else 0.0
-        overcast = drawn_rain > 0.0 or rng.random() < 0.2  # the draws as they always were
+        cloudy = drawn_rain > 0.0 or rng.random() < 0.2  # the draws as they always were
         rain = drawn_rain if rain is None else rain
-        overcast = overcast or rain > 0.0
+        overcast = cloudy or rain > 0.0
         drawn_night = rng.random() < 0.1
         night = drawn_night if night is None else night
         elevation = np.radians(rng.uniform(4.0, 75.0))
