@@ -335,7 +335,10 @@ def _collect(args: argparse.Namespace, out: Path, resume: bool,
     cfg = CollectConfig(out=out, maps=tuple(args.maps), episodes=args.episodes,
                         frames_per_episode=args.frames_per_episode, seed=args.seed,
                         every=args.every, image_size=image_size, resume=resume,
-                        jobs=args.jobs, map_dir=Path(args.map_dir) if args.map_dir else None)
+                        jobs=args.jobs, map_dir=Path(args.map_dir) if args.map_dir else None,
+                        **{k: tuple(getattr(args, k)) for k in ("vehicle_density",
+                                                                 "pedestrian_density")
+                           if getattr(args, k, None) is not None})
     episode = None
     try:
         if sim["sim"] == "carla":
@@ -368,6 +371,7 @@ def cmd_train(args: argparse.Namespace) -> int:
                       batch_size=args.batch_size, lr=args.lr, device=args.device,
                       seed=args.seed, input_size=args.input_size, max_iters=args.max_iters,
                       cpu_threads=args.threads, depth_grad_weight=args.depth_grad_weight,
+                      paste_walkers=args.paste_walkers,
                       init=Path(args.init) if args.init else None)
     try:
         result = train(cfg, progress=not args.no_progress)
@@ -735,6 +739,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="continue a collection: keep finished episodes, redo the rest")
     p.add_argument("--jobs", type=int, default=1,
                    help="episodes collected in parallel, one process each (default 1)")
+    p.add_argument("--vehicle-density", type=float, nargs=2, metavar=("LOW", "HIGH"),
+                   help="NPC vehicles per spawn point near the ego, drawn per episode in "
+                        "[LOW, HIGH] (default 0.4 1.0; 0 0.1 for empty junctions)")
+    p.add_argument("--pedestrian-density", type=float, nargs=2, metavar=("LOW", "HIGH"),
+                   help="pedestrians per spawn point near the ego, drawn per episode in "
+                        "[LOW, HIGH] (default 0.5 1.0)")
     _add_sim_args(p, blueprint=False)
     p.add_argument("--map-dir", help="directory of other maps, as <MAP>.xodr (evaluation "
                                      "data on maps never trained on)")
@@ -755,6 +765,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--init", help="start from these weights (fine-tuning; tensors whose "
                                   "shape changed start fresh)")
     p.add_argument("--threads", type=int, help="CPU threads (default: torch's)")
+    p.add_argument("--paste-walkers", type=float, default=0.5, metavar="P",
+                   help="probability that a training sample gets one or two walkers cut "
+                        "from other samples pasted, most over vehicles (default 0.5)")
     p.add_argument("--depth-grad-weight", type=float, default=1.0, metavar="W",
                    help="weight of the depth-gradient loss that keeps depth steps at "
                         "object outlines sharp; 0 = off (default 1)")

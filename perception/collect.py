@@ -67,6 +67,8 @@ LIGHT_LOOKAHEAD_M = 60.0
 #: out of view (stopped at the line, the head is above the image), hidden or too
 #: small to read (about 40 m away) is labelled "none": what a camera can show
 LIGHT_MIN_LAMP_PIXELS = 4
+#: most NPCs (vehicles or pedestrians) per spawn point a collection may ask for
+MAX_DENSITY = 5.0
 
 
 class CollectError(ValueError):
@@ -86,6 +88,8 @@ class CollectConfig:
     max_vehicles: int = 100
     max_pedestrians: int = 120
     #: NPC vehicles / pedestrians per spawn point of the map, drawn per episode
+    #: uniformly in [low, high] (low traffic: empty junctions and stop lines, the
+    #: road a network must not see cars on)
     vehicle_density: tuple[float, float] = (0.4, 1.0)
     pedestrian_density: tuple[float, float] = (0.5, 1.0)
     spawn_radius_m: float = 120.0
@@ -111,6 +115,11 @@ class CollectConfig:
                 or self.jobs < 1):
             raise CollectError("--episodes, --frames-per-episode, --every and --jobs "
                                "must be >= 1")
+        for name, (lo, hi) in (("--vehicle-density", self.vehicle_density),
+                               ("--pedestrian-density", self.pedestrian_density)):
+            if not 0.0 <= lo <= hi <= MAX_DENSITY:
+                raise CollectError(f"{name} LOW HIGH must satisfy 0 <= LOW <= HIGH <= "
+                                   f"{MAX_DENSITY:g} (per spawn point), not {lo:g} {hi:g}")
         w, h = self.image_size
         if not (16 <= w <= 4096 and 16 <= h <= 4096):
             raise CollectError(f"image size must be 16..4096 px, not {w}x{h}")

@@ -16,7 +16,10 @@ each, reached held-out depth AbsRel 0.100 against 0.145 on the built-in maps and
 0.095 against 0.129 on Town01/02); the far plane (sky) is not scaled; a
 horizontal flip (half the samples), colour jitter (brightness, contrast,
 saturation), Gaussian blur and Gaussian noise, all at the input size on
-samples the data set keeps decoded in memory. Class weights:
+samples the data set keeps decoded in memory. Before the crop, with probability
+``paste_walkers``, one or two walkers cut from other training samples are pasted
+(:mod:`perception.paste`), three in four over a vehicle when the rows they span
+show one. Class weights:
 :func:`perception.model.class_weights` of the training labels' pixel counts; light
 states by :func:`perception.model.light_state_weights` of the index's labels. AdamW,
 learning rate warmed up linearly then cosine, a fixed seed (python, numpy, torch;
@@ -36,7 +39,7 @@ import json
 import math
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -64,6 +67,12 @@ from perception.model import (
     class_weights,
     light_state_weights,
     multitask_loss,
+)
+from perception.paste import (
+    WalkerCutout,
+    paste_walker,
+    place_over_vehicle,
+    walker_cutouts,
 )
 
 MIOU_CLASSES = (TrainClass.ROAD, TrainClass.ROAD_LINE, TrainClass.VEHICLE,
@@ -97,6 +106,8 @@ class TrainConfig:
     #: weight of the depth-gradient term (:func:`perception.model.depth_gradient_loss`);
     #: 0 turns it off
     depth_grad_weight: float = 1.0
+    #: probability that a training sample gets walkers pasted (perception.paste)
+    paste_walkers: float = 0.5
 
 
 @dataclass
@@ -113,16 +124,29 @@ class TrainResult:
 
 # --------------------------------------------------------------------- augmentation
 class Augment:
-    """Training augmentation on the numpy arrays (rgb uint8, labels, depth)."""
+    """Training augmentation on the numpy arrays (rgb uint8, labels, depth);
+    ``walkers`` to paste with probability ``paste_p`` (see the module doc)."""
 
-    def __init__(self, seed: int) -> None:
+    def __init__(self, seed: int, walkers: Sequence[WalkerCutout] = (),
+                 paste_p: float = 0.0) -> None:
         self.rng = np.random.default_rng(seed)
+        self.walkers = list(walkers)
+        self.paste_p = paste_p
 
     def __call__(self, arrays: tuple[np.ndarray, np.ndarray, np.ndarray]
                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         rgb, labels, depth = arrays
         r = self.rng
         h, w = labels.shape
+        if self.walkers and r.random() < self.paste_p:
+            # the arrays may be the data set's cache: paste into copies
+            rgb, labels, depth = rgb.copy(), labels.copy(), depth.astype(np.float32)
+            for _ in range(int(r.integers(1, 3))):
+                cut = self.walkers[int(r.integers(len(self.walkers)))]
+                left = place_over_vehicle(labels, cut, r) if r.random() < 0.75 else None
+                if left is None:
+                    left = int(r.integers(0, w - cut.mask.shape[1] + 1))
+                paste_walker(rgb, labels, depth, cut, left)
         s = r.uniform(0.8, 1.0)
         ch, cw = max(16, int(h * s)), max(16, int(w * s))
         y0, x0 = (h - ch) // 2, int(r.integers(0, w - cw + 1))  # see the module doc
@@ -252,6 +276,9 @@ def train(cfg: TrainConfig, progress: bool = True,
         raise TrainError("--epochs and --batch-size must be >= 1")
     if not math.isfinite(cfg.depth_grad_weight) or cfg.depth_grad_weight < 0:
         raise TrainError(f"--depth-grad-weight must be >= 0, not {cfg.depth_grad_weight}")
+    if not 0.0 <= cfg.paste_walkers <= 1.0:
+        raise TrainError(f"--paste-walkers must be a probability in [0, 1], "
+                         f"not {cfg.paste_walkers}")
     w, h = cfg.input_size
     if w % 32 or h % 32:
         raise TrainError(f"input size must be multiples of 32, not {w}x{h}")
@@ -269,9 +296,14 @@ def train(cfg: TrainConfig, progress: bool = True,
         raise TrainError(f"{data_names}: the data set is empty")
     train_rows, val_rows = split_rows(rows, cfg.val_fraction)
     # the rows' sample prefixes are absolute paths (read_data_sets): no common root
-    train_ds = CollectedDataset("/", cfg.input_size, samples=train_rows,
-                                transform=Augment(cfg.seed) if cfg.augment else None,
-                                cache=True)
+    train_ds = CollectedDataset("/", cfg.input_size, samples=train_rows, cache=True)
+    if cfg.augment:
+        walkers: list[WalkerCutout] = []
+        if cfg.paste_walkers > 0:  # from up to ~4000 training samples
+            for i in range(0, len(train_ds), max(1, len(train_ds) // 4000)):
+                walkers += walker_cutouts(*train_ds.input_arrays(i)[:3])
+            log(f"{len(walkers)} walkers to paste")
+        train_ds.transform = Augment(cfg.seed, walkers, cfg.paste_walkers)
     val_ds = CollectedDataset("/", cfg.input_size, samples=val_rows, cache=True)
     counts = torch.zeros(NUM_CLASSES, dtype=torch.long)
     lights = set()

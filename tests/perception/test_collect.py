@@ -209,3 +209,21 @@ def test_traffic_is_spawned_near_the_ego(tmp_path: Path) -> None:
     assert len(cars) == ep["vehicles"]
     # spawned within 120 m, then 3 s of driving: nobody is far away
     assert max(math.hypot(a["x"], a["y"]) for a in cars) < 120.0 + 3.0 * 40.0
+
+
+def test_traffic_density_options(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "empty"
+    assert main(["collect", "--out", str(out), "--maps", "town_grid", "--episodes", "1",
+                 "--frames-per-episode", "1", "--image-size", "160x96", "--seed", "2",
+                 "--vehicle-density", "0", "0", "--pedestrian-density", "0.2", "0.2",
+                 "--no-progress"]) == 0
+    ep = json.loads(next(out.glob("*/episode.json")).read_text())
+    assert ep["vehicle_density"] == 0.0 and ep["vehicles"] == 0
+    assert ep["pedestrian_density"] == pytest.approx(0.2) and ep["pedestrians"] > 0
+    meta = json.loads(next(out.glob("*/*_meta.json")).read_text())
+    assert not [a for a in meta["actors"] if a["kind"] == "vehicle"]
+    for bad in (["--vehicle-density", "0.5", "0.1"], ["--pedestrian-density", "-1", "1"]):
+        assert main(["collect", "--out", str(tmp_path / "bad"), *bad, "--no-progress"]) == 2
+        err = capsys.readouterr().err.strip()
+        assert bad[0] in err and "LOW <= HIGH" in err and "\n" not in err
+        assert not (tmp_path / "bad").exists()
