@@ -26,6 +26,14 @@ Figures
     ``velocity_error``: tracked objects (the tracker run over each episode's samples
     in order, world frame from the recorded ego pose) matched to truth as above,
     the norm of the ground-velocity error (m/s), mean / median / p90;
+    ``phantoms_in_path``: what would stop or mislead the car: detections, and the
+    tracker's confirmed tracks, in the ego's path (ego frame, straight ahead:
+    0 <= x < ``phantom_range_m``, |y| <= ``phantom_half_width_m``) with no actor of
+    any kind, seen or hidden, centred within ``phantom_m`` (a real car placed a
+    few metres off by the depth is a localisation error, not a phantom): the
+    fraction of samples with at least one, and the count. Per-frame precision does
+    not weigh a phantom car 8 m ahead at a junction above a real car placed 2 m off
+    at 25 m; driving does;
     ``light_accuracy``: the state the node reads from the lamps
     (:func:`perception.lights.read_lamps`: red, yellow, green, none) against the
     state of the light governing the ego lane as the image shows it
@@ -90,6 +98,10 @@ class EvalConfig:
     min_visible_px: int = 150
     max_samples: int | None = None
     examples: int = 6
+    #: the ego's path corridor and the actor-free radius of a phantom (m)
+    phantom_range_m: float = 30.0
+    phantom_half_width_m: float = 2.0
+    phantom_m: float = 4.0
 
 
 @dataclass
@@ -195,6 +207,7 @@ def evaluate_perception(cfg: EvalConfig, progress: bool = True,
     counts_true_depth = {key: _Counts() for key in counts}
     true_depth_objects = ObjectsConfig(ground_contact=False)
     vel_err: list[float] = []
+    phantoms = {"detections": _Phantoms(), "tracks": _Phantoms()}
     trackers: dict[str, Tracker] = {}
     pick = set(np.linspace(0, len(rows) - 1, min(cfg.examples, len(rows))).astype(int).tolist())
     grid: list[np.ndarray] = []
@@ -233,6 +246,10 @@ def evaluate_perception(cfg: EvalConfig, progress: bool = True,
             tracker = trackers.setdefault(str(row.get("episode", "")), Tracker())
             tracks = tracker.update(dets, float(meta["time"]), pose)
             vel_err += _velocity_errors(cfg, tracks, meta["actors"])
+            phantoms["detections"].add(phantoms_in_path(
+                cfg, np.array([d.position[:2] for d in dets]), meta["actors"]))
+            phantoms["tracks"].add(phantoms_in_path(
+                cfg, np.array([[t.position.x, t.position.y] for t in tracks]), meta["actors"]))
             truth = light_state_index(light_label(meta["traffic_light"],
                                                   rgb.shape[0] * rgb.shape[1]))
             state, _ = read_lamps(bgr, out["probs"][int(TrainClass.TRAFFIC_LIGHT)],
@@ -261,6 +278,10 @@ def evaluate_perception(cfg: EvalConfig, progress: bool = True,
         "detection_true_depth": _detection_figures(cfg, counts_true_depth),
         "match_m": cfg.match_m, "min_visible_px": cfg.min_visible_px,
         "velocity_error": _summary(vel_err),
+        "phantoms_in_path": {
+            "range_m": cfg.phantom_range_m, "half_width_m": cfg.phantom_half_width_m,
+            "no_actor_within_m": cfg.phantom_m,
+            **{k: v.as_dict() for k, v in phantoms.items()}},
         "light_accuracy": round(light_ok / light_n, 4) if light_n else None,
         "light_head_accuracy": round(head_ok / head_n, 4) if head_n else None,
         "light_trained": light_trained,
@@ -279,6 +300,37 @@ def evaluate_perception(cfg: EvalConfig, progress: bool = True,
     for line in result.summary:
         log(line)
     return result
+
+
+@dataclass
+class _Phantoms:
+    samples: int = 0
+    with_phantom: int = 0
+    count: int = 0
+
+    def add(self, n: int) -> None:
+        self.samples += 1
+        self.with_phantom += int(n > 0)
+        self.count += n
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"samples_with": self.with_phantom, "count": self.count,
+                "sample_rate": round(self.with_phantom / self.samples, 4)
+                if self.samples else None}
+
+
+def phantoms_in_path(cfg: EvalConfig, xy: np.ndarray, actors: Sequence[dict[str, Any]]
+                     ) -> int:
+    """How many objects at ``xy`` ((N, 2) ego frame, m) are in the ego's path
+    corridor with no actor centred within ``cfg.phantom_m``."""
+    xy = np.asarray(xy, float).reshape(-1, 2)
+    in_path = ((xy[:, 0] >= 0.0) & (xy[:, 0] < cfg.phantom_range_m)
+               & (np.abs(xy[:, 1]) <= cfg.phantom_half_width_m))
+    a_xy = np.array([[a["x"], a["y"]] for a in actors], float).reshape(-1, 2)
+    if len(a_xy):
+        gap = np.linalg.norm(xy[:, None, :] - a_xy[None, :, :], axis=2).min(axis=1)
+        in_path &= gap > cfg.phantom_m
+    return int(in_path.sum())
 
 
 def _detection_figures(cfg: EvalConfig, counts: dict[tuple[str, tuple[float, float]], _Counts]
@@ -358,5 +410,12 @@ def summary_lines(m: dict[str, Any]) -> list[str]:
     v = m["velocity_error"]
     lines.append(f"tracked velocity error: mean {f(v['mean'])} m/s, median {f(v['median'])}, "
                  f"p90 {f(v['p90'])} ({v['count']} matches)")
+    if "phantoms_in_path" in m:
+        p = m["phantoms_in_path"]
+        lines.append(
+            f"phantoms in the ego's path (0-{p['range_m']:g} m ahead, within "
+            f"{p['half_width_m']:g} m of its axis, no actor within {p['no_actor_within_m']:g} m): "
+            + "; ".join(f"{k} in {f(p[k]['sample_rate'])} of the samples ({p[k]['count']})"
+                        for k in ("detections", "tracks")))
     return lines
 

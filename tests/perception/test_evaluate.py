@@ -10,7 +10,13 @@ import numpy as np
 import pytest
 
 from launch.cli import main
-from perception.evaluate import EvalConfig, _Counts, _score_detections, match
+from perception.evaluate import (
+    EvalConfig,
+    _Counts,
+    _score_detections,
+    match,
+    phantoms_in_path,
+)
 from perception.inference import save_weights
 from perception.model import ModelConfig, build_model
 from perception.objects import Detection
@@ -51,6 +57,23 @@ def test_precision_and_recall_by_band() -> None:
     assert near.as_dict()["recall"] == 1.0 and far.as_dict()["precision"] == 0.0
 
 
+def test_phantoms_are_objects_in_the_path_with_no_actor_near() -> None:
+    cfg = EvalConfig(data=Path("."), weights=Path("."), out=Path("."))
+    actors = [{"kind": "vehicle", "x": 20.0, "y": 0.0},
+              {"kind": "pedestrian", "x": 10.0, "y": 1.0, "visible_pixels": 0}]  # hidden
+    xy = np.array([[8.0, 0.5],     # 2.1 m from the walker: not a phantom
+                   [23.5, 0.0],    # the car placed 3.5 m too far: not a phantom
+                   [13.0, -1.9],   # phantom: in the corridor, 4.2 m from the walker
+                   [12.0, 2.5],    # beside the path
+                   [-3.0, 0.0],    # behind the ego
+                   [30.0, 0.0]])   # beyond the corridor
+    assert phantoms_in_path(cfg, xy, actors) == 1
+    assert phantoms_in_path(cfg, xy, []) == 3
+    assert phantoms_in_path(cfg, np.zeros((0, 2)), actors) == 0
+    assert phantoms_in_path(EvalConfig(data=Path("."), weights=Path("."), out=Path("."),
+                                       phantom_m=3.0), xy, actors) == 2
+
+
 @pytest.fixture(scope="module")
 def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("evaldata") / "set"
@@ -80,6 +103,9 @@ def test_eval_perception_writes_metrics_and_examples(data: Path, tmp_path: Path,
         for band, c in bands.items():
             assert m["detection_true_depth"][label][band]["truth"] == c["truth"]
     assert 0.0 <= m["light_accuracy"] <= 1.0
+    p = m["phantoms_in_path"]
+    assert p["range_m"] == 30.0 and p["detections"]["count"] >= p["detections"]["samples_with"]
+    assert 0.0 <= p["tracks"]["sample_rate"] <= 1.0
     grid = cv2.imread(str(out / "examples.png"))
     assert grid.shape == (3 * 160, 3 * 320, 3)
     assert "mIoU" in capsys.readouterr().out
