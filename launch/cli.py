@@ -765,9 +765,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--init", help="start from these weights (fine-tuning; tensors whose "
                                   "shape changed start fresh)")
     p.add_argument("--threads", type=int, help="CPU threads (default: torch's)")
-    p.add_argument("--paste-walkers", type=float, default=0.5, metavar="P",
+    p.add_argument("--paste-walkers", type=float, default=0.0, metavar="P",
                    help="probability that a training sample gets one or two walkers cut "
-                        "from other samples pasted, most over vehicles (default 0.5)")
+                        "from other samples pasted, most over vehicles (default 0: off)")
     p.add_argument("--depth-grad-weight", type=float, default=1.0, metavar="W",
                    help="weight of the depth-gradient loss that keeps depth steps at "
                         "object outlines sharp; 0 = off (default 1)")

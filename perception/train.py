@@ -106,8 +106,10 @@ class TrainConfig:
     #: weight of the depth-gradient term (:func:`perception.model.depth_gradient_loss`);
     #: 0 turns it off
     depth_grad_weight: float = 1.0
-    #: probability that a training sample gets walkers pasted (perception.paste)
-    paste_walkers: float = 0.5
+    #: probability that a training sample gets walkers pasted (perception.paste);
+    #: off by default: at 0.5 it found the walker in front of a car but made false
+    #: walkers (README, "Training")
+    paste_walkers: float = 0.0
 
 
 @dataclass
