@@ -325,6 +325,17 @@ def _image_size(text: str) -> tuple[int, int]:
     return w, h
 
 
+def _collect_only_options(args: argparse.Namespace) -> dict[str, object]:
+    """The CollectConfig fields that only ``collect`` has options for (eval-perception
+    collects its held-out set with their defaults), where given."""
+    given: dict[str, object] = {
+        k: tuple(getattr(args, k)) for k in ("vehicle_density", "pedestrian_density")
+        if getattr(args, k, None) is not None}
+    if getattr(args, "drop_crosswalks", None) is not None:
+        given["drop_crosswalks"] = args.drop_crosswalks
+    return given
+
+
 def _collect(args: argparse.Namespace, out: Path, resume: bool,
              image_size: tuple[int, int] = (640, 360)) -> None:
     """``drivestack collect``'s options (shared with eval-perception) into a data set;
@@ -336,9 +347,7 @@ def _collect(args: argparse.Namespace, out: Path, resume: bool,
                         frames_per_episode=args.frames_per_episode, seed=args.seed,
                         every=args.every, image_size=image_size, resume=resume,
                         jobs=args.jobs, map_dir=Path(args.map_dir) if args.map_dir else None,
-                        **{k: tuple(getattr(args, k)) for k in ("vehicle_density",
-                                                                 "pedestrian_density")
-                           if getattr(args, k, None) is not None})
+                        **_collect_only_options(args))
     episode = None
     try:
         if sim["sim"] == "carla":
@@ -745,6 +754,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--pedestrian-density", type=float, nargs=2, metavar=("LOW", "HIGH"),
                    help="pedestrians per spawn point near the ego, drawn per episode in "
                         "[LOW, HIGH] (default 0.5 1.0)")
+    p.add_argument("--drop-crosswalks", type=float, metavar="P",
+                   help="share of the map's crosswalks left unpainted, drawn per episode "
+                        "(default 0; junctions without zebras, as in Town01)")
     _add_sim_args(p, blueprint=False)
     p.add_argument("--map-dir", help="directory of other maps, as <MAP>.xodr (evaluation "
                                      "data on maps never trained on)")

@@ -92,6 +92,12 @@ class CollectConfig:
     #: road a network must not see cars on)
     vehicle_density: tuple[float, float] = (0.4, 1.0)
     pedestrian_density: tuple[float, float] = (0.5, 1.0)
+    #: share of the map's crosswalks left unpainted, drawn per episode: junctions
+    #: differ from town to town (Town01's arms have a stop bar and no zebra; all
+    #: the built-in maps' arms have one); a network that saw junctions only with
+    #: zebras took Town01's bare junction asphalt for a waiting car (leaderboard
+    #: route 5, its first junction)
+    drop_crosswalks: float = 0.0
     spawn_radius_m: float = 120.0
     resume: bool = False
     jobs: int = 1  # episodes collected in parallel (one process each)
@@ -120,6 +126,9 @@ class CollectConfig:
             if not 0.0 <= lo <= hi <= MAX_DENSITY:
                 raise CollectError(f"{name} LOW HIGH must satisfy 0 <= LOW <= HIGH <= "
                                    f"{MAX_DENSITY:g} (per spawn point), not {lo:g} {hi:g}")
+        if not 0.0 <= self.drop_crosswalks <= 1.0:
+            raise CollectError(f"--drop-crosswalks must be in [0, 1], not "
+                               f"{self.drop_crosswalks:g}")
         w, h = self.image_size
         if not (16 <= w <= 4096 and 16 <= h <= 4096):
             raise CollectError(f"image size must be 16..4096 px, not {w}x{h}")
@@ -366,7 +375,7 @@ def _weather_json(appearance: Any) -> dict[str, Any]:
 def run_episode(cfg: CollectConfig, plan: EpisodePlan, on_sample: Callable[[], None],
                 map_cache: dict[str, Any]) -> list[dict[str, Any]]:
     """Collect one episode into ``cfg.out/plan.name``; returns its index rows."""
-    from sim.maps import load_map, resolve_town
+    from sim.maps import crosswalk_polygons, load_map, resolve_town
     from sim.scenario import CameraConfig, EgoConfig, Scenario, TrafficConfig, WeatherConfig
     from sim.scene import SceneRenderer, appearance_for
     from sim.world import MapSource, World, spawn_waypoints
@@ -375,8 +384,8 @@ def run_episode(cfg: CollectConfig, plan: EpisodePlan, on_sample: Callable[[], N
         loaded = load_map(resolve_town(plan.map, cfg.map_dir))
         map_cache[plan.map] = (loaded, np.array([
             [wp.transform.location.x, wp.transform.location.y]
-            for wp in spawn_waypoints(loaded.map)]))
-    loaded, spawn_xy = map_cache[plan.map]
+            for wp in spawn_waypoints(loaded.map)]), len(crosswalk_polygons(loaded.map)))
+    loaded, spawn_xy, n_crosswalks = map_cache[plan.map]
     spawn_index = min(int(plan.spawn_draw * len(spawn_xy)), len(spawn_xy) - 1)
     n_near = int((np.hypot(*(spawn_xy - spawn_xy[spawn_index]).T) <= cfg.spawn_radius_m
                   ).sum())
@@ -390,7 +399,10 @@ def run_episode(cfg: CollectConfig, plan: EpisodePlan, on_sample: Callable[[], N
                                               spawn_radius_m=cfg.spawn_radius_m),
                         weather=weather, cameras=[camera])
     world = World(scenario, MapSource(loaded.name, loaded.xodr, loaded.map))
-    scene = SceneRenderer(world, [camera], weather, plan.seed)
+    # its own stream: the plan's draws (and so older data sets) stay as they were
+    keep = np.random.default_rng([plan.seed, 1]).random(n_crosswalks) >= cfg.drop_crosswalks
+    crosswalks = np.flatnonzero(keep).tolist()
+    scene = SceneRenderer(world, [camera], weather, plan.seed, crosswalks=crosswalks)
     autopilot = EgoAutopilot(world, spawn_index, plan.seed, plan.speed_factor)
     weather_info = _weather_json(appearance_for(weather, plan.seed))
 
@@ -427,6 +439,7 @@ def run_episode(cfg: CollectConfig, plan: EpisodePlan, on_sample: Callable[[], N
         **dataclasses.asdict(plan), "spawn_index": spawn_index,
         # what was spawned (the density asks for more than fits near some spawn points)
         "vehicles": len(world.traffic.npcs), "pedestrians": len(world.pedestrians.walkers),
+        "crosswalks": {"painted": len(crosswalks), "of": n_crosswalks},
         "weather": weather_info,
         "camera": dataclasses.asdict(camera), "every": cfg.every,
         "classes": list(CLASS_NAMES), "samples": rows}, indent=1))

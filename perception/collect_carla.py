@@ -269,6 +269,9 @@ def check_target(cfg: CollectConfig, target: CarlaTarget) -> None:
 
     if cfg.jobs != 1:
         raise CollectError("--sim carla collects from one server: --jobs must be 1")
+    if cfg.drop_crosswalks:
+        raise CollectError("--drop-crosswalks paints the embedded simulator's ground; "
+                           "a CARLA server draws its own: leave it out with --sim carla")
     try:
         for name in dict.fromkeys(cfg.maps):
             probe(target.config(town_name(name)))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Collection
 
 import carla
 import numpy as np
@@ -27,18 +28,22 @@ MAX_GROUND_PIXELS = 40_000_000  # ~120 MB of raster layers; coarser beyond that
 LIGHT_ID_BASE = 20_000
 
 
-def ground_raster(world: World, resolution: float = 0.1) -> GroundRaster:
+def ground_raster(world: World, resolution: float = 0.1,
+                  crosswalks: Collection[int] | None = None) -> GroundRaster:
     """The map top-down (labels and BGR colours) at ``resolution`` m/px, or coarser
-    if the map is too large for MAX_GROUND_PIXELS."""
-    return map_ground_raster(world.map, resolution)
+    if the map is too large for MAX_GROUND_PIXELS; ``crosswalks``: which of the
+    map's crosswalks are painted (``sim.maps.render.rasterize``; all when None)."""
+    return map_ground_raster(world.map, resolution, crosswalks)
 
 
-def map_ground_raster(carla_map: carla.Map, resolution: float = 0.1) -> GroundRaster:
+def map_ground_raster(carla_map: carla.Map, resolution: float = 0.1,
+                      crosswalks: Collection[int] | None = None) -> GroundRaster:
     """:func:`ground_raster` of a bare ``carla.Map`` (no world around it)."""
     x0, y0, x1, y1 = _map_bounds(carla_map)
     area = (x1 - x0 + 20) * (y1 - y0 + 20)
     resolution = max(resolution, math.sqrt(area / MAX_GROUND_PIXELS))
-    r = rasterize(carla_map, resolution=resolution, max_pixels=MAX_GROUND_PIXELS + 10**6)
+    r = rasterize(carla_map, resolution=resolution, max_pixels=MAX_GROUND_PIXELS + 10**6,
+                  crosswalks=crosswalks)
     half = r.resolution / 2  # GroundRaster's origin is a pixel centre
     return GroundRaster(r.labels, np.ascontiguousarray(r.color[..., ::-1]),
                         r.origin[0] + half, r.origin[1] + half, r.resolution)
@@ -102,8 +107,10 @@ class SceneRenderer:
     """Camera images of one world, as bus ``Image`` messages."""
 
     def __init__(self, world: World, cameras: list[CameraConfig], weather: WeatherConfig,
-                 seed: int) -> None:
-        self.ground = ground_raster(world)
+                 seed: int, crosswalks: Collection[int] | None = None) -> None:
+        """``crosswalks``: which of the map's crosswalks the ground shows (all when
+        None; :func:`ground_raster`)."""
+        self.ground = ground_raster(world, crosswalks=crosswalks)
         self.specs = [camera_spec(c) for c in cameras]
         self.renderer = Renderer(self.ground, self.specs, appearance_for(weather, seed),
                                  place_scenery(self.ground, seed))

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import math
 import xml.etree.ElementTree as ET
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -384,12 +384,15 @@ def _as_map(source: carla.Map | LoadedMap) -> tuple[carla.Map, str]:
 
 def rasterize(source: carla.Map | LoadedMap, resolution: float = 0.1, margin: float = 10.0,
               bounds: tuple[float, float, float, float] | None = None,
-              max_pixels: int = 64_000_000) -> MapRaster:
+              max_pixels: int = 64_000_000,
+              crosswalks: Collection[int] | None = None) -> MapRaster:
     """Paint ``source`` top-down at ``resolution`` m/px.
 
     ``bounds`` (x_min, y_min, x_max, y_max, world metres) crops to a region (the
-    whole map plus ``margin`` m when None). Raises ValueError when the image would
-    exceed ``max_pixels``."""
+    whole map plus ``margin`` m when None). ``crosswalks``: which of the map's
+    crosswalks (indices into :func:`sim.maps.crosswalk_polygons`) are painted; all
+    when None (data collection leaves some out: junctions differ from town to
+    town). Raises ValueError when the image would exceed ``max_pixels``."""
     if not resolution > 0:
         raise ValueError(f"resolution must be > 0 m/px, not {resolution}")
     carla_map, xodr = _as_map(source)
@@ -431,7 +434,9 @@ def rasterize(source: carla.Map | LoadedMap, resolution: float = 0.1, margin: fl
         _paint_marks(canvas, ls, +1)
         if abs(ls.ref.lane) == 1:
             _paint_marks(canvas, ls, -1)
-    for poly in crosswalk_polygons(carla_map):
+    for i, poly in enumerate(crosswalk_polygons(carla_map)):
+        if crosswalks is not None and i not in crosswalks:
+            continue
         _paint_crosswalk(canvas, np.array([(p.x, p.y) for p in poly]))
     for wp in _stop_waypoints(carla_map):
         _paint_stop_line(canvas, wp)

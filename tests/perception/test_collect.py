@@ -227,3 +227,32 @@ def test_traffic_density_options(tmp_path: Path, capsys: pytest.CaptureFixture[s
         err = capsys.readouterr().err.strip()
         assert bad[0] in err and "LOW <= HIGH" in err and "\n" not in err
         assert not (tmp_path / "bad").exists()
+
+
+def test_drop_crosswalks_leaves_zebras_out_of_the_ground(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``--drop-crosswalks P``: a share P of the map's crosswalks is not painted in an
+    episode (drawn from its seed); 1 leaves them all out, as episode.json says."""
+    from perception.collect import CollectConfig, plan_episodes, run_episode
+
+    cfg = CollectConfig(out=tmp_path / "bare", maps=("town_grid",), episodes=1,
+                        frames_per_episode=1, image_size=(160, 96), drop_crosswalks=1.0)
+    run_episode(cfg, plan_episodes(cfg)[0], lambda: None, {})
+    ep = json.loads(next((tmp_path / "bare").glob("*/episode.json")).read_text())
+    assert ep["crosswalks"] == {"painted": 0, "of": 40}
+    half = CollectConfig(out=tmp_path / "half", maps=("town_grid",), episodes=1,
+                         frames_per_episode=1, image_size=(160, 96), drop_crosswalks=0.5)
+    run_episode(half, plan_episodes(half)[0], lambda: None, {})
+    ep = json.loads(next((tmp_path / "half").glob("*/episode.json")).read_text())
+    assert 10 <= ep["crosswalks"]["painted"] <= 30 and ep["crosswalks"]["of"] == 40
+    assert main(["collect", "--out", str(tmp_path / "bad"), "--drop-crosswalks", "1.5",
+                 "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "--drop-crosswalks" in err and "[0, 1]" in err and "\n" not in err
+    assert not (tmp_path / "bad").exists()
+    # a CARLA server paints its own ground: refused before it is asked anything
+    assert main(["collect", "--sim", "carla", "--out", str(tmp_path / "bad"),
+                 "--drop-crosswalks", "0.5", "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "--drop-crosswalks" in err and "--sim carla" in err and "\n" not in err
+    assert not (tmp_path / "bad").exists()

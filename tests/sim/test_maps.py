@@ -7,6 +7,7 @@ from __future__ import annotations
 import collections
 import math
 
+import cv2
 import numpy as np
 import pytest
 
@@ -372,6 +373,26 @@ def test_raster_bounds_and_limits(maps):
     assert raster.junctions[100, 100]
     with pytest.raises(ValueError, match="coarser resolution"):
         rasterize(maps["highway"], resolution=0.01)
+
+
+def test_raster_paints_only_the_crosswalks_asked_for(maps):
+    """``crosswalks`` picks which zebras are painted (data collection leaves some
+    out); everything else on the ground is as with all of them."""
+    m = maps["town_grid"].map
+    polys = crosswalk_polygons(m)
+    pts = np.array([(p.x, p.y) for p in polys[0]])
+    lo, hi = pts.min(axis=0) - 2.0, pts.max(axis=0) + 2.0
+    bounds = (float(lo[0]), float(lo[1]), float(hi[0]), float(hi[1]))
+    every, but_first = (rasterize(m, resolution=0.1, bounds=bounds, crosswalks=c)
+                        for c in (None, range(1, len(polys))))
+    inside = np.zeros(every.shape, np.uint8)
+    cv2.fillPoly(inside, [np.round(every.to_pixels(pts)).astype(np.int32)], 1)
+    zebra = (inside == 1) & (every.labels == Label.ROAD_LINES)
+    assert zebra.sum() > 0.3 * inside.sum()  # bars over about half of the crossing
+    assert not ((but_first.labels == Label.ROAD_LINES) & (inside == 1)).any()
+    assert (but_first.labels[zebra] == Label.ROADS).all()
+    outside = inside == 0
+    assert np.array_equal(but_first.labels[outside], every.labels[outside])
 
 
 def test_render_png(tmp_path, maps):
