@@ -205,7 +205,7 @@ def evaluate_perception(cfg: EvalConfig, progress: bool = True,
     light_ok = light_n = head_ok = head_n = 0
     counts = {(label, b): _Counts() for label in OBSTACLE_CLASSES.values() for b in cfg.bands}
     counts_true_depth = {key: _Counts() for key in counts}
-    true_depth_objects = ObjectsConfig(ground_contact=False)
+    true_depth_objects = ObjectsConfig(ground_contact=())
     vel_err: list[float] = []
     phantoms = {"detections": _Phantoms(), "tracks": _Phantoms()}
     trackers: dict[str, Tracker] = {}

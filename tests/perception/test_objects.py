@@ -69,13 +69,27 @@ def test_boxes_are_found_within_1_5_m(size: tuple[int, int]) -> None:
 
 
 def test_two_cars_one_behind_the_other_are_two_objects() -> None:
+    """One image blob, two depths: the cars fall in different cells. The far one,
+    a van half a lane aside, has columns of its own."""
+    K = CameraIntrinsics.from_fov(320, 160, 90.0)
+    scene = [(int(TrainClass.VEHICLE), (12.0, 0.0, 0.75), (4.5, 1.9, 1.5), 0.0),
+             (int(TrainClass.VEHICLE), (20.0, 1.6, 1.0), (4.5, 1.9, 2.0), 0.0)]
+    seg, depth = render(scene, K)
+    found = detect_objects(seg, depth, K, MOUNT)
+    xs = sorted(float(d.position[0]) for d in found)
+    assert len(xs) == 2 and abs(xs[0] - 12.0) < 1.5 and abs(xs[1] - 20.0) < 1.5
+
+
+def test_a_car_seen_only_over_a_nearer_ones_roof_joins_it() -> None:
+    """Each column of a vehicle blob is one depth (ObjectsConfig.column_median), so
+    a van straight behind a car, seen only over its roof, joins the car: the car,
+    the one to brake for, stays where it is."""
     K = CameraIntrinsics.from_fov(320, 160, 90.0)
     scene = [(int(TrainClass.VEHICLE), (12.0, 0.0, 0.75), (4.5, 1.9, 1.5), 0.0),
              (int(TrainClass.VEHICLE), (20.0, 0.6, 1.0), (4.5, 1.9, 2.0), 0.0)]
     seg, depth = render(scene, K)
     found = detect_objects(seg, depth, K, MOUNT)
-    xs = sorted(float(d.position[0]) for d in found)
-    assert len(xs) == 2 and abs(xs[0] - 12.0) < 1.5 and abs(xs[1] - 20.0) < 1.5
+    assert len(found) == 1 and abs(float(found[0].position[0]) - 12.0) < 1.5
 
 
 def test_side_view_gives_the_principal_axis_yaw() -> None:
@@ -182,12 +196,42 @@ def test_ground_contact_corrects_a_biased_depth_map() -> None:
     K = CameraIntrinsics.from_fov(320, 160, 90.0)
     seg, depth = render(SCENE, K)
     biased = depth * 1.4
-    for d in detect_objects(seg, biased, K, MOUNT):
+    both = ObjectsConfig(ground_contact=("vehicle", "pedestrian"))
+    for d in detect_objects(seg, biased, K, MOUNT, config=both):
         truth = min(SCENE, key=lambda s: np.hypot(s[1][0] - d.position[0],
                                                    s[1][1] - d.position[1]))
         assert np.hypot(d.position[0] - truth[1][0], d.position[1] - truth[1][1]) < 1.5
-    off = detect_objects(seg, biased, K, MOUNT, config=ObjectsConfig(ground_contact=False))
+    off = detect_objects(seg, biased, K, MOUNT, config=ObjectsConfig(ground_contact=()))
     assert max(float(d.position[0]) for d in off) > 1.3 * max(s[1][0] for s in SCENE)
+    # by default only pedestrians are placed by their contact
+    default = detect_objects(seg, biased, K, MOUNT)
+    ped = [d for d in default if d.label == "pedestrian"]
+    assert len(ped) == 1 and abs(float(ped[0].position[0]) - 10.0) < 1.0
+    assert min(float(d.position[0]) for d in default if d.label == "vehicle") > 1.3 * 15.0
+
+
+def test_a_vehicle_with_scattered_depth_keeps_its_length() -> None:
+    """A network's depth scatters a car's pixels along the viewing ray (most at its
+    outline, which blends into the background): each column of the blob at its
+    median depth gives back one face and a box of a car's length, centred on the
+    car; without, the box runs on along the ray."""
+    from perception.objects import ObjectsConfig
+
+    K = CameraIntrinsics.from_fov(320, 160, 90.0)
+    car = [(int(TrainClass.VEHICLE), (16.0, 0.0, 0.75), (4.6, 1.9, 1.5), 0.0)]
+    seg, depth = render(car, K)
+    rng = np.random.default_rng(3)
+    scattered = depth * np.exp(rng.normal(0.0, 0.12, depth.shape))
+    m = seg == int(TrainClass.VEHICLE)
+    top = np.flatnonzero(m.any(1))[0]
+    scattered[top:top + 2][m[top:top + 2]] *= 1.25  # the roof line bleeds into the sky
+    on = [d for d in detect_objects(seg, scattered, K, MOUNT) if d.label == "vehicle"]
+    off = [d for d in detect_objects(seg, scattered, K, MOUNT,
+                                     config=ObjectsConfig(column_median=False))
+           if d.label == "vehicle"]
+    assert len(on) == 1 and len(off) == 1
+    assert np.hypot(on[0].position[0] - 16.0, on[0].position[1]) < 1.0
+    assert on[0].size[0] < 5.5 < off[0].size[0]
 
 
 def test_a_pedestrian_whose_legs_are_labelled_vehicle_stands_where_its_legs_meet_the_ground(
