@@ -8,8 +8,9 @@ Episodes
     (NPC vehicles and pedestrians per spawn point within ``spawn_radius_m`` of the
     ego, and spawned only there, so that a small town and a 7 km highway are both
     busy in view; capped by ``max_vehicles``/``max_pedestrians``),
-    the ego's speed factor, and the look
-    (``WeatherConfig(sample=True)``: time of day, fog, rain, textures, sun).
+    the ego's speed factor, the look
+    (``WeatherConfig(sample=True)``: time of day, fog, rain, textures, sun), and
+    which of the map's crosswalks are painted (``drop_crosswalks``).
 
 Autopilot
     The ego is driven like an NPC: a private :class:`sim.traffic.Traffic` holds one
