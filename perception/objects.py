@@ -125,9 +125,9 @@ class ObjectsConfig:
     #: the pixels more than 2x their column's median apart (a car seen over the
     #: roof of a nearer one) lost precision on both (0.43, 0.30 with c8bd36e's
     #: weights): they are mostly the background's depth bled in; so did splitting
-    #: a column at its largest depth step (0.44, 0.38). The price: a vehicle seen only over
-    #: the roof of a nearer one, in no column of its own, joins the nearer one
-    #: (the nearer one is the one to brake for). Pedestrians are thin and
+    #: a column at its largest depth step (0.44, 0.38). The price: a vehicle seen
+    #: only over the roof of a nearer one, in no column of its own, joins the
+    #: nearer one (the nearer one is the one to brake for). Pedestrians are thin and
     #: flattened whole (``flatten_pedestrians``); a column median cost them
     #: precision (0.64 -> 0.59 within 20 m)
     column_median: bool = True

@@ -396,8 +396,6 @@ def test_raster_paints_only_the_crosswalks_asked_for(maps):
 
 
 def test_render_png(tmp_path, maps):
-    import cv2
-
     out = tmp_path / "rural.png"
     w, h = render_png(maps["rural"], out, resolution=2.0,
                       spawn_points=spawn_points(maps["rural"].map))
