@@ -160,11 +160,13 @@ class PlanningNode(Node):
         objects = self.object_filter.apply(slot.get("objects", ObjectList(header=ego.header)),
                                            ego)
         light = slot.get("light", TrafficLightState(header=ego.header))
-        if self.lights is not None:  # perception's light: its stop line from the map
-            loc = ego.transform.location
+        queue = None
+        if self.lights is not None and light.distance < 0:  # perception's light:
+            loc = ego.transform.location                     # its stop line from the map
             self.local.locate(loc.x, loc.y)
-            light = self.lights.place(light, self.local.route_position(loc.x, loc.y),
-                                      light.header.stamp, speed=ego.speed)
+            ego_s = self.local.route_position(loc.x, loc.y)
+            light = self.lights.place(light, ego_s, light.header.stamp, speed=ego.speed)
+            queue = self.lights.queue_limit(ego_s)
         trajectory = self.local.plan(ego, objects, light,  # type: ignore[arg-type]
-                                     self._adjacent_lanes(ego))
+                                     self._adjacent_lanes(ego), queue)
         self.pub.publish(trajectory)
