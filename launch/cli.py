@@ -15,7 +15,8 @@ import subprocess
 import sys
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -372,6 +373,19 @@ def cmd_collect(args: argparse.Namespace) -> int:
 
 
 # --------------------------------------------------------------------------- train
+@contextmanager
+def _user_errors(doing: str, *errors: type[Exception]) -> Iterator[None]:
+    """``errors`` (the command's own, one line each) and a file that cannot be read
+    or written, while ``doing`` (e.g. "training"), as one-line UserErrors."""
+    try:
+        yield
+    except errors as exc:
+        raise UserError(str(exc)) from None
+    except OSError as exc:
+        raise UserError(f"{doing} failed reading or writing a file: "
+                        f"{exc.strerror or exc}") from None
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from perception.train import TrainConfig, TrainError, train
 
@@ -382,13 +396,8 @@ def cmd_train(args: argparse.Namespace) -> int:
                       cpu_threads=args.threads, depth_grad_weight=args.depth_grad_weight,
                       paste_walkers=args.paste_walkers,
                       init=Path(args.init) if args.init else None)
-    try:
+    with _user_errors("training", TrainError, ValueError):
         result = train(cfg, progress=not args.no_progress)
-    except (TrainError, ValueError) as exc:
-        raise UserError(str(exc)) from None
-    except OSError as exc:
-        raise UserError(f"training failed reading or writing a file: "
-                        f"{exc.strerror or exc}") from None
     best = result.best
     print(f"wrote {result.weights} (+ .sha256): best validation mIoU {best['miou']:.3f}, "
           f"depth AbsRel {best['depth_absrel']:.3f} (epoch {best['epoch']})")
@@ -396,41 +405,57 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 # ------------------------------------------------------------------- eval-perception
+def _weights_file(args: argparse.Namespace, hint: str = "pass --weights PATH") -> Path:
+    """``--weights`` (default: the shipped weights), which must exist."""
+    from perception.inference import DEFAULT_WEIGHTS
+
+    weights = Path(args.weights) if args.weights else DEFAULT_WEIGHTS
+    if not weights.is_file():
+        raise UserError(f"weights file {weights} not found ({hint})")
+    return weights
+
+
 def cmd_eval_perception(args: argparse.Namespace) -> int:
     from perception.dataset import DatasetError
     from perception.evaluate import EvalConfig, EvalError, evaluate_perception
-    from perception.inference import DEFAULT_WEIGHTS, WeightsError
+    from perception.inference import WeightsError
 
     out = Path(args.out)
     data = Path(args.data) if args.data else out / "data"
     if not args.data:  # collect a held-out data set first (resumable)
         _collect(args, data, resume=True)
-    weights = Path(args.weights) if args.weights else DEFAULT_WEIGHTS
-    if not weights.is_file():
-        raise UserError(f"weights file {weights} not found (train with `drivestack train`, "
-                        "or pass --weights PATH)")
+    weights = _weights_file(args, "train with `drivestack train`, or pass --weights PATH")
     ecfg = EvalConfig(data=data, weights=weights, out=out, device=args.device,
                       cpu_threads=args.threads, max_samples=args.max_samples)
-    try:
+    with _user_errors("evaluation", EvalError, WeightsError, DatasetError):
         result = evaluate_perception(ecfg, progress=not args.no_progress)
-    except (EvalError, WeightsError, DatasetError) as exc:
-        raise UserError(str(exc)) from None
-    except OSError as exc:
-        raise UserError(f"evaluation failed reading or writing a file: "
-                        f"{exc.strerror or exc}") from None
     print(f"wrote {result.metrics_path}" + (f" and {result.examples_path}"
                                             if result.examples_path else ""))
+    return 0
+
+
+# ------------------------------------------------------------------------- calibrate
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    from perception.calibrate import CalibrateConfig, CalibrateError, calibrate
+    from perception.dataset import DatasetError
+    from perception.inference import WeightsError
+
+    weights = _weights_file(args)
+    with _user_errors("calibration", CalibrateError, WeightsError, DatasetError):
+        cfg = CalibrateConfig(weights=weights, data=tuple(Path(d) for d in args.data),
+                              out=Path(args.out) if args.out else None, samples=args.samples,
+                              device=args.device, cpu_threads=args.threads)
+        result = calibrate(cfg, progress=not args.no_progress)
+    print(f"wrote {result.out} (+ .sha256) in {result.seconds:.0f} s")
     return 0
 
 
 # ----------------------------------------------------------------------- export-onnx
 def cmd_export_onnx(args: argparse.Namespace) -> int:
     from perception.export import export_onnx
-    from perception.inference import DEFAULT_WEIGHTS, WeightsError
+    from perception.inference import WeightsError
 
-    weights = Path(args.weights) if args.weights else DEFAULT_WEIGHTS
-    if not weights.is_file():
-        raise UserError(f"weights file {weights} not found (pass --weights PATH)")
+    weights = _weights_file(args)
     try:
         out = export_onnx(weights, args.out)
     except WeightsError as exc:
@@ -806,6 +831,19 @@ def build_parser() -> argparse.ArgumentParser:
                    help="collection seed, other than the training data's (default 1000)")
     p.add_argument("--jobs", type=int, default=1, help="collection processes (default 1)")
     p.add_argument("--max-samples", type=int, help="evaluate at most this many samples")
+    p.add_argument("--device", default="auto", help="auto, cpu or cuda (default auto)")
+    p.add_argument("--threads", type=int, help="CPU threads (default: torch's)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    p = add("calibrate", "fit how far perception weights misplace vehicles in depth, on "
+                         "their training data, and write it into the weights file",
+            cmd_calibrate)
+    p.add_argument("--weights", help="weights file (default: the shipped weights)")
+    p.add_argument("--data", nargs="+", required=True, metavar="DIR",
+                   help="collected data sets (the weights' training data)")
+    p.add_argument("--out", help="weights file to write (default: --weights, in place)")
+    p.add_argument("--samples", type=int, default=400,
+                   help="samples per data set, evenly spread (default 400)")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda (default auto)")
     p.add_argument("--threads", type=int, help="CPU threads (default: torch's)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")

@@ -64,7 +64,13 @@ from bus.messages import CameraIntrinsics, Rotation, Transform, Vector3
 from perception.classes import CLASS_NAMES, NUM_CLASSES, TrainClass, light_state_index
 from perception.collect import light_label
 from perception.dataset import CollectedDataset, read_index, resize_nearest
-from perception.inference import PredictorBase, load_weights, make_predictor, select_device
+from perception.inference import (
+    PredictorBase,
+    depth_scale_of,
+    load_weights,
+    make_predictor,
+    select_device,
+)
 from perception.lights import horizon_row, read_lamps
 from perception.objects import (
     OBSTACLE_CLASSES,
@@ -148,7 +154,8 @@ def _band_key(lo: float, hi: float) -> str:
     return f"{lo:g}-{hi:g}m"
 
 
-def _camera(meta: dict[str, Any]) -> tuple[CameraIntrinsics, Transform]:
+def camera_of(meta: dict[str, Any]) -> tuple[CameraIntrinsics, Transform]:
+    """A collected sample's camera: intrinsics and mount (ego frame), from its meta."""
     c, m = meta["camera"], meta["camera"]["mount"]
     K = CameraIntrinsics(c["width"], c["height"], c["fx"], c["fy"], c["cx"], c["cy"])
     mount = Transform(Vector3(m["x"], m["y"], m["z"]), Rotation(pitch=m["pitch"], yaw=m["yaw"]))
@@ -205,6 +212,9 @@ def evaluate_perception(cfg: EvalConfig, progress: bool = True,
     light_ok = light_n = head_ok = head_n = 0
     counts = {(label, b): _Counts() for label in OBSTACLE_CLASSES.values() for b in cfg.bands}
     counts_true_depth = {key: _Counts() for key in counts}
+    # the node's object stage with the weights' calibration; with the true depth,
+    # without either (no network depth to correct, no contact to fuse it with)
+    objects = ObjectsConfig(depth_scale=depth_scale_of(info.get("calibration"), cfg.weights))
     true_depth_objects = ObjectsConfig(ground_contact=())
     vel_err: list[float] = []
     phantoms = {"detections": _Phantoms(), "tracks": _Phantoms()}
@@ -230,10 +240,10 @@ def evaluate_perception(cfg: EvalConfig, progress: bool = True,
             absrel_n += int(m.sum())
             # objects, the node's way
             out = PredictorBase.to_numpy(raw)
-            K, mount = _camera(meta)
+            K, mount = camera_of(meta)
             oh, ow = out["seg"].shape
             K_out = scale_intrinsics(K, ow, oh)
-            dets = detect_objects(out["seg"], out["depth"], K_out, mount, out["probs"])
+            dets = detect_objects(out["seg"], out["depth"], K_out, mount, out["probs"], objects)
             scale = (K.width * K.height) / REFERENCE_AREA
             _score_detections(cfg, dets, meta["actors"], scale, counts)
             true_depth = resize_nearest(depth_full, (ow, oh))

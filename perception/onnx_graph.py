@@ -6,13 +6,15 @@ resolution (``full_size=False``), in the order of :data:`ONNX_OUTPUTS`: ``seg``
 logits (N, C, h, w), ``depth`` metres (N, h, w) and, with a light head, ``light``
 logits (N, 4); input ``image`` (N, 3, H, W) float32, RGB normalised with the
 model's mean and std, N dynamic (all cameras of a tick in one batch). The model's
-metadata holds ``input_size`` ("WxH"), ``head_stride``, ``light_trained`` and
-``source_weights``.
+metadata holds ``input_size`` ("WxH"), ``head_stride``, ``light_trained``,
+``source_weights`` and ``depth_scale`` (the weights' calibration, JSON: label ->
+factor; ``{}`` for none).
 """
 
 from __future__ import annotations
 
 import io
+import json
 import warnings
 
 import torch
@@ -35,7 +37,8 @@ class _InferenceGraph(nn.Module):
         return tuple(out[k] for k in ONNX_OUTPUTS if k in out)
 
 
-def onnx_graph(model: PerceptionNet, light_trained: bool, source_weights: str = "") -> bytes:
+def onnx_graph(model: PerceptionNet, light_trained: bool, source_weights: str = "",
+               depth_scale: dict[str, float] | None = None) -> bytes:
     """The serialised ONNX model of ``model`` (put in eval mode, its BatchNorms
     folded in place) with the metadata of the module doc."""
     import onnx
@@ -54,5 +57,6 @@ def onnx_graph(model: PerceptionNet, light_trained: bool, source_weights: str = 
     onnx.helper.set_model_props(graph, {
         "input_size": f"{w}x{h}", "head_stride": str(model.config.head_stride),
         "light_trained": "true" if light_trained else "false",
-        "source_weights": source_weights})
+        "source_weights": source_weights,
+        "depth_scale": json.dumps(dict(depth_scale or {}), sort_keys=True)})
     return graph.SerializeToString()

@@ -295,3 +295,27 @@ def _corners(d) -> np.ndarray:  # type: ignore[no-untyped-def]
     c, s = math.cos(math.radians(d.yaw)), math.sin(math.radians(d.yaw))
     half = np.array([[1, 1], [1, -1], [-1, -1], [-1, 1]]) * np.array(d.size[:2]) / 2
     return np.array(d.position[:2]) + half @ np.array([[c, s], [-s, c]])
+
+
+def test_the_weights_depth_calibration_scales_a_labels_range() -> None:
+    """A depth map 4 % short places the car 4 % near; the calibration factor
+    (ObjectsConfig.depth_scale, from the weights file) puts it back, and touches
+    only its label."""
+    from perception.objects import ObjectsConfig
+
+    K = scale_intrinsics(CameraIntrinsics.from_fov(640, 360, 90.0), 320, 160)
+    seg, depth = render(SCENE, K)
+    short = np.where(seg == int(TrainClass.ROAD), depth, depth / 1.04)
+
+    def place(cfg: ObjectsConfig | None = None) -> dict[str, np.ndarray]:
+        found = detect_objects(seg, short, K, MOUNT, config=cfg)
+        return {d.label + str(round(d.position[1])): d.position[:2] for d in found}
+
+    true = {d.label + str(round(d.position[1])): d.position[:2]
+            for d in detect_objects(seg, depth, K, MOUNT)}
+    near, fixed = place(), place(ObjectsConfig(depth_scale={"vehicle": 1.04}))
+    car = next(k for k in true if k.startswith("vehicle") and true[k][0] > 25.0)
+    assert np.hypot(*true[car]) - np.hypot(*near[car]) > 0.8  # 4 % of 30 m, near
+    np.testing.assert_allclose(fixed[car], true[car], atol=0.15)
+    walker = next(k for k in true if k.startswith("pedestrian"))
+    np.testing.assert_allclose(fixed[walker], near[walker])  # not its label

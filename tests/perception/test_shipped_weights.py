@@ -11,7 +11,8 @@ import torch
 
 from bus.frames import world_to_ego
 from bus.messages import Rotation, Transform, Vector3, VehicleControl
-from perception.inference import DEFAULT_WEIGHTS, load_weights, make_predictor
+from perception.inference import DEFAULT_WEIGHTS, depth_scale_of, load_weights, make_predictor
+from perception.objects import ObjectsConfig
 from perception.pipeline import PerceptionPipeline
 
 pytestmark = pytest.mark.skipif(not DEFAULT_WEIGHTS.is_file(),
@@ -53,8 +54,9 @@ def test_a_rendered_car_and_pedestrian_are_found_within_1_5_m(seed: int) -> None
         world.step(VehicleControl(brake=1.0))
     model, info = load_weights(DEFAULT_WEIGHTS)
     light_trained = bool(info["light_trained"])
-    pipeline = PerceptionPipeline(make_predictor(model, light_trained, torch.device("cpu")),
-                                  light_trained)
+    pipeline = PerceptionPipeline(  # the node's object stage: the weights' calibration
+        make_predictor(model, light_trained, torch.device("cpu")), light_trained,
+        ObjectsConfig(depth_scale=depth_scale_of(info.get("calibration"), DEFAULT_WEIGHTS)))
     out = pipeline.step([scene.render(world)[camera.name]], None)
     ego = Transform(Vector3(world.ego.x, world.ego.y, 0.0), Rotation(yaw=world.ego.yaw))
     truth = {"vehicle": list(world.traffic.npcs),

@@ -1,0 +1,113 @@
+"""``drivestack calibrate``: the range ratio of matched detections, the fit on a
+collected data set with the shipped weights, and the calibration carried by the
+weights file into the object stage (torch and ONNX)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from launch.cli import main
+from perception.calibrate import CalibrateConfig, CalibrateError, calibrate, range_ratios
+from perception.inference import (
+    DEFAULT_WEIGHTS,
+    OnnxPredictor,
+    WeightsError,
+    depth_scale_of,
+    load_weights,
+    save_weights,
+    verify_checksum,
+)
+from perception.model import ModelConfig, build_model
+from perception.objects import Detection
+
+
+def _det(label: str, x: float, y: float) -> Detection:
+    return Detection(label, np.array([x, y, 0.7]), np.array([4.6, 1.9, 1.5]), 0.0, 0.9, 50)
+
+
+def test_range_ratios_are_true_over_detected_range_of_matches_only() -> None:
+    actors = [{"kind": "vehicle", "x": 20.8, "y": 0.0}, {"kind": "vehicle", "x": 50.0, "y": 0.0},
+              {"kind": "pedestrian", "x": 10.0, "y": 2.0}]
+    dets = [_det("vehicle", 20.0, 0.0),   # matched: 20.8 / 20
+            _det("vehicle", 48.0, 0.0),   # matched, but beyond 40 m
+            _det("vehicle", 5.0, 5.0),    # no actor within 4 m
+            _det("pedestrian", 10.0, 2.0)]  # another label
+    np.testing.assert_allclose(range_ratios(dets, actors, "vehicle", 4.0, 40.0), [1.04])
+    assert len(range_ratios(dets, actors, "vehicle", 0.5, 40.0)) == 0
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("calibdata") / "set"
+    assert main(["collect", "--out", str(out), "--maps", "town_grid", "--episodes", "1",
+                 "--frames-per-episode", "4", "--every", "4", "--seed", "11",
+                 "--vehicle-density", "0.6", "0.6", "--no-progress"]) == 0
+    return out
+
+
+@pytest.mark.skipif(not DEFAULT_WEIGHTS.is_file(), reason="no shipped weights")
+def test_calibrate_fits_the_shipped_weights_and_writes_a_copy(data: Path, tmp_path: Path,
+                                                              capsys) -> None:
+    weights = tmp_path / "w.pt"
+    for suffix in ("", ".sha256"):
+        shutil.copy(str(DEFAULT_WEIGHTS) + suffix, str(weights) + suffix)
+    out = tmp_path / "calibrated.pt"
+    result = calibrate(CalibrateConfig(weights=weights, data=(data,), out=out, min_pairs=1,
+                                       cpu_threads=2), progress=False)
+    scale = result.depth_scale["vehicle"]
+    assert 0.8 < scale < 1.25 and result.pairs["vehicle"] >= 1
+    _, info = load_weights(out)  # checksummed, and carries it
+    assert depth_scale_of(info["calibration"], out) == {"vehicle": scale}
+    assert info["calibration"]["pairs"] == result.pairs
+    verify_checksum(weights)  # the input is left as it was
+    # four samples are too few for the command's 30 matches: one line, nothing written
+    assert main(["calibrate", "--weights", str(weights), "--data", str(data),
+                 "--out", str(tmp_path / "x.pt"), "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "matched an actor within 4 m" in err and "\n" not in err
+    assert not (tmp_path / "x.pt").exists()
+
+
+def test_calibrate_user_errors(tmp_path: Path, capsys) -> None:
+    weights = tmp_path / "w.pt"
+    save_weights(build_model(ModelConfig()), weights)
+    assert main(["calibrate", "--weights", str(weights), "--data", str(tmp_path),
+                 "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "index.jsonl" in err and str(tmp_path) in err and "\n" not in err
+    with pytest.raises(CalibrateError, match="samples"):
+        CalibrateConfig(weights=weights, data=(tmp_path,), samples=0)
+    with pytest.raises(CalibrateError, match="labels"):
+        CalibrateConfig(weights=weights, data=(tmp_path,), labels=("bicycle",))
+
+
+def test_a_calibration_reaches_the_object_stage_and_a_bad_one_is_refused(tmp_path: Path
+                                                                          ) -> None:
+    from perception.calibrate import write_calibration
+    from perception.node import PerceptionNode
+
+    torch.manual_seed(0)
+    weights = tmp_path / "w.pt"
+    save_weights(build_model(ModelConfig()), weights, light_trained=True)
+    calibrated = write_calibration(weights, tmp_path / "c.pt",
+                                   {"depth_scale": {"vehicle": 1.03}})
+    node = PerceptionNode("perception", params={"weights": str(calibrated)},
+                          diagnostics=False)
+    assert node.pipeline.objects_config.depth_scale == {"vehicle": 1.03}
+    # the ONNX export carries it in its metadata, and so into the node
+    assert main(["export-onnx", "--weights", str(calibrated), "--out",
+                 str(tmp_path / "c.onnx")]) == 0
+    assert OnnxPredictor(tmp_path / "c.onnx").depth_scale == {"vehicle": 1.03}
+    node = PerceptionNode("perception", params={"weights": str(tmp_path / "c.onnx")},
+                          diagnostics=False)
+    assert node.pipeline.objects_config.depth_scale == {"vehicle": 1.03}
+    plain = PerceptionNode("perception", params={"weights": str(weights)}, diagnostics=False)
+    assert plain.pipeline.objects_config.depth_scale == {}
+    bad = write_calibration(weights, tmp_path / "bad.pt", {"depth_scale": {"vehicle": 7.0}})
+    with pytest.raises(WeightsError, match=r"bad\.pt.*calibration"):
+        load_weights(bad)
