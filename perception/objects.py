@@ -169,10 +169,11 @@ class ObjectsConfig:
     #: per label, the network's depth at the label's pixels is multiplied by this
     #: first: a calibration of the weights, fitted on their training data by
     #: ``drivestack calibrate`` (:mod:`perception.calibrate`) and carried in the
-    #: weights file. The shipped weights place vehicles a few per cent near
-    #: (matched within 4 m, median true / detected range 1.01-1.035 per training
-    #: set); held out, vehicles within 30 m went 0.58 / 0.58 -> 0.61 / 0.63
-    #: (built-in maps) and 0.50 / 0.54 -> 0.56 / 0.61 (Town01/02) with 1.04
+    #: weights file. Session 15's fine-tune places vehicles a few per cent near
+    #: (matched within 4 m, median true / detected range 1.010-1.035 per training
+    #: set, 1.026 over all four); held out, with 1.026, vehicles within 30 m went
+    #: 0.58 / 0.58 -> 0.60 / 0.61 (built-in maps), 0.50 / 0.54 -> 0.53 / 0.57
+    #: (Town01/02)
     depth_scale: dict[str, float] = field(default_factory=dict)
 
 
