@@ -9,8 +9,7 @@ each frame k answers /ego/state k, /perception/objects k and
 With ``use_perception: false`` it plans without objects and lights. Vehicles
 that touch no driving lane are not planned around (``planning.object_filter``). A light that
 comes without a stop line (perception's) is placed at the next junction entry of
-the route (``planning.stop_lines``), and a queue there is joined only where the
-light's head stays in view (``QueueLimit``); the oracle's carries its own.
+the route (``planning.stop_lines``); the oracle's carries its own.
 """
 
 from __future__ import annotations
@@ -162,9 +161,8 @@ class PlanningNode(Node):
                                            ego)
         light = slot.get("light", TrafficLightState(header=ego.header))
         queue = None
-        # perception's light (no distance): its stop line and queue limit from the map
-        if self.lights is not None and light.distance < 0:
-            loc = ego.transform.location
+        if self.lights is not None and light.distance < 0:  # perception's light:
+            loc = ego.transform.location                     # its stop line from the map
             self.local.locate(loc.x, loc.y)
             ego_s = self.local.route_position(loc.x, loc.y)
             light = self.lights.place(light, ego_s, light.header.stamp, speed=ego.speed)
