@@ -57,20 +57,6 @@ class Overtake:
         return self.offset * (up - down)
 
 
-@dataclass(frozen=True)
-class QueueLimit:
-    """How far a queue ahead may be followed (route distances, m): behind a stopped
-    lead vehicle that has not left the junction ahead with room for the ego behind
-    it (its rear short of ``clear_m`` plus the ego's length and the standstill
-    gap), the ego's centre stops at ``hold_m`` at the latest, rather than further
-    on where it would wait blind to the junction's light
-    (:meth:`planning.stop_lines.PerceivedLight.queue_limit`) or inside the
-    junction."""
-
-    hold_m: float
-    clear_m: float
-
-
 def _heading(path: np.ndarray) -> np.ndarray:
     """Heading (rad, not unwrapped) at each point of a path (N x 2, N >= 2, world
     frame): that of the chord between the point's neighbours, or of the first or
@@ -104,14 +90,6 @@ class LocalPlannerParams:
     pass_within_m: float = 40.0  # consider passing a stopped obstacle this close
     pass_lateral_m: float = 25.0  # the target lane must be free this far ahead/behind
     stopped_speed: float = 0.5  # m/s: a lead slower than this is a stopped obstacle
-    # A lead vehicle is queued (QueueLimit) when slower than queue_speed m/s in any
-    # direction (one crossing the path is not) and within queue_within_m m, bumper
-    # to bumper (farther, perception misplaces cars by metres: the golden drive's
-    # car 71 m ahead was seen 46 m ahead, in the junction); it moves on when faster
-    # than queue_release_speed
-    queue_speed: float = 1.0
-    queue_within_m: float = 30.0
-    queue_release_speed: float = 3.0
     curvature_base_m: float = 5.0  # m of path a curvature is measured over
     behaviour: BehaviourParams = field(default_factory=BehaviourParams)
 
@@ -138,7 +116,6 @@ class LocalPlanner:
         self.overtake: Overtake | None = None
         # The last speed profile and the route distance (m) it started at.
         self.last_profile: tuple[float, SpeedProfile] | None = None
-        self.queue_held = False  # stopping at a QueueLimit's hold_m (hysteresis)
 
     @property
     def length(self) -> float:
@@ -164,11 +141,9 @@ class LocalPlanner:
         return float(self.s[self.index]) if foot is None else foot
 
     def plan(self, ego: EgoState, objects: ObjectList, light: TrafficLightState,
-             adjacent: dict[str, float] | None = None,
-             queue: QueueLimit | None = None) -> Trajectory:
+             adjacent: dict[str, float] | None = None) -> Trajectory:
         """The trajectory for this tick. ``adjacent``: lanes the car may change into
-        here, as {'left' | 'right': lateral offset in m, + right}; ``queue``: how far
-        a queue ahead may be followed (:class:`QueueLimit`)."""
+        here, as {'left' | 'right': lateral offset in m, + right}."""
         loc = ego.transform.location
         self.locate(loc.x, loc.y)
         s0 = self.route_position(loc.x, loc.y)
@@ -203,7 +178,6 @@ class LocalPlanner:
             # the route ends: its last point is the destination of the ego's centre
             # (as the Leaderboard scores route completion), so stop with it there
             d.stop_s = min(d.stop_s, s_new[-1])
-        self._hold_queue(d, s0, ego.speed, queue)
         self.decision = d
         kappa = np.interp(s_route, self.s, self.kappa)
         if self.overtake is not None:  # the swing out and back bends the path too
@@ -238,32 +212,6 @@ class LocalPlanner:
         if not 0.0 <= s0 - start <= profile.sample_s[-1]:
             return 0.0
         return profile.accel_at(s0 - start)
-
-    def _hold_queue(self, d: Decision, s0: float, speed: float,
-                    queue: QueueLimit | None) -> None:
-        """Stop at ``queue.hold_m`` behind a queued lead (see :class:`QueueLimit`).
-        Taken up only while the ego's centre is short of it and can stop there
-        braking at ``firm_decel``, when the lead is within ``queue_within_m``,
-        slower than ``queue_speed`` and following it would stop the ego past it;
-        kept, wherever the ego then stands, until the lead is faster than
-        ``queue_release_speed`` or gone."""
-        b = self.p.behaviour
-        room = math.inf if queue is None else queue.hold_m - s0
-        lead_rear = s0 + b.ego_half_length + d.lead_s  # route m (inf: no lead)
-        queued = queue is not None and lead_rear < (queue.clear_m + 2 * b.ego_half_length
-                                                    + b.min_gap)
-        if not queued:
-            self.queue_held = False
-        elif self.queue_held:
-            self.queue_held = d.lead_ground_speed < self.p.queue_release_speed
-        else:
-            self.queue_held = (0.0 <= room < d.lead_s - b.min_gap
-                               and d.lead_s <= self.p.queue_within_m
-                               and d.lead_ground_speed < self.p.queue_speed
-                               and speed * speed <= 2.0 * b.firm_decel * room)
-        if self.queue_held:
-            d.stop_s = min(d.stop_s, max(room, 0.0))
-            d.reasons.append(f"queue held {room:.1f} m on, short of the junction")
 
     def _centre(self, s_route: np.ndarray) -> np.ndarray:
         """Route (lane centre) points (N x 2, world) at route distances ``s_route``."""

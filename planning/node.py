@@ -160,13 +160,11 @@ class PlanningNode(Node):
         objects = self.object_filter.apply(slot.get("objects", ObjectList(header=ego.header)),
                                            ego)
         light = slot.get("light", TrafficLightState(header=ego.header))
-        queue = None
-        if self.lights is not None and light.distance < 0:  # perception's light:
-            loc = ego.transform.location                     # its stop line from the map
+        if self.lights is not None:  # perception's light: its stop line from the map
+            loc = ego.transform.location
             self.local.locate(loc.x, loc.y)
-            ego_s = self.local.route_position(loc.x, loc.y)
-            light = self.lights.place(light, ego_s, light.header.stamp, speed=ego.speed)
-            queue = self.lights.queue_limit(ego_s)
+            light = self.lights.place(light, self.local.route_position(loc.x, loc.y),
+                                      light.header.stamp, speed=ego.speed)
         trajectory = self.local.plan(ego, objects, light,  # type: ignore[arg-type]
-                                     self._adjacent_lanes(ego), queue)
+                                     self._adjacent_lanes(ego))
         self.pub.publish(trajectory)

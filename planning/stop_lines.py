@@ -54,7 +54,6 @@ import carla
 import numpy as np
 
 from bus.messages import TrafficLightState
-from planning.local_planner import QueueLimit
 from planning.polyline import foot_s
 
 #: Halvings of a route segment when locating a junction's entry on it (1 m / 2^7:
@@ -98,34 +97,19 @@ class JunctionEntries:
         s = np.concatenate([[0.0], np.cumsum(np.hypot(*np.diff(xy, axis=0).T))])
         inside = [self._in_junction(carla_map, x, y) for x, y in xy]
         self.entries_m: list[float] = []
-        #: route distance (m) where the route leaves each entry's junction (parallel
-        #: to ``entries_m``; the route's end for one it ends in)
-        self.exits_m: list[float] = []
         for i in range(1, len(xy)):
-            if inside[i] != inside[i - 1]:
-                crossing = self._crossing(carla_map, xy, s, i, entering=inside[i])
-                if inside[i]:
-                    self.entries_m.append(crossing)
-                elif len(self.exits_m) < len(self.entries_m):  # not the one it starts in
-                    self.exits_m.append(crossing)
-        self.exits_m += [float(s[-1])] * (len(self.entries_m) - len(self.exits_m))
+            if inside[i] and not inside[i - 1]:
+                lo, hi = 0.0, 1.0  # fractions of segment i-1 -> i: outside, inside
+                for _ in range(_REFINE_STEPS):
+                    mid = (lo + hi) / 2
+                    p = xy[i - 1] + mid * (xy[i] - xy[i - 1])
+                    if self._in_junction(carla_map, p[0], p[1]):
+                        hi = mid
+                    else:
+                        lo = mid
+                self.entries_m.append(float(s[i - 1] + hi * (s[i] - s[i - 1])))
         self.head_m: list[float | None] = [self._head(xy, s, e, heads, match_m)
                                            for e in self.entries_m]
-
-    @classmethod
-    def _crossing(cls, carla_map: carla.Map, xy: np.ndarray, s: np.ndarray, i: int,
-                  entering: bool) -> float:
-        """Route distance (m) where segment i-1 -> i crosses a junction's border
-        (into it when ``entering``, else out of it), by halving the segment."""
-        lo, hi = 0.0, 1.0  # fractions of the segment: on the side of i-1, of i
-        for _ in range(_REFINE_STEPS):
-            mid = (lo + hi) / 2
-            p = xy[i - 1] + mid * (xy[i] - xy[i - 1])
-            if cls._in_junction(carla_map, p[0], p[1]) == entering:
-                hi = mid
-            else:
-                lo = mid
-        return float(s[i - 1] + hi * (s[i] - s[i - 1]))
 
     @staticmethod
     def _head(xy: np.ndarray, s: np.ndarray, entry_m: float, heads: Sequence[SignalHead],
@@ -154,11 +138,6 @@ class JunctionEntries:
         """The first entry strictly after route distance ``s_m`` (m), or None."""
         i = bisect.bisect_right(self.entries_m, s_m)
         return self.entries_m[i] if i < len(self.entries_m) else None
-
-    def exit_of(self, entry_m: float) -> float:
-        """Route distance (m) where the route leaves the junction it enters at
-        ``entry_m`` (a value of :attr:`entries_m`)."""
-        return self.exits_m[bisect.bisect_left(self.entries_m, entry_m)]
 
     def head_of(self, entry_m: float) -> float | None:
         """Route distance (m) of the head of the light governing the entry at
@@ -205,18 +184,14 @@ class PerceivedLightParams:
     #: within ``blind_m`` of the entry does. Not more: Town01 route 4 starts
     #: 6.2 m before its head and reads it there
     head_lost_m: float = 5.0
-    #: m: a queue at a signalised entry is joined no closer than this before the
-    #: point where the head is lost (``blind_m``, ``head_lost_m``;
-    #: :meth:`PerceivedLight.queue_limit`)
-    queue_margin_m: float = 1.0
 
     def __post_init__(self) -> None:
         if self.lookahead_m <= 0:
             raise ValueError("lookahead_m must be > 0")
         if min(self.view_back_m, self.blind_m, self.hold_s, self.head_keep_m,
-               self.head_lost_m, self.queue_margin_m) < 0:
-            raise ValueError("view_back_m, blind_m, hold_s, head_keep_m, head_lost_m and "
-                             "queue_margin_m must be >= 0")
+               self.head_lost_m) < 0:
+            raise ValueError("view_back_m, blind_m, hold_s, head_keep_m and head_lost_m "
+                             "must be >= 0")
 
 
 class PerceivedLight:
@@ -240,30 +215,6 @@ class PerceivedLight:
         #: kept: it holds only while the line is not a comfortable stop
         self._yellow_stop: float | None = None
         self._stop: tuple[float, float] | None = None  # entry, where to stop (route m)
-
-    def queue_limit(self, ego_s_m: float) -> QueueLimit | None:
-        """Where the ego, its centre at route distance ``ego_s_m``, may stop behind a
-        queue at the next junction entry within the lookahead that a light governs
-        (its head placed by the map), for the local planner
-        (:class:`planning.local_planner.QueueLimit`): its centre ``queue_margin_m``
-        before the point where the camera loses the head (``blind_m`` before the
-        entry, ``head_lost_m`` before the head), and the junction's exit. None
-        without such an entry.
-
-        Why: a car queued past that point waits blind. Town02, leaderboard route
-        14 (session 13's weights): it read green, stopped behind a lead car 7 m
-        before the entry, under the head, and followed the lead over after the
-        light had changed; route 13: it stopped so on a yellow and set off when
-        the 45 s hold ran out."""
-        p = self.params
-        entry = self.entries.next_after(ego_s_m)
-        if entry is None or entry - ego_s_m > p.lookahead_m:
-            return None
-        head = self.entries.head_of(entry)
-        if head is None:
-            return None
-        hold = min(entry - p.blind_m, head - p.head_lost_m) - p.queue_margin_m
-        return QueueLimit(hold_m=hold, clear_m=self.entries.exit_of(entry))
 
     def place(self, light: TrafficLightState, ego_s_m: float, stamp: float,
               speed: float = 0.0) -> TrafficLightState:

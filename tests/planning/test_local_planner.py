@@ -15,7 +15,7 @@ from bus.messages import (
     Transform,
     Vector3,
 )
-from planning.local_planner import LocalPlanner, QueueLimit
+from planning.local_planner import LocalPlanner
 
 ROUTE = np.stack([np.arange(0.0, 300.0, 2.0), np.full(150, 5.0)], axis=1)  # along +x, y=5
 
@@ -153,58 +153,3 @@ def test_no_free_lane_means_waiting_behind_the_car():
     lp, occupied = drive_past({"right": 3.5}, extra=[(70.0, 8.5)])
     assert lp.overtake is None
     assert np.allclose(occupied[0].poses[:, 1], 5.0)
-
-
-def planner_at(x: float) -> LocalPlanner:
-    """A planner that has followed the ego along ROUTE to x (it looks for the ego
-    within search_m of its last match)."""
-    lp = LocalPlanner(ROUTE)
-    for xi in np.arange(0.0, x, 20.0):
-        lp.locate(xi, 5.0)
-    return lp
-
-
-def test_a_queue_at_a_signalised_junction_is_joined_where_its_light_stays_in_view():
-    """Town02, leaderboard route 14: the car read green, stopped behind a lead car
-    under the light's head, blind to it, and followed the lead over on red. Here a
-    junction is entered at x = 100 and left at 120, the head lost with the centre
-    past 92 (hold at 91); a car stands with its rear 2 m into the junction: the
-    ego stops its centre at 91, not 5 m behind the car (94.55), until the car
-    moves on at more than 3 m/s."""
-    queue = QueueLimit(hold_m=91.0, clear_m=120.0)
-
-    def plan(lp, ego_x, speed, lead_rear, lead_speed=0.0, limit=queue, across=0.0):
-        lead = stopped_car(lead_rear + 2.3 - ego_x)
-        lead.velocity = Vector3(lead_speed, across, 0.0)
-        lp.plan(ego_at(ego_x, speed), ObjectList(objects=[lead]), TrafficLightState(),
-                queue=limit)
-        return ego_x + lp.decision.stop_s  # where the centre stops (the front's way)
-
-    lp = planner_at(50.0)  # 49.55 m behind the car: not yet (perception's range)
-    plan(lp, 50.0, 8.0, 102.0)
-    assert not lp.queue_held
-    for x in np.arange(53.0, 91.0, 3.0):  # within 30 m, and braking for it
-        stop = plan(lp, x, min(8.0, np.sqrt(2.0 * 0.8 * (91.0 - x))), 102.0)
-        within = 102.0 - (x + 2.45) <= 30.0
-        assert lp.queue_held == within and (not within or stop == pytest.approx(91.0))
-    free = planner_at(70.0)
-    plan(free, 70.0, 8.0, 102.0, limit=None)
-    assert 70.0 + free.decision.lead_s - 5.0 == pytest.approx(94.55)
-    crossing = planner_at(70.0)  # a car crossing the path is no queue
-    plan(crossing, 70.0, 8.0, 102.0, across=5.0)
-    assert not crossing.queue_held
-    # stopped there: a creeping lead keeps it, one moving on releases it
-    assert plan(lp, 91.0, 0.0, 102.5, lead_speed=2.0) == pytest.approx(91.0)
-    plan(lp, 91.0, 0.0, 104.0, lead_speed=4.0)
-    assert not lp.queue_held
-    # a queue that leaves the ego room behind it outside the junction, or that it
-    # joins short of the hold anyway, is followed as before
-    for rear in (131.0, 94.0):
-        lp = planner_at(rear - 25.0)
-        plan(lp, rear - 25.0, 8.0, rear)
-        assert not lp.queue_held
-    # too late to stop at the hold firmly, or already past it: behind the car
-    for ego_x, speed in ((80.0, 12.0), (92.0, 2.0)):
-        lp = planner_at(ego_x)
-        plan(lp, ego_x, speed, 102.0)
-        assert not lp.queue_held

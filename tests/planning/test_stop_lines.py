@@ -42,12 +42,6 @@ def test_the_entry_of_the_junction_crossed_is_found_to_a_centimetre(route_and_en
     after = carla_map.get_waypoint(carla.Location(x=float(x) + 0.02, y=-98.25, z=0.0))
     assert not before.is_junction and after.is_junction
     assert entries.next_after(entry) is None and entries.next_after(0.0) == entry
-    exit_ = entries.exit_of(entry)  # and left on the far side
-    x = np.interp(exit_, s, route[:, 0])
-    assert 100.0 < x < 120.0
-    inside = carla_map.get_waypoint(carla.Location(x=float(x) - 0.02, y=-98.25, z=0.0))
-    beyond = carla_map.get_waypoint(carla.Location(x=float(x) + 0.02, y=-98.25, z=0.0))
-    assert inside.is_junction and not beyond.is_junction
 
 
 def test_a_perceived_light_is_placed_at_the_next_entry_within_the_lookahead(
@@ -264,25 +258,3 @@ def test_a_head_far_before_its_line_is_kept_in_view_and_read_only_while_in_view(
     plain = PerceivedLight(entries, PerceivedLightParams(view_back_m=6.0),
                            comfort_decel=3.0, firm_decel=4.5, clearance_m=3.4)
     assert plain.place(red, entry - 50.0, 0.0, speed=8.0).distance == pytest.approx(44.0)
-
-
-def test_a_queue_is_joined_where_the_governing_head_stays_in_view(route_and_entries):
-    """The queue limit is 1 m before the point where a read stops counting: 8 m
-    before the entry, or 5 m before a head standing far before its line (Town02's
-    light 18, 6.5 m); only for an entry a light governs."""
-    route, entries, carla_map = route_and_entries
-    entry = entries.entries_m[0]
-    lights = PerceivedLight(entries, PerceivedLightParams())
-    assert lights.queue_limit(entry - 30.0) is None  # no head: no light known
-    near = SignalHead(_along(route, entry - 0.3, right_m=2.7), (_along(route, entry),))
-    far = SignalHead(_along(route, entry - 6.5, right_m=2.7), (_along(route, entry),))
-    for head, hold in ((near, entry - 9.0), (far, entry - 12.5)):
-        lights = PerceivedLight(JunctionEntries(carla_map, route, [head]),
-                                PerceivedLightParams())
-        limit = lights.queue_limit(entry - 30.0)
-        assert limit.hold_m == pytest.approx(hold, abs=0.05)
-        assert limit.clear_m == pytest.approx(entries.exit_of(entry))
-        assert lights.queue_limit(entry - 80.0) is None  # beyond the lookahead
-        assert lights.queue_limit(entry + 1.0) is None  # past the entry
-    with pytest.raises(ValueError, match="queue_margin_m"):
-        PerceivedLightParams(queue_margin_m=-1.0)
