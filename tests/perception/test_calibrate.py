@@ -88,26 +88,30 @@ def test_calibrate_user_errors(tmp_path: Path, capsys) -> None:
 
 def test_a_calibration_reaches_the_object_stage_and_a_bad_one_is_refused(tmp_path: Path
                                                                           ) -> None:
+    from bus import InProcessContext
     from perception.calibrate import write_calibration
     from perception.node import PerceptionNode
+
+    def depth_scale_in_node(path: Path) -> dict[str, float]:
+        node = PerceptionNode("perception", context=InProcessContext(),
+                              params={"weights": str(path)}, diagnostics=False)
+        try:
+            return node.pipeline.objects_config.depth_scale
+        finally:
+            node.destroy()
 
     torch.manual_seed(0)
     weights = tmp_path / "w.pt"
     save_weights(build_model(ModelConfig()), weights, light_trained=True)
     calibrated = write_calibration(weights, tmp_path / "c.pt",
                                    {"depth_scale": {"vehicle": 1.03}})
-    node = PerceptionNode("perception", params={"weights": str(calibrated)},
-                          diagnostics=False)
-    assert node.pipeline.objects_config.depth_scale == {"vehicle": 1.03}
+    assert depth_scale_in_node(calibrated) == {"vehicle": 1.03}
     # the ONNX export carries it in its metadata, and so into the node
     assert main(["export-onnx", "--weights", str(calibrated), "--out",
                  str(tmp_path / "c.onnx")]) == 0
     assert OnnxPredictor(tmp_path / "c.onnx").depth_scale == {"vehicle": 1.03}
-    node = PerceptionNode("perception", params={"weights": str(tmp_path / "c.onnx")},
-                          diagnostics=False)
-    assert node.pipeline.objects_config.depth_scale == {"vehicle": 1.03}
-    plain = PerceptionNode("perception", params={"weights": str(weights)}, diagnostics=False)
-    assert plain.pipeline.objects_config.depth_scale == {}
+    assert depth_scale_in_node(tmp_path / "c.onnx") == {"vehicle": 1.03}
+    assert depth_scale_in_node(weights) == {}
     bad = write_calibration(weights, tmp_path / "bad.pt", {"depth_scale": {"vehicle": 7.0}})
     with pytest.raises(WeightsError, match=r"bad\.pt.*calibration"):
         load_weights(bad)
