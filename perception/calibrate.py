@@ -36,12 +36,10 @@ from perception.evaluate import camera_of, match
 from perception.inference import (
     CALIBRATED_LABELS,
     PredictorBase,
-    WeightsError,
     load_weights,
     make_predictor,
+    save_checkpoint,
     select_device,
-    verify_checksum,
-    write_checksum,
 )
 from perception.objects import Detection, detect_objects, scale_intrinsics
 
@@ -149,18 +147,8 @@ def write_calibration(weights: Path, out: Path, calibration: dict[str, Any]) -> 
     """Copy the checksummed weights file ``weights`` to ``out`` (the same path:
     in place) with ``calibration`` as its entry of that name, and write its
     checksum; returns ``out``."""
-    verify_checksum(weights)
-    try:
-        ckpt = torch.load(weights, map_location="cpu", weights_only=True)
-    except (RuntimeError, EOFError, ValueError) as exc:
-        raise WeightsError(f"weights file {weights} is not a perception checkpoint: "
-                           f"{exc}") from None
-    ckpt["calibration"] = calibration
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp")
-    torch.save(ckpt, tmp)
-    tmp.replace(out)
-    write_checksum(out)
+    model, info = load_weights(weights)
+    save_checkpoint({**info, "model": model.state_dict(), "calibration": calibration}, out)
     return out
 
 

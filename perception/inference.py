@@ -134,12 +134,19 @@ def config_from_dict(d: dict[str, Any]) -> ModelConfig:
 def save_weights(model: PerceptionNet, path: str | Path, light_trained: bool = False,
                  meta: dict[str, Any] | None = None) -> Path:
     """Write the weights file and its checksum; returns the checksum file."""
+    return save_checkpoint({"model": model.state_dict(), "config": config_to_dict(model.config),
+                            "light_trained": bool(light_trained), "meta": dict(meta or {})},
+                           path)
+
+
+def save_checkpoint(ckpt: dict[str, Any], path: str | Path) -> Path:
+    """Write a weights file's dict (its ``model`` state on the CPU) through a
+    temporary file, and its checksum; returns the checksum file."""
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
-    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    ckpt = {**ckpt, "model": {k: v.detach().cpu() for k, v in ckpt["model"].items()}}
     tmp = p.with_name(p.name + ".tmp")
-    torch.save({"model": state, "config": config_to_dict(model.config),
-                "light_trained": bool(light_trained), "meta": dict(meta or {})}, tmp)
+    torch.save(ckpt, tmp)
     tmp.replace(p)
     return write_checksum(p)
 
