@@ -444,7 +444,8 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     with _user_errors("calibration", CalibrateError, WeightsError, DatasetError):
         cfg = CalibrateConfig(weights=weights, data=tuple(Path(d) for d in args.data),
                               out=Path(args.out) if args.out else None, samples=args.samples,
-                              device=args.device, cpu_threads=args.threads)
+                              labels=tuple(args.labels), device=args.device,
+                              cpu_threads=args.threads)
         result = calibrate(cfg, progress=not args.no_progress)
     print(f"wrote {result.out} (+ .sha256) in {result.seconds:.0f} s")
     return 0
@@ -835,7 +836,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, help="CPU threads (default: torch's)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
-    p = add("calibrate", "fit how far perception weights misplace vehicles in depth, on "
+    p = add("calibrate", "fit how far perception weights misplace objects in range, on "
                          "their training data, and write it into the weights file",
             cmd_calibrate)
     p.add_argument("--weights", help="weights file (default: the shipped weights)")
@@ -844,6 +845,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="weights file to write (default: --weights, in place)")
     p.add_argument("--samples", type=int, default=400,
                    help="samples per data set, evenly spread (default 400)")
+    p.add_argument("--labels", nargs="+", default=["vehicle", "pedestrian"],
+                   help="labels to fit, each needing 30 matches (default vehicle pedestrian)")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda (default auto)")
     p.add_argument("--threads", type=int, help="CPU threads (default: torch's)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")

@@ -66,9 +66,9 @@ from perception.collect import light_label
 from perception.dataset import CollectedDataset, read_index, resize_nearest
 from perception.inference import (
     PredictorBase,
-    depth_scale_of,
     load_weights,
     make_predictor,
+    range_scale_of,
     select_device,
 )
 from perception.lights import horizon_row, read_lamps
@@ -214,7 +214,7 @@ def evaluate_perception(cfg: EvalConfig, progress: bool = True,
     counts_true_depth = {key: _Counts() for key in counts}
     # the node's object stage with the weights' calibration; with the true depth,
     # without either (no network depth to correct, no contact to fuse it with)
-    objects = ObjectsConfig(depth_scale=depth_scale_of(info.get("calibration"), cfg.weights))
+    objects = ObjectsConfig(range_scale=range_scale_of(info.get("calibration"), cfg.weights))
     true_depth_objects = ObjectsConfig(ground_contact=())
     vel_err: list[float] = []
     phantoms = {"detections": _Phantoms(), "tracks": _Phantoms()}

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from perception.inference import depth_scale_of, load_weights, write_checksum
+from perception.inference import load_weights, range_scale_of, write_checksum
 from perception.onnx_graph import onnx_graph
 
 
@@ -17,7 +17,7 @@ def export_onnx(weights: str | Path, out: str | Path) -> Path:
     calibration goes into the graph's metadata."""
     model, info = load_weights(weights)
     graph = onnx_graph(model, bool(info.get("light_trained")), Path(weights).name,
-                       depth_scale_of(info.get("calibration"), weights))
+                       range_scale_of(info.get("calibration"), weights))
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".tmp")

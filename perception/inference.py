@@ -4,8 +4,8 @@ preprocessing and one forward pass.
 Weights file: a ``torch.save`` of a plain dict (``model``: the state dict;
 ``config``: the :class:`perception.model.ModelConfig` fields as lists/ints;
 ``light_trained``: whether the light head was trained; ``meta``: free JSON-like
-facts such as validation metrics; optionally ``calibration``: ``{"depth_scale":
-{label: factor}}``, written by ``drivestack calibrate``, :func:`depth_scale_of`),
+facts such as validation metrics; optionally ``calibration``: ``{"range_scale":
+{label: factor}}``, written by ``drivestack calibrate``, :func:`range_scale_of`),
 read back with ``torch.load(weights_only=True)``.
 Next to it, ``<file>.sha256`` holds ``<hex digest>  <file name>`` (``sha256sum``
 format); loading refuses a file whose digest differs, naming both files.
@@ -151,23 +151,23 @@ def save_checkpoint(ckpt: dict[str, Any], path: str | Path) -> Path:
     return write_checksum(p)
 
 
-#: labels a weights file's calibration may scale the depth of (perception.objects)
+#: labels a weights file's calibration may correct the range of (perception.objects)
 CALIBRATED_LABELS = ("vehicle", "pedestrian")
 
 
-def depth_scale_of(calibration: Any, source: str | Path) -> dict[str, float]:
-    """The per-label depth factors of a weights file's ``calibration`` entry (None:
-    none), checked: labels of :data:`CALIBRATED_LABELS`, factors in [0.5, 2]
-    (a larger correction is no calibration but other weights); ``source`` names
-    the file in the error."""
+def range_scale_of(calibration: Any, source: str | Path) -> dict[str, float]:
+    """The per-label range factors of a weights file's ``calibration`` entry (None:
+    none; :attr:`perception.objects.ObjectsConfig.range_scale`), checked: labels
+    of :data:`CALIBRATED_LABELS`, factors in [0.5, 2] (a larger correction is no
+    calibration but other weights); ``source`` names the file in the error."""
     if calibration is None:
         return {}
-    scale = calibration.get("depth_scale") if isinstance(calibration, dict) else None
+    scale = calibration.get("range_scale") if isinstance(calibration, dict) else None
     if not isinstance(scale, dict) or not all(
             k in CALIBRATED_LABELS and isinstance(v, int | float) and 0.5 <= v <= 2.0
             for k, v in scale.items()):
         raise WeightsError(f"{source}: calibration {calibration!r} is not "
-                           "{'depth_scale': {label: factor in [0.5, 2]}} with labels "
+                           "{'range_scale': {label: factor in [0.5, 2]}} with labels "
                            f"among {', '.join(CALIBRATED_LABELS)}")
     return {str(k): float(v) for k, v in scale.items()}
 
@@ -183,7 +183,7 @@ def load_weights(path: str | Path) -> tuple[PerceptionNet, dict[str, Any]]:
         raise WeightsError(f"weights file {path} is not a perception checkpoint: "
                            f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
                            ) from None
-    depth_scale_of(ckpt.get("calibration"), path)
+    range_scale_of(ckpt.get("calibration"), path)
     return model.eval(), {k: v for k, v in ckpt.items() if k != "model"}
 
 
@@ -356,7 +356,7 @@ class OnnxPredictor(PredictorBase):
     written by ``drivestack export-onnx`` (checksum checked like a weights file),
     or the serialised graph itself (:func:`perception.onnx_graph.onnx_graph`, built
     in memory from a checked weights file). The input size, whether the light
-    head was trained and the weights' calibration (``depth_scale``, JSON) come from
+    head was trained and the weights' calibration (``range_scale``, JSON) come from
     the model's metadata."""
 
     def __init__(self, source: str | Path | bytes, cpu_threads: int | None = 2) -> None:
@@ -382,7 +382,7 @@ class OnnxPredictor(PredictorBase):
             meta = self.session.get_modelmeta().custom_metadata_map
             self.width, self.height = (int(v) for v in meta["input_size"].split("x"))
             self.light_trained = meta.get("light_trained") == "true"
-            scale = json.loads(meta.get("depth_scale", "{}"))
+            scale = json.loads(meta.get("range_scale", "{}"))
         except (KeyError, ValueError, RuntimeError) as exc:
             raise WeightsError(f"{name} is not an ONNX file from `drivestack export-onnx`: "
                                f"{str(exc).splitlines()[0] if str(exc) else exc}") from None
@@ -391,7 +391,7 @@ class OnnxPredictor(PredictorBase):
                                f"{str(exc).splitlines()[0]}") from None
         self.outputs = [o.name for o in self.session.get_outputs()]
         self.has_light = "light" in self.outputs
-        self.depth_scale = depth_scale_of({"depth_scale": scale}, name)
+        self.range_scale = range_scale_of({"range_scale": scale}, name)
 
     def infer_batch(self, images: list[np.ndarray], encoding: str = "bgr8"
                     ) -> dict[str, torch.Tensor]:

@@ -33,9 +33,9 @@ from perception.inference import (
     Backend,
     OnnxPredictor,
     PredictorBase,
-    depth_scale_of,
     load_weights,
     make_predictor,
+    range_scale_of,
     resolve_backend,
     select_device,
 )
@@ -92,14 +92,14 @@ class PerceptionNode(Node):
                                  "onnxruntime (or auto) on the cpu only")
             onnx = OnnxPredictor(weights, p.cpu_threads)
             self.predictor, self.light_trained, self.trained = onnx, onnx.light_trained, True
-            depth_scale = onnx.depth_scale
+            range_scale = onnx.range_scale
         else:
-            depth_scale = {}
+            range_scale = {}
             if weights.is_file():
                 model, info = load_weights(weights)
                 self.light_trained = bool(info.get("light_trained", False))
                 self.trained = True
-                depth_scale = depth_scale_of(info.get("calibration"), weights)
+                range_scale = range_scale_of(info.get("calibration"), weights)
             elif p.allow_untrained:
                 model, self.trained = build_model(), False
                 self.get_logger().warning("no weights file %s: running UNTRAINED (random) "
@@ -113,7 +113,7 @@ class PerceptionNode(Node):
                                             batch=len(p.cameras))
         self.pipeline = PerceptionPipeline(self.predictor, self.light_trained,
                                            ObjectsConfig(max_range_m=p.max_range_m,
-                                                         depth_scale=depth_scale),
+                                                         range_scale=range_scale),
                                            light_reader=p.light_reader)
         self.ego: list[EgoState] = []
         self.pending: dict[int, dict[str, Image]] = {}  # frame -> camera -> image

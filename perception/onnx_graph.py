@@ -7,7 +7,7 @@ logits (N, C, h, w), ``depth`` metres (N, h, w) and, with a light head, ``light`
 logits (N, 4); input ``image`` (N, 3, H, W) float32, RGB normalised with the
 model's mean and std, N dynamic (all cameras of a tick in one batch). The model's
 metadata holds ``input_size`` ("WxH"), ``head_stride``, ``light_trained``,
-``source_weights`` and ``depth_scale`` (the weights' calibration, JSON: label ->
+``source_weights`` and ``range_scale`` (the weights' calibration, JSON: label ->
 factor; ``{}`` for none).
 """
 
@@ -38,7 +38,7 @@ class _InferenceGraph(nn.Module):
 
 
 def onnx_graph(model: PerceptionNet, light_trained: bool, source_weights: str = "",
-               depth_scale: dict[str, float] | None = None) -> bytes:
+               range_scale: dict[str, float] | None = None) -> bytes:
     """The serialised ONNX model of ``model`` (put in eval mode, its BatchNorms
     folded in place) with the metadata of the module doc."""
     import onnx
@@ -58,5 +58,5 @@ def onnx_graph(model: PerceptionNet, light_trained: bool, source_weights: str = 
         "input_size": f"{w}x{h}", "head_stride": str(model.config.head_stride),
         "light_trained": "true" if light_trained else "false",
         "source_weights": source_weights,
-        "depth_scale": json.dumps(dict(depth_scale or {}), sort_keys=True)})
+        "range_scale": json.dumps(dict(range_scale or {}), sort_keys=True)})
     return graph.SerializeToString()

@@ -17,8 +17,8 @@ from perception.inference import (
     DEFAULT_WEIGHTS,
     OnnxPredictor,
     WeightsError,
-    depth_scale_of,
     load_weights,
+    range_scale_of,
     save_weights,
     verify_checksum,
 )
@@ -30,15 +30,18 @@ def _det(label: str, x: float, y: float) -> Detection:
     return Detection(label, np.array([x, y, 0.7]), np.array([4.6, 1.9, 1.5]), 0.0, 0.9, 50)
 
 
-def test_range_ratios_are_true_over_detected_range_of_matches_only() -> None:
-    actors = [{"kind": "vehicle", "x": 20.8, "y": 0.0}, {"kind": "vehicle", "x": 50.0, "y": 0.0},
+def test_range_ratios_are_true_over_detected_distance_from_the_camera_of_matches_only(
+        ) -> None:
+    actors = [{"kind": "vehicle", "x": 21.8, "y": 0.0}, {"kind": "vehicle", "x": 50.0, "y": 0.0},
               {"kind": "pedestrian", "x": 10.0, "y": 2.0}]
-    dets = [_det("vehicle", 20.0, 0.0),   # matched: 20.8 / 20
+    dets = [_det("vehicle", 21.0, 0.0),   # matched: (21.8 - 1) / (21 - 1)
             _det("vehicle", 48.0, 0.0),   # matched, but beyond 40 m
             _det("vehicle", 5.0, 5.0),    # no actor within 4 m
             _det("pedestrian", 10.0, 2.0)]  # another label
-    np.testing.assert_allclose(range_ratios(dets, actors, "vehicle", 4.0, 40.0), [1.04])
-    assert len(range_ratios(dets, actors, "vehicle", 0.5, 40.0)) == 0
+    camera = np.array([1.0, 0.0])
+    np.testing.assert_allclose(range_ratios(dets, actors, "vehicle", camera, 4.0, 40.0),
+                               [1.04])
+    assert len(range_ratios(dets, actors, "vehicle", camera, 0.5, 40.0)) == 0
 
 
 @pytest.fixture(scope="module")
@@ -58,11 +61,11 @@ def test_calibrate_fits_the_shipped_weights_and_writes_a_copy(data: Path, tmp_pa
         shutil.copy(str(DEFAULT_WEIGHTS) + suffix, str(weights) + suffix)
     out = tmp_path / "calibrated.pt"
     result = calibrate(CalibrateConfig(weights=weights, data=(data,), out=out, min_pairs=1,
-                                       cpu_threads=2), progress=False)
-    scale = result.depth_scale["vehicle"]
+                                       labels=("vehicle",), cpu_threads=2), progress=False)
+    scale = result.range_scale["vehicle"]
     assert 0.8 < scale < 1.25 and result.pairs["vehicle"] >= 1
     _, info = load_weights(out)  # checksummed, and carries it
-    assert depth_scale_of(info["calibration"], out) == {"vehicle": scale}
+    assert range_scale_of(info["calibration"], out) == {"vehicle": scale}
     assert info["calibration"]["pairs"] == result.pairs
     verify_checksum(weights)  # the input is left as it was
     # four samples are too few for the command's 30 matches: one line, nothing written
@@ -92,11 +95,11 @@ def test_a_calibration_reaches_the_object_stage_and_a_bad_one_is_refused(tmp_pat
     from perception.calibrate import write_calibration
     from perception.node import PerceptionNode
 
-    def depth_scale_in_node(path: Path) -> dict[str, float]:
+    def range_scale_in_node(path: Path) -> dict[str, float]:
         node = PerceptionNode("perception", context=InProcessContext(),
                               params={"weights": str(path)}, diagnostics=False)
         try:
-            return node.pipeline.objects_config.depth_scale
+            return node.pipeline.objects_config.range_scale
         finally:
             node.destroy()
 
@@ -104,14 +107,14 @@ def test_a_calibration_reaches_the_object_stage_and_a_bad_one_is_refused(tmp_pat
     weights = tmp_path / "w.pt"
     save_weights(build_model(ModelConfig()), weights, light_trained=True)
     calibrated = write_calibration(weights, tmp_path / "c.pt",
-                                   {"depth_scale": {"vehicle": 1.03}})
-    assert depth_scale_in_node(calibrated) == {"vehicle": 1.03}
+                                   {"range_scale": {"vehicle": 1.03}})
+    assert range_scale_in_node(calibrated) == {"vehicle": 1.03}
     # the ONNX export carries it in its metadata, and so into the node
     assert main(["export-onnx", "--weights", str(calibrated), "--out",
                  str(tmp_path / "c.onnx")]) == 0
-    assert OnnxPredictor(tmp_path / "c.onnx").depth_scale == {"vehicle": 1.03}
-    assert depth_scale_in_node(tmp_path / "c.onnx") == {"vehicle": 1.03}
-    assert depth_scale_in_node(weights) == {}
-    bad = write_calibration(weights, tmp_path / "bad.pt", {"depth_scale": {"vehicle": 7.0}})
+    assert OnnxPredictor(tmp_path / "c.onnx").range_scale == {"vehicle": 1.03}
+    assert range_scale_in_node(tmp_path / "c.onnx") == {"vehicle": 1.03}
+    assert range_scale_in_node(weights) == {}
+    bad = write_calibration(weights, tmp_path / "bad.pt", {"range_scale": {"vehicle": 7.0}})
     with pytest.raises(WeightsError, match=r"bad\.pt.*calibration"):
         load_weights(bad)

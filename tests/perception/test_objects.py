@@ -297,9 +297,9 @@ def _corners(d) -> np.ndarray:  # type: ignore[no-untyped-def]
     return np.array(d.position[:2]) + half @ np.array([[c, s], [-s, c]])
 
 
-def test_the_weights_depth_calibration_scales_a_labels_range() -> None:
+def test_the_weights_range_calibration_moves_a_labels_objects_along_the_ray() -> None:
     """A depth map 4 % short places the car 4 % near; the calibration factor
-    (ObjectsConfig.depth_scale, from the weights file) puts it back, and touches
+    (ObjectsConfig.range_scale, from the weights file) puts it back, and touches
     only its label."""
     from perception.objects import ObjectsConfig
 
@@ -313,7 +313,7 @@ def test_the_weights_depth_calibration_scales_a_labels_range() -> None:
 
     true = {d.label + str(round(d.position[1])): d.position[:2]
             for d in detect_objects(seg, depth, K, MOUNT)}
-    near, fixed = place(), place(ObjectsConfig(depth_scale={"vehicle": 1.04}))
+    near, fixed = place(), place(ObjectsConfig(range_scale={"vehicle": 1.04}))
     car = next(k for k in true if k.startswith("vehicle") and true[k][0] > 25.0)
     assert np.hypot(*true[car]) - np.hypot(*near[car]) > 0.8  # 4 % of 30 m, near
     np.testing.assert_allclose(fixed[car], true[car], atol=0.15)

@@ -11,7 +11,7 @@ import torch
 
 from bus.frames import world_to_ego
 from bus.messages import Rotation, Transform, Vector3, VehicleControl
-from perception.inference import DEFAULT_WEIGHTS, depth_scale_of, load_weights, make_predictor
+from perception.inference import DEFAULT_WEIGHTS, load_weights, make_predictor, range_scale_of
 from perception.objects import ObjectsConfig
 from perception.pipeline import PerceptionPipeline
 
@@ -56,7 +56,7 @@ def test_a_rendered_car_and_pedestrian_are_found_within_1_5_m(seed: int) -> None
     light_trained = bool(info["light_trained"])
     pipeline = PerceptionPipeline(  # the node's object stage: the weights' calibration
         make_predictor(model, light_trained, torch.device("cpu")), light_trained,
-        ObjectsConfig(depth_scale=depth_scale_of(info.get("calibration"), DEFAULT_WEIGHTS)))
+        ObjectsConfig(range_scale=range_scale_of(info.get("calibration"), DEFAULT_WEIGHTS)))
     out = pipeline.step([scene.render(world)[camera.name]], None)
     ego = Transform(Vector3(world.ego.x, world.ego.y, 0.0), Rotation(yaw=world.ego.yaw))
     truth = {"vehicle": list(world.traffic.npcs),
