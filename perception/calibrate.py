@@ -15,12 +15,17 @@ travels with them (a re-trained network gets its own).
 How: the node's object stage, uncalibrated, runs on ``samples`` samples evenly
 spread over each data set; each detection of a label is matched one-to-one,
 nearest first, to the sample's actors of that label within ``match_m``
-(:func:`perception.evaluate.match`), and the factor is the median, over matched
-detections nearer than ``max_range_m``, of the actor's distance from the camera
-over the detection's (ego x-y, metres). The median keeps the factor from the
-occasional wrong match a wide radius lets in; at least ``min_pairs`` matches per
-label are asked for. Fit it on the weights' training data: held-out data sets and
-the Town01/02 maps measure it.
+(:func:`perception.evaluate.match`), and for the matches nearer than
+``max_range_m`` the ratio of the actor's distance from the camera over the
+detection's (ego x-y, metres) is taken. The error depends on the distance (a
+pedestrian's ground contact, which places it near, counts less the farther it
+is), so the matches are split into ``band_m`` bands of the detected distance,
+and each band with at least ``min_band_pairs`` of them gives a knot of the
+label's curve (:data:`perception.objects.RangeCurve`): the band's median
+distance and median ratio. The median keeps a knot from the occasional wrong
+match a wide radius lets in; at least ``min_pairs`` matches per label are asked
+for. Fit it on the weights' training data: held-out data sets and the Town01/02
+maps measure it.
 """
 
 from __future__ import annotations
@@ -44,7 +49,7 @@ from perception.inference import (
     save_checkpoint,
     select_device,
 )
-from perception.objects import Detection, detect_objects, scale_intrinsics
+from perception.objects import Detection, RangeCurve, detect_objects, scale_intrinsics
 
 
 class CalibrateError(ValueError):
@@ -60,7 +65,9 @@ class CalibrateConfig:
     labels: tuple[str, ...] = ("vehicle", "pedestrian")
     match_m: float = 4.0
     max_range_m: float = 40.0
+    band_m: float = 10.0
     min_pairs: int = 30
+    min_band_pairs: int = 20
     device: str = "auto"
     cpu_threads: int | None = None
 
@@ -77,7 +84,7 @@ class CalibrateConfig:
 
 @dataclass
 class CalibrationResult:
-    range_scale: dict[str, float]
+    range_scale: dict[str, RangeCurve]
     pairs: dict[str, int]
     out: Path
     seconds: float = 0.0
@@ -86,22 +93,35 @@ class CalibrationResult:
 
 def range_ratios(dets: Sequence[Detection], actors: Sequence[dict[str, Any]], label: str,
                  camera_xy: np.ndarray, match_m: float, max_range_m: float) -> np.ndarray:
-    """True / detected distance from the camera (ego x-y ``camera_xy``) of each
-    ``label`` detection matched to an actor of that label within ``match_m`` and
-    nearer than ``max_range_m``."""
+    """(detected distance, true / detected distance) from the camera (ego x-y
+    ``camera_xy``), (N, 2), of each ``label`` detection matched to an actor of that
+    label within ``match_m`` and nearer than ``max_range_m``."""
     d_xy = np.array([d.position[:2] for d in dets if d.label == label]).reshape(-1, 2)
     a_xy = np.array([[a["x"], a["y"]] for a in actors if a["kind"] == label]).reshape(-1, 2)
     ratios = []
     for i, j in match(d_xy, a_xy, match_m):
         r = float(np.hypot(*(d_xy[i] - camera_xy)))
         if 0.0 < r < max_range_m:
-            ratios.append(float(np.hypot(*(a_xy[j] - camera_xy))) / r)
-    return np.array(ratios)
+            ratios.append((r, float(np.hypot(*(a_xy[j] - camera_xy))) / r))
+    return np.array(ratios).reshape(-1, 2)
+
+
+def fit_curve(ratios: np.ndarray, band_m: float, max_range_m: float,
+              min_band_pairs: int) -> RangeCurve:
+    """The knots (see the module doc) of ``ratios`` from :func:`range_ratios`;
+    empty when no band has ``min_band_pairs`` matches."""
+    knots = []
+    for lo in np.arange(0.0, max_range_m, band_m):
+        band = ratios[(ratios[:, 0] >= lo) & (ratios[:, 0] < lo + band_m)]
+        if len(band) >= min_band_pairs:
+            knots.append((round(float(np.median(band[:, 0])), 2),
+                          round(float(np.median(band[:, 1])), 4)))
+    return tuple(knots)
 
 
 def fit_range_scale(cfg: CalibrateConfig, progress: bool = True
-                    ) -> tuple[dict[str, float], dict[str, int]]:
-    """The per-label factors (see the module doc) and the matches behind each."""
+                    ) -> tuple[dict[str, RangeCurve], dict[str, int]]:
+    """The per-label curves (see the module doc) and the matches behind each."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
     model, info = load_weights(cfg.weights)
@@ -138,13 +158,15 @@ def fit_range_scale(cfg: CalibrateConfig, progress: bool = True
                 bar.advance(task)
     scale, pairs = {}, {}
     for label, parts in ratios.items():
-        r = np.concatenate(parts) if parts else np.zeros(0)
-        if len(r) < cfg.min_pairs:
+        r = np.concatenate(parts) if parts else np.zeros((0, 2))
+        curve = fit_curve(r, cfg.band_m, cfg.max_range_m, cfg.min_band_pairs)
+        if len(r) < cfg.min_pairs or not curve:
             raise CalibrateError(
                 f"only {len(r)} {label} detections matched an actor within {cfg.match_m:g} m "
-                f"in {', '.join(map(str, cfg.data))}; calibrating needs {cfg.min_pairs} "
-                "(more samples or data sets with traffic)")
-        scale[label], pairs[label] = round(float(np.median(r)), 4), len(r)
+                f"in {', '.join(map(str, cfg.data))}; calibrating needs {cfg.min_pairs}, "
+                f"{cfg.min_band_pairs} in one {cfg.band_m:g} m band of distance (more "
+                "samples or data sets with traffic)")
+        scale[label], pairs[label] = curve, len(r)
     return scale, pairs
 
 
@@ -164,13 +186,16 @@ def calibrate(cfg: CalibrateConfig, progress: bool = True,
     scale, pairs = fit_range_scale(cfg, progress)
     out = Path(cfg.out) if cfg.out is not None else Path(cfg.weights)
     write_calibration(Path(cfg.weights), out, {
-        "range_scale": scale, "pairs": pairs, "match_m": cfg.match_m,
-        "max_range_m": cfg.max_range_m, "data": [str(p) for p in cfg.data],
+        "range_scale": {label: [list(k) for k in curve] for label, curve in scale.items()},
+        "pairs": pairs, "match_m": cfg.match_m, "max_range_m": cfg.max_range_m,
+        "band_m": cfg.band_m, "data": [str(p) for p in cfg.data],
         "samples_per_set": cfg.samples})
     result = CalibrationResult(scale, pairs, out, time.perf_counter() - t0)
-    result.summary = [f"{label}: range x {scale[label]:.4f} (median true / detected range of "
-                      f"{pairs[label]} matches within {cfg.match_m:g} m, nearer than "
-                      f"{cfg.max_range_m:g} m)" for label in scale]
+    result.summary = [
+        f"{label}: range x " + ", ".join(f"{f:.3f} at {r:.1f} m" for r, f in scale[label])
+        + f" (median true / detected distance per {cfg.band_m:g} m band, {pairs[label]} "
+        f"matches within {cfg.match_m:g} m, nearer than {cfg.max_range_m:g} m)"
+        for label in scale]
     for line in result.summary:
         log(line)
     return result

@@ -5,7 +5,8 @@ Weights file: a ``torch.save`` of a plain dict (``model``: the state dict;
 ``config``: the :class:`perception.model.ModelConfig` fields as lists/ints;
 ``light_trained``: whether the light head was trained; ``meta``: free JSON-like
 facts such as validation metrics; optionally ``calibration``: ``{"range_scale":
-{label: factor}}``, written by ``drivestack calibrate``, :func:`range_scale_of`),
+{label: [[distance, factor], ...]}}``, written by ``drivestack calibrate``,
+:func:`range_scale_of`),
 read back with ``torch.load(weights_only=True)``.
 Next to it, ``<file>.sha256`` holds ``<hex digest>  <file name>`` (``sha256sum``
 format); loading refuses a file whose digest differs, naming both files.
@@ -47,6 +48,7 @@ from perception.model import (
     build_model,
     fuse_batchnorm,
 )
+from perception.objects import RangeCurve
 
 CHECKSUM_SUFFIX = ".sha256"
 #: The shipped weights (may be absent in a checkout that has not trained yet).
@@ -155,21 +157,37 @@ def save_checkpoint(ckpt: dict[str, Any], path: str | Path) -> Path:
 CALIBRATED_LABELS = ("vehicle", "pedestrian")
 
 
-def range_scale_of(calibration: Any, source: str | Path) -> dict[str, float]:
-    """The per-label range factors of a weights file's ``calibration`` entry (None:
+def range_scale_of(calibration: Any, source: str | Path) -> dict[str, RangeCurve]:
+    """The per-label range curves of a weights file's ``calibration`` entry (None:
     none; :attr:`perception.objects.ObjectsConfig.range_scale`), checked: labels
-    of :data:`CALIBRATED_LABELS`, factors in [0.5, 2] (a larger correction is no
-    calibration but other weights); ``source`` names the file in the error."""
+    of :data:`CALIBRATED_LABELS`, each a non-empty list of [distance, factor]
+    knots, distances >= 0 and increasing, factors in [0.5, 2] (a larger correction
+    is no calibration but other weights); ``source`` names the file in the error."""
     if calibration is None:
         return {}
     scale = calibration.get("range_scale") if isinstance(calibration, dict) else None
-    if not isinstance(scale, dict) or not all(
-            k in CALIBRATED_LABELS and isinstance(v, int | float) and 0.5 <= v <= 2.0
-            for k, v in scale.items()):
+
+    def curve(knots: Any) -> RangeCurve | None:
+        if not isinstance(knots, list | tuple) or not knots:
+            return None
+        out = []
+        for k in knots:
+            if (not isinstance(k, list | tuple) or len(k) != 2
+                    or not all(isinstance(v, int | float) for v in k)
+                    or not 0.5 <= k[1] <= 2.0 or k[0] < 0 or (out and k[0] <= out[-1][0])):
+                return None
+            out.append((float(k[0]), float(k[1])))
+        return tuple(out)
+
+    curves = ({str(k): curve(v) for k, v in scale.items()} if isinstance(scale, dict)
+              else None)
+    if curves is None or any(k not in CALIBRATED_LABELS or c is None
+                             for k, c in curves.items()):
         raise WeightsError(f"{source}: calibration {calibration!r} is not "
-                           "{'range_scale': {label: factor in [0.5, 2]}} with labels "
-                           f"among {', '.join(CALIBRATED_LABELS)}")
-    return {str(k): float(v) for k, v in scale.items()}
+                           "{'range_scale': {label: [[distance m, factor in [0.5, 2]], ...] "
+                           "with distances increasing}} with labels among "
+                           f"{', '.join(CALIBRATED_LABELS)}")
+    return {k: c for k, c in curves.items() if c is not None}
 
 
 def load_weights(path: str | Path) -> tuple[PerceptionNet, dict[str, Any]]:

@@ -8,7 +8,7 @@ logits (N, 4); input ``image`` (N, 3, H, W) float32, RGB normalised with the
 model's mean and std, N dynamic (all cameras of a tick in one batch). The model's
 metadata holds ``input_size`` ("WxH"), ``head_stride``, ``light_trained``,
 ``source_weights`` and ``range_scale`` (the weights' calibration, JSON: label ->
-factor; ``{}`` for none).
+[[distance, factor], ...]; ``{}`` for none).
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from perception.model import PerceptionNet, fuse_batchnorm
+from perception.objects import RangeCurve
 
 #: graph outputs, in order
 ONNX_OUTPUTS = ("seg", "depth", "light")
@@ -38,7 +39,7 @@ class _InferenceGraph(nn.Module):
 
 
 def onnx_graph(model: PerceptionNet, light_trained: bool, source_weights: str = "",
-               range_scale: dict[str, float] | None = None) -> bytes:
+               range_scale: dict[str, RangeCurve] | None = None) -> bytes:
     """The serialised ONNX model of ``model`` (put in eval mode, its BatchNorms
     folded in place) with the metadata of the module doc."""
     import onnx

@@ -12,7 +12,13 @@ import pytest
 import torch
 
 from launch.cli import main
-from perception.calibrate import CalibrateConfig, CalibrateError, calibrate, range_ratios
+from perception.calibrate import (
+    CalibrateConfig,
+    CalibrateError,
+    calibrate,
+    fit_curve,
+    range_ratios,
+)
 from perception.inference import (
     DEFAULT_WEIGHTS,
     OnnxPredictor,
@@ -40,8 +46,18 @@ def test_range_ratios_are_true_over_detected_distance_from_the_camera_of_matches
             _det("pedestrian", 10.0, 2.0)]  # another label
     camera = np.array([1.0, 0.0])
     np.testing.assert_allclose(range_ratios(dets, actors, "vehicle", camera, 4.0, 40.0),
-                               [1.04])
+                               [[20.0, 1.04]])
     assert len(range_ratios(dets, actors, "vehicle", camera, 0.5, 40.0)) == 0
+
+
+def test_the_curve_has_a_knot_per_band_with_enough_matches() -> None:
+    """Each 10 m band of detected distance with 3 matches gives its median distance
+    and ratio; a band with fewer gives none."""
+    ratios = np.array([[4.0, 1.10], [6.0, 1.12], [8.0, 1.30],      # 0-10 m
+                       [12.0, 1.05], [18.0, 1.01],                 # 10-20 m: too few
+                       [25.0, 0.97], [21.0, 0.99], [29.0, 0.90]])  # 20-30 m
+    assert fit_curve(ratios, 10.0, 40.0, 3) == ((6.0, 1.12), (25.0, 0.97))
+    assert fit_curve(ratios, 10.0, 40.0, 4) == ()
 
 
 @pytest.fixture(scope="module")
@@ -61,9 +77,10 @@ def test_calibrate_fits_the_shipped_weights_and_writes_a_copy(data: Path, tmp_pa
         shutil.copy(str(DEFAULT_WEIGHTS) + suffix, str(weights) + suffix)
     out = tmp_path / "calibrated.pt"
     result = calibrate(CalibrateConfig(weights=weights, data=(data,), out=out, min_pairs=1,
-                                       labels=("vehicle",), cpu_threads=2), progress=False)
+                                       min_band_pairs=1, labels=("vehicle",), cpu_threads=2),
+                       progress=False)
     scale = result.range_scale["vehicle"]
-    assert 0.8 < scale < 1.25 and result.pairs["vehicle"] >= 1
+    assert scale and all(0.8 < f < 1.25 for _, f in scale) and result.pairs["vehicle"] >= 1
     _, info = load_weights(out)  # checksummed, and carries it
     assert range_scale_of(info["calibration"], out) == {"vehicle": scale}
     assert info["calibration"]["pairs"] == result.pairs
@@ -106,15 +123,18 @@ def test_a_calibration_reaches_the_object_stage_and_a_bad_one_is_refused(tmp_pat
     torch.manual_seed(0)
     weights = tmp_path / "w.pt"
     save_weights(build_model(ModelConfig()), weights, light_trained=True)
+    curve = {"vehicle": ((5.0, 1.1), (25.0, 1.03))}
     calibrated = write_calibration(weights, tmp_path / "c.pt",
-                                   {"range_scale": {"vehicle": 1.03}})
-    assert range_scale_in_node(calibrated) == {"vehicle": 1.03}
+                                   {"range_scale": {"vehicle": [[5.0, 1.1], [25, 1.03]]}})
+    assert range_scale_in_node(calibrated) == curve
     # the ONNX export carries it in its metadata, and so into the node
     assert main(["export-onnx", "--weights", str(calibrated), "--out",
                  str(tmp_path / "c.onnx")]) == 0
-    assert OnnxPredictor(tmp_path / "c.onnx").range_scale == {"vehicle": 1.03}
-    assert range_scale_in_node(tmp_path / "c.onnx") == {"vehicle": 1.03}
+    assert OnnxPredictor(tmp_path / "c.onnx").range_scale == curve
+    assert range_scale_in_node(tmp_path / "c.onnx") == curve
     assert range_scale_in_node(weights) == {}
-    bad = write_calibration(weights, tmp_path / "bad.pt", {"range_scale": {"vehicle": 7.0}})
-    with pytest.raises(WeightsError, match=r"bad\.pt.*calibration"):
-        load_weights(bad)
+    for bad in ({"vehicle": 1.03}, {"vehicle": [[5.0, 7.0]]}, {"vehicle": []},
+                {"vehicle": [[25.0, 1.0], [5.0, 1.1]]}, {"bicycle": [[5.0, 1.1]]}):
+        path = write_calibration(weights, tmp_path / "bad.pt", {"range_scale": bad})
+        with pytest.raises(WeightsError, match=r"bad\.pt.*calibration"):
+            load_weights(path)

@@ -313,9 +313,19 @@ def test_the_weights_range_calibration_moves_a_labels_objects_along_the_ray() ->
 
     true = {d.label + str(round(d.position[1])): d.position[:2]
             for d in detect_objects(seg, depth, K, MOUNT)}
-    near, fixed = place(), place(ObjectsConfig(range_scale={"vehicle": 1.04}))
+    near, fixed = place(), place(ObjectsConfig(range_scale={"vehicle": ((40.0, 1.04),)}))
     car = next(k for k in true if k.startswith("vehicle") and true[k][0] > 25.0)
     assert np.hypot(*true[car]) - np.hypot(*near[car]) > 0.8  # 4 % of 30 m, near
     np.testing.assert_allclose(fixed[car], true[car], atol=0.15)
     walker = next(k for k in true if k.startswith("pedestrian"))
     np.testing.assert_allclose(fixed[walker], near[walker])  # not its label
+
+
+def test_a_range_curve_is_interpolated_between_its_knots_and_flat_beyond() -> None:
+    from perception.objects import range_factor
+
+    curve = ((5.0, 1.1), (25.0, 1.0))
+    assert range_factor(curve, 15.0) == pytest.approx(1.05)
+    assert range_factor(curve, 1.0) == pytest.approx(1.1)
+    assert range_factor(curve, 60.0) == pytest.approx(1.0)
+    assert range_factor(((10.0, 1.03),), 50.0) == pytest.approx(1.03)
