@@ -394,7 +394,7 @@ def cmd_train(args: argparse.Namespace) -> int:
                       batch_size=args.batch_size, lr=args.lr, device=args.device,
                       seed=args.seed, input_size=args.input_size, max_iters=args.max_iters,
                       cpu_threads=args.threads, depth_grad_weight=args.depth_grad_weight,
-                      paste_walkers=args.paste_walkers,
+                      far_obstacles_m=args.far_obstacles, paste_walkers=args.paste_walkers,
                       init=Path(args.init) if args.init else None)
     with _user_errors("training", TrainError, ValueError):
         result = train(cfg, progress=not args.no_progress)
@@ -809,6 +809,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--depth-grad-weight", type=float, default=1.0, metavar="W",
                    help="weight of the depth-gradient loss that keeps depth steps at "
                         "object outlines sharp; 0 = off (default 1)")
+    p.add_argument("--far-obstacles", type=float, default=0.0, metavar="M",
+                   help="vehicle and pedestrian pixels count more in the depth loss with "
+                        "the square of their distance beyond 10 m, out to M m (each object "
+                        "then about equal); 0 = off (default)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     p = add("eval-perception", "measure perception weights on held-out data: mIoU, depth, "

@@ -50,6 +50,9 @@ MIN_DEPTH = 0.1
 DEFAULT_CLASS_WEIGHTS = (0.5, 0.5, 2.0, 1.0, 2.0, 4.0, 4.0)
 #: How much more a vehicle or pedestrian pixel counts in the depth loss.
 OBSTACLE_DEPTH_WEIGHT = 5.0
+#: m: with ``far_obstacles_m``, an obstacle pixel farther than this counts more,
+#: with the square of its distance (see :func:`multitask_loss`)
+FAR_OBSTACLES_FROM_M = 10.0
 IMAGE_MEAN = (0.485, 0.456, 0.406)  # RGB
 IMAGE_STD = (0.229, 0.224, 0.225)
 
@@ -324,17 +327,27 @@ def multitask_loss(out: dict[str, torch.Tensor], labels: torch.Tensor,
                    depth_weight: float = 1.0, light_weight: float = 0.2,
                    obstacle_depth_weight: float = OBSTACLE_DEPTH_WEIGHT,
                    light_weights: torch.Tensor | None = None,
-                   depth_grad_weight: float = 0.0,
+                   depth_grad_weight: float = 0.0, far_obstacles_m: float = 0.0,
                    ) -> tuple[torch.Tensor, dict[str, float]]:
     """Total loss and its parts (floats, for logging). Vehicle and pedestrian pixels
     count ``obstacle_depth_weight`` times in the depth loss (and its gradient term,
     :func:`depth_gradient_loss`, weighted by ``depth_grad_weight``): they are a few
-    percent of the pixels, and their distance is what the planner acts on."""
+    percent of the pixels, and their distance is what the planner acts on.
+
+    ``far_obstacles_m`` > 0: an obstacle pixel at true depth d also counts (d /
+    :data:`FAR_OBSTACLES_FROM_M`)^2 times, up to ``far_obstacles_m``: an object's
+    pixel count falls with the square of its distance, so each object then weighs
+    about the same out to that distance. A car 25 m away is a few dozen pixels,
+    and its depth is what places it: a relative error of 4 % is already 1 m."""
     from perception.classes import TrainClass
 
     seg = segmentation_loss(out["seg"], labels, weights)
     obstacle = (labels == int(TrainClass.VEHICLE)) | (labels == int(TrainClass.PEDESTRIAN))
-    pixel_weights = 1.0 + (obstacle_depth_weight - 1.0) * obstacle.float()
+    boost = obstacle.float()
+    if far_obstacles_m > 0:
+        top = max(far_obstacles_m / FAR_OBSTACLES_FROM_M, 1.0) ** 2
+        boost = boost * (depth / FAR_OBSTACLES_FROM_M).square().clamp(1.0, top)
+    pixel_weights = 1.0 + (obstacle_depth_weight - 1.0) * boost
     dep = depth_loss(out["log_depth"], depth, depth_kind, pixel_weights=pixel_weights)
     total = seg + depth_weight * dep
     parts = {"seg": float(seg.detach()), "depth": float(dep.detach())}

@@ -180,3 +180,31 @@ def test_depth_gradient_loss_weighs_obstacle_outlines_up() -> None:
     weighted = float(depth_gradient_loss(pred, truth, scales=1, pixel_weights=weights))
     # one pair per row crosses the step, its weight 5 in a larger total weight
     assert weighted > plain > 0
+
+
+def test_far_obstacles_weigh_with_the_square_of_their_distance_out_to_the_limit() -> None:
+    """The same 10 % depth error on a vehicle pixel 20 m away costs 4x one 10 m away
+    (and up to 40 m, 9x one at 30 m: capped); off, both cost the same."""
+    from perception.classes import TrainClass
+    from perception.model import multitask_loss
+
+    def depth_part(d: float, far_m: float) -> float:
+        labels = torch.full((1, 4, 4), int(TrainClass.ROAD), dtype=torch.long)
+        labels[0, 0, 0] = int(TrainClass.VEHICLE)
+        depth = torch.full((1, 4, 4), 5.0)
+        depth[0, 0, 0] = d
+        log_depth = torch.log(depth.clone())
+        log_depth[0, 0, 0] += 0.1
+        out = {"seg": torch.zeros(1, 7, 4, 4), "log_depth": log_depth}
+        return multitask_loss(out, labels, depth, far_obstacles_m=far_m)[1]["depth"]
+
+    def vehicle_weight(d: float, far_m: float) -> float:
+        # depth part = 0.1 w / (w + 15): solve for the vehicle pixel's weight w
+        part = depth_part(d, far_m)
+        return 15 * part / (0.1 - part)
+
+    assert vehicle_weight(10.0, 0.0) == pytest.approx(vehicle_weight(20.0, 0.0))
+    w10, w20 = vehicle_weight(10.0, 30.0), vehicle_weight(20.0, 30.0)
+    assert w10 == pytest.approx(5.0, rel=1e-3)  # 1 + 4 x 1
+    assert w20 == pytest.approx(17.0, rel=1e-3)  # 1 + 4 x 4
+    assert vehicle_weight(40.0, 30.0) == pytest.approx(37.0, rel=1e-3)  # 1 + 4 x 9
