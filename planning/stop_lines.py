@@ -23,9 +23,9 @@ to guess; but there another junction's head, seen at an angle, can be read inste
 (Town01, leaderboard route 5: a crossing road's red read 4.6 m before the line
 stopped the car on the line, and that head's green sent it into its own red; route
 2: a red read 6.6 m before it held the car there until its own light was red). So a
-read does not count once the governing head is out of view (within ``blind_m`` of
-the entry, or ``head_lost_m`` of the head): what was read before it
-stands.
+read does not count once the governing head is out of view (within ``head_lost_m``
+of the head where the map places it, else within ``blind_m`` of the entry): what
+was read before it stands.
 
 A yellow is decided against the line itself (stopped for when the car can stop
 before it comfortably, else driven through) and a stop for it is then placed like
@@ -35,7 +35,9 @@ decision to stop stands; one to drive through is taken back as soon as the car,
 slowed for something else, can stop comfortably after all (Town02, leaderboard
 route 13: going through a yellow at 9 m/s, the car stopped for traffic 4 m before
 the line, under the head and blind to it, and set off through the red that
-followed).
+followed). Nor is a yellow stopped for where the stop would leave the head out of
+view, when the car reaches the entry with time to spare before the red: waiting
+there blind, it could only guess when to go.
 
 Every junction entry is a candidate: whether a junction has lights at all is not
 asked of the map, so a red read while approaching an unsignalised junction stops
@@ -155,10 +157,11 @@ class PerceivedLightParams:
     #: sees it turn green; an ego that cannot brake for it firmly (the behaviour
     #: layer's ``firm_decel``) stops as soon as it can, at the entry at the latest
     view_back_m: float = 6.0
-    #: m: with its centre this close to the entry the ego's camera cannot see the
-    #: head governing it; a read there is another's and is ignored. Measured on
-    #: Town01: heads 0.8 and 2 m before the line were lost 6.6 and 7.3-7.8 m
-    #: before it, and another head read in their place (routes 2 and 5)
+    #: m: where the map places no head for the entry: with its centre this close to
+    #: the entry the ego's camera cannot see the head governing it; a read there
+    #: is another's and is ignored. Measured on Town01: heads 0.8 and 2 m before
+    #: the line were lost 6.6 and 7.3-7.8 m before it, and another head read in
+    #: their place (routes 2 and 5)
     blind_m: float = 8.0
     #: s: a red or yellow read is held through "unknown" reads (a lamp lost for a
     #: few frames, the red lamp cut off by the top of the image, or the head out of
@@ -180,18 +183,28 @@ class PerceivedLightParams:
     head_keep_m: float = 8.0
     #: m: with its centre this close to the head (along the route) the camera has
     #: lost the whole head (at 5 m even the green lamp, 3.6 m up, is above the
-    #: image); a read then is another head's and counts as "unknown", as one
-    #: within ``blind_m`` of the entry does. Not more: Town01 route 4 starts
-    #: 6.2 m before its head and reads it there
-    head_lost_m: float = 5.0
+    #: image); a read then is another head's and counts as "unknown". Where the map
+    #: places the head this alone decides, not ``blind_m``: on town_grid_route the
+    #: car stopped 7.5 m before an entry, 7.2 m before its head, read the head's
+    #: green right and ignored it until the held yellow ran out on the next red.
+    #: Town01 route 2 lost a head 5.8 m before it; route 4 starts 6.2 m before its
+    #: head and reads it there
+    head_lost_m: float = 6.0
+    #: s: how long a yellow lasts (CARLA's default cycle, and the embedded
+    #: simulator's). A yellow whose stop would leave the head out of view is driven
+    #: through when the ego reaches the entry at its speed with ``yellow_margin_s``
+    #: of it to spare, counted from the last green read (see :meth:`PerceivedLight.place`)
+    yellow_s: float = 3.0
+    #: s: see ``yellow_s``
+    yellow_margin_s: float = 0.5
 
     def __post_init__(self) -> None:
         if self.lookahead_m <= 0:
             raise ValueError("lookahead_m must be > 0")
         if min(self.view_back_m, self.blind_m, self.hold_s, self.head_keep_m,
-               self.head_lost_m) < 0:
-            raise ValueError("view_back_m, blind_m, hold_s, head_keep_m and head_lost_m "
-                             "must be >= 0")
+               self.head_lost_m, self.yellow_s, self.yellow_margin_s) < 0:
+            raise ValueError("view_back_m, blind_m, hold_s, head_keep_m, head_lost_m, "
+                             "yellow_s and yellow_margin_s must be >= 0")
 
 
 class PerceivedLight:
@@ -215,6 +228,7 @@ class PerceivedLight:
         #: kept: it holds only while the line is not a comfortable stop
         self._yellow_stop: float | None = None
         self._stop: tuple[float, float] | None = None  # entry, where to stop (route m)
+        self._green: tuple[float, float] | None = None  # entry, stamp of its last green
 
     def place(self, light: TrafficLightState, ego_s_m: float, stamp: float,
               speed: float = 0.0) -> TrafficLightState:
@@ -238,9 +252,11 @@ class PerceivedLight:
         turned a 2.6 m/s^2 stop (27 m before the line at 11 m/s) into "too late":
         the car drove on, slowed for the turn beyond, and reached the line on red
         (Town01, leaderboard routes 0 and 1); deciding where to stop anew each tick
-        moved the stop point to the entry while the car braked late. A read with
-        the ego's centre within ``blind_m`` of the entry or ``head_lost_m`` of the
-        head counts as "unknown"."""
+        moved the stop point to the entry while the car braked late. A yellow
+        whose stop would leave the head out of view is driven through when the
+        ego clears it with time to spare (:meth:`_clears_yellow_rather_than_wait_blind`).
+        A read with the ego's centre within ``head_lost_m`` of the head (where the
+        map places it; else within ``blind_m`` of the entry) counts as "unknown"."""
         if light.distance >= 0:
             return light  # the oracle's: its own stop line
         p = self.params
@@ -249,14 +265,13 @@ class PerceivedLight:
             self._held = self._yellow_stop = self._stop = None
             return light
         head = self.entries.head_of(entry)
-        blind = entry - ego_s_m < p.blind_m or (head is not None
-                                                and head - ego_s_m < p.head_lost_m)
-        if blind and light.state != "unknown":
+        if self._blind(entry, head, ego_s_m) and light.state != "unknown":
             light = replace(light, state="unknown", confidence=0.0)
         if light.state in ("red", "yellow"):
             self._held = (light.state, stamp, entry)
         elif light.state == "green":
             self._held = self._yellow_stop = self._stop = None
+            self._green = (entry, stamp)
         elif self._held is not None:  # unknown: the last red or yellow, for a while
             state, since, held_entry = self._held
             if held_entry != entry or stamp - since > p.hold_s:
@@ -266,19 +281,64 @@ class PerceivedLight:
         if light.state not in ("red", "yellow", "green"):
             return light
         distance = entry - ego_s_m
-        if light.state == "yellow":
-            room = max(distance - self.clearance_m, 0.0)
-            if self._yellow_stop != entry and speed * speed > 2.0 * self.comfort_decel * room:
-                return light  # driven through: no stop point
-            self._yellow_stop = entry
-            light = replace(light, state="red")
         if light.state == "green":
             return replace(light, distance=distance)
-        if self._stop is None or self._stop[0] != entry:  # decided at the first red
-            want = entry - p.view_back_m
-            if head is not None:  # the head in view: the ego's centre keep_m before it
-                want = min(want, head - p.head_keep_m + self.clearance_m)
-            soonest = ego_s_m + self.clearance_m + speed * speed / (2.0 * self.firm_decel)
-            self._stop = (entry, min(max(want, soonest), entry))
-        stop = self._stop[1] if self._stop[1] >= ego_s_m else entry  # passed: the entry
+        if light.state == "yellow" and self._yellow_stop != entry:
+            room = max(distance - self.clearance_m, 0.0)
+            if (speed * speed > 2.0 * self.comfort_decel * room
+                    or self._clears_yellow_rather_than_wait_blind(entry, head, ego_s_m,
+                                                                  stamp, speed)):
+                return light  # driven through: no stop point
+        if light.state == "yellow":
+            self._yellow_stop = entry
+            light = replace(light, state="red")
+        stop = self._stop_point(entry, head, ego_s_m, speed)
         return replace(light, distance=stop - ego_s_m)
+
+    def _blind(self, entry: float, head: float | None, centre_s_m: float) -> bool:
+        """Whether the camera, with the ego's centre at route distance
+        ``centre_s_m``, has lost the head governing ``entry`` (by the map's head
+        where it places one, else by the entry)."""
+        if head is not None:
+            return head - centre_s_m < self.params.head_lost_m
+        return entry - centre_s_m < self.params.blind_m
+
+    def _stop_point(self, entry: float, head: float | None, ego_s_m: float,
+                    speed: float) -> float:
+        """Where (route m) the ego's front stops for the red at ``entry``: decided
+        at the first red (see :meth:`place`); the entry once that point is passed."""
+        if self._stop is None or self._stop[0] != entry:
+            self._stop = (entry, self._best_stop(entry, head, ego_s_m, speed))
+        return self._stop[1] if self._stop[1] >= ego_s_m else entry
+
+    def _best_stop(self, entry: float, head: float | None, ego_s_m: float,
+                   speed: float) -> float:
+        """The stop point (route m, for the ego's front) chosen now: ``view_back_m``
+        short of the entry and ``head_keep_m`` before the head, or as soon as the
+        ego brakes for it at ``firm_decel``; the entry at the latest."""
+        p = self.params
+        want = entry - p.view_back_m
+        if head is not None:  # the head in view: the ego's centre keep_m before it
+            want = min(want, head - p.head_keep_m + self.clearance_m)
+        soonest = ego_s_m + self.clearance_m + speed * speed / (2.0 * self.firm_decel)
+        return min(max(want, soonest), entry)
+
+    def _clears_yellow_rather_than_wait_blind(self, entry: float, head: float | None,
+                                              ego_s_m: float, stamp: float,
+                                              speed: float) -> bool:
+        """Whether a yellow the ego could stop for is better driven through: its
+        stop would leave the head out of view (a wait there ends only when the
+        hold runs out, at a guess), and at its speed the ego's centre reaches the
+        entry ``yellow_margin_s`` before the red, the yellow having begun after the
+        last green read for this entry (none read: not known, stopped for).
+        Town02, leaderboard route 15: the yellow read 13.9 m before the entry at
+        7.4 m/s (1.9 s to it, the green read 0.05 s before) was stopped for 4.3 m
+        before the head; the car waited out the hold blind and set off on red."""
+        p = self.params
+        if self._green is None or self._green[0] != entry or speed <= 0.0:
+            return False
+        centre_at_stop = self._best_stop(entry, head, ego_s_m, speed) - self.clearance_m
+        if not self._blind(entry, head, centre_at_stop):
+            return False
+        red_at = self._green[1] + p.yellow_s
+        return stamp + (entry - ego_s_m) / speed <= red_at - p.yellow_margin_s

@@ -196,6 +196,8 @@ def test_perceived_light_params_are_checked() -> None:
         PerceivedLightParams(blind_m=-1.0)
     with pytest.raises(ValueError, match="head_lost_m"):
         PerceivedLightParams(head_keep_m=-1.0)
+    with pytest.raises(ValueError, match="yellow_margin_s"):
+        PerceivedLightParams(yellow_s=-1.0)
 
 
 def _along(route: np.ndarray, s_m: float, right_m: float = 0.0) -> tuple[float, float]:
@@ -227,8 +229,8 @@ def test_a_head_far_before_its_line_is_kept_in_view_and_read_only_while_in_view(
     the entry, 2.7 m to the right. Stopped 6 m short of the entry the car stood
     3.2 m before the head, out of the camera's view, waited out the hold and drove
     into the red. Now it stops with its centre 8 m before the head (the stop point
-    3.4 m of clearance ahead of that), and a read within 5 m of the head counts as
-    "unknown" (as one within 8 m of the entry does)."""
+    3.4 m of clearance ahead of that), and a read within 6 m of the head counts as
+    "unknown"."""
     route, entries, carla_map = route_and_entries
     entry = entries.entries_m[0]
     head = SignalHead(_along(route, entry - 6.5, right_m=2.7), (_along(route, entry),))
@@ -243,7 +245,7 @@ def test_a_head_far_before_its_line_is_kept_in_view_and_read_only_while_in_view(
     assert stop.distance == pytest.approx(50.0 - 6.5 - 8.0 + 3.4, abs=0.05)
     # stopped there (centre 8 m before the head): the head's green is read
     assert lights.place(green, entry - 14.5, 30.0).state == "green"
-    # within 5 m of the head (11.3 m from the entry) another head's green does not
+    # within 6 m of the head (11.3 m from the entry) another head's green does not
     # count: the red stands, and its stop 0.2 m on
     lights.place(red, entry - 14.5, 31.0)
     held = lights.place(green, entry - 11.3, 32.0, speed=0.5)
@@ -258,3 +260,65 @@ def test_a_head_far_before_its_line_is_kept_in_view_and_read_only_while_in_view(
     plain = PerceivedLight(entries, PerceivedLightParams(view_back_m=6.0),
                            comfort_decel=3.0, firm_decel=4.5, clearance_m=3.4)
     assert plain.place(red, entry - 50.0, 0.0, speed=8.0).distance == pytest.approx(44.0)
+
+
+def test_where_the_map_places_the_head_only_the_head_decides_what_is_out_of_view(
+        route_and_entries):
+    """town_grid_route: stopped 7.5 m before an entry whose head stands 0.3 m before
+    it, the car read the head's green right; inside ``blind_m`` of the entry it was
+    ignored, and the held yellow ran out on the next red. 7.2 m before the head,
+    the head is in view: the green counts. 5.5 m before it, it does not."""
+    route, entries, carla_map = route_and_entries
+    placed = JunctionEntries(carla_map, route, map_signal_heads(carla_map))
+    entry = entries.entries_m[0]
+    yellow = TrafficLightState(state="yellow", distance=-1.0, source="perception")
+    green = replace(yellow, state="green")
+    lights = PerceivedLight(placed, PerceivedLightParams(),
+                            comfort_decel=3.0, firm_decel=4.5, clearance_m=3.4)
+    assert lights.place(yellow, entry - 20.0, 0.0, speed=5.0).state == "red"
+    assert lights.place(green, entry - 7.5, 40.0).state == "green"
+    lights.place(yellow, entry - 7.5, 41.0)
+    assert lights.place(green, entry - 5.8, 42.0, speed=1.0).state == "red"
+    # without the map's heads the entry decides: 7.5 m is inside blind_m
+    plain = PerceivedLight(entries, PerceivedLightParams())
+    plain.place(yellow, entry - 20.0, 0.0, speed=5.0)
+    assert plain.place(green, entry - 7.5, 40.0).state == "red"
+
+
+def test_a_yellow_whose_stop_would_leave_the_head_out_of_view_is_cleared_in_time(
+        route_and_entries):
+    """Town02, leaderboard route 15, light 12 (head 6.5 m before the entry): the
+    yellow read 13.9 m before the entry at 7.4 m/s, 0.05 s after a green read, was
+    a 2.6 m/s^2 stop, but the soonest firm stop put the car's centre 1.3 m before
+    the head, out of view; it waited there blind and set off on red when the hold
+    ran out. Reaching the entry 1.9 s on (before the red, 3 s after the last
+    green, less 0.5 s), the yellow is driven through. Not when the car would reach
+    it too late, nor when no green was read for this entry (when the yellow began
+    is not known), nor when the stop keeps the head in view."""
+    route, entries, carla_map = route_and_entries
+    entry = entries.entries_m[0]
+    head = SignalHead(_along(route, entry - 6.5, right_m=2.7), (_along(route, entry),))
+    placed = JunctionEntries(carla_map, route, [head])
+    green = TrafficLightState(state="green", distance=-1.0, source="perception")
+    yellow = replace(green, state="yellow")
+
+    def light(first_green: bool = True) -> PerceivedLight:
+        lights = PerceivedLight(placed, PerceivedLightParams(),
+                                comfort_decel=3.0, firm_decel=4.5, clearance_m=3.4)
+        if first_green:
+            lights.place(green, entry - 14.3, 0.0, speed=7.4)
+        return lights
+
+    lights = light()
+    go = lights.place(yellow, entry - 13.9, 0.05, speed=7.4)
+    assert go.state == "yellow" and go.distance == -1.0
+    assert lights.place(yellow, entry - 10.2, 0.55, speed=7.4).distance == -1.0
+    # 5 m/s: 2.8 s to the entry, past 2.5 s: stopped for (blind, as before)
+    late = light().place(yellow, entry - 13.9, 0.05, speed=5.0)
+    assert late.state == "red" and late.distance >= 0.0
+    assert light(first_green=False).place(yellow, entry - 13.9, 0.05,
+                                          speed=7.4).state == "red"
+    # 30 m out at 7.4 m/s the stop keeps the head in view: stopped for
+    far = light().place(yellow, entry - 30.0, 0.05, speed=7.4)
+    assert far.state == "red"
+    assert far.distance == pytest.approx(30.0 - 6.5 - 8.0 + 3.4, abs=0.05)
