@@ -170,13 +170,20 @@ class ObjectsConfig:
     #: network put a pedestrian 14 m away at 29 m)
     flatten_pedestrians: bool = True
     #: m: the farthest contact taken under a pedestrian's "legs" (obstacle pixels of
-    #: another class right under it, :func:`_legs_bottom`), and only where nearer
-    #: than its depth. Farther, the pixels under a pedestrian blob are as often a car
-    #: in front of it: at 15 m, pedestrians 20-40 m away were pulled near (built-in
+    #: another class right under it, :func:`_legs_bottom`) when they are wider than
+    #: the pedestrian; a contact under legs is taken only where nearer than its
+    #: depth. Farther, the pixels under a pedestrian blob are as often a car in
+    #: front of it: at 15 m, pedestrians 20-40 m away were pulled near (built-in
     #: maps, held out: recall there 0.33 -> 0.28 with the shipped weights, 0.20 ->
     #: 0.09 with a fine-tune that labels more walkers' legs vehicle, whose walker
     #: 12 m away in the scene test, seed 11, is then placed by its depth)
     legs_max_m: float = 10.0
+    #: m: the same for legs no wider than the pedestrian, its own more likely (a car
+    #: in front is wider): the scene test's walker 12 m away before a car at 22 m,
+    #: its legs labelled vehicle, was more than 1.5 m off in 24 of 32 seeds, most
+    #: at the car's depth (s16far weights), and in 8 with this. Not farther: at
+    #: 20-40 m recall fell 0.39 -> 0.37 without a limit (built-in maps, held out)
+    legs_narrow_max_m: float = 16.0
     #: per label, each detection's centre is moved along the camera's ray to it
     #: (ego x-y), last, by a factor that depends on its distance from the camera
     #: (:data:`RangeCurve`): a calibration of the weights, fitted on their training
@@ -408,12 +415,17 @@ class _GroundRays:
         return float(-self.height / dz)
 
 
+#: where a blob's ground contact was taken (:func:`_contact_depth`): under its own
+#: bottom, under "legs" no wider than it, or under wider ones
+Contact = tuple[float, str]  # camera-z depth (m); "foot", "legs" or "wide legs"
+
+
 def _contact_depth(seg: np.ndarray, vs: np.ndarray, us: np.ndarray, cls: int,
                    rays: _GroundRays, probs: np.ndarray | None,
-                   through_legs: bool = False) -> tuple[float, bool] | None:
+                   through_legs: bool = False) -> Contact | None:
     """Camera-z depth (m) of the point where a blob (its pixels' rows ``vs`` and
-    columns ``us``) meets the ground, and whether it was taken under the blob's
-    "legs"; None when that cannot be seen (see ``ObjectsConfig.ground_contact``).
+    columns ``us``) meets the ground, and where it was taken (:data:`Contact`);
+    None when that cannot be seen (see ``ObjectsConfig.ground_contact``).
     ``through_legs``: obstacle pixels of another class right under the blob, at
     most the blob's own height, are its lower part (:func:`_legs_bottom`), and the
     contact is under them."""
@@ -425,12 +437,13 @@ def _contact_depth(seg: np.ndarray, vs: np.ndarray, us: np.ndarray, cls: int,
     if _IS_OBSTACLE[below].any():
         if not through_legs:
             return None  # something stands in front of its foot
-        legs = _legs_bottom(seg, vb, cols, int(vb - vs.min()) + 1)
+        legs = _legs_bottom(seg, vb, cols, int(vb - vs.min()) + 1,
+                            (int(us.min()), int(us.max())))
         if legs is None:
             return None
-        vb, cols = legs
+        vb, cols, narrow = legs
         contact = rays.depth(float(cols.mean()), vb + 0.5)
-        return None if contact is None else (contact, True)
+        return None if contact is None else (contact, "legs" if narrow else "wide legs")
     v_edge = vb + 0.5
     if probs is not None:  # where the class probability crosses 0.5, between rows
         p_in = float(np.asarray(probs)[cls, vb, cols].mean())
@@ -438,20 +451,24 @@ def _contact_depth(seg: np.ndarray, vs: np.ndarray, us: np.ndarray, cls: int,
         if p_in > p_out:
             v_edge = vb + min(max((p_in - 0.5) / (p_in - p_out), 0.0), 1.0)
     contact = rays.depth(float(cols.mean()), v_edge)
-    return None if contact is None else (contact, False)
+    return None if contact is None else (contact, "foot")
 
 
-def _legs_bottom(seg: np.ndarray, vb: int, cols: np.ndarray, height: int
-                 ) -> tuple[int, np.ndarray] | None:
+def _legs_bottom(seg: np.ndarray, vb: int, cols: np.ndarray, height: int,
+                 span: tuple[int, int]) -> tuple[int, np.ndarray, bool] | None:
     """The bottom row and its columns of the obstacle pixels that continue a blob
-    (bottom row ``vb`` at columns ``cols``, ``height`` rows tall) straight down,
-    or None when they run on for more than ``height`` rows (something in front of
-    it, such as a car before a pedestrian's upper body) or to the image's bottom.
-    The network labels a walker's legs "vehicle" now and then: Town02 route 15's
-    walker 7.7 m away, its legs so labelled, was placed at 13 m and hit. The pixels
-    under a blob are its own legs or something in front of it, so the contact under
-    them is never farther than the object: it is taken only where it is nearer than
-    the blob's depth and within ``ObjectsConfig.legs_max_m``
+    (bottom row ``vb`` at columns ``cols``, ``height`` rows tall, columns ``span``
+    first to last) straight down, and whether they are no wider than the blob (no
+    obstacle pixel on their rows within the blob's width beyond either side of it,
+    a pixel's slack allowed); None when they run on for more than ``height`` rows
+    (something in front of it, such as a car before a pedestrian's upper body) or
+    to the image's bottom. The network labels a walker's legs "vehicle" now and
+    then: Town02 route 15's walker 7.7 m away, its legs so labelled, was placed at
+    13 m and hit. The pixels under a blob are its own legs or something in front of
+    it, so the contact under them is never farther than the object: it is taken
+    only where it is nearer than the blob's depth, and within
+    ``ObjectsConfig.legs_max_m`` when they are wider than the blob, else
+    ``legs_narrow_max_m``
     (:func:`_ground_contact_depth`)."""
     free = ~_IS_OBSTACLE[seg[vb + 1:vb + 2 + height, cols]]  # (rows, columns) under it
     # rows of obstacle under each column before its first free pixel (columns
@@ -461,7 +478,12 @@ def _legs_bottom(seg: np.ndarray, vb: int, cols: np.ndarray, height: int
     lowest = int(depth.max())
     if lowest > height:
         return None
-    return vb + lowest, cols[depth == lowest]
+    u0, u1 = span
+    width = u1 - u0 + 1
+    rows = seg[vb + 1:vb + lowest + 1]
+    beside = np.concatenate([rows[:, max(u0 - 1 - width, 0):max(u0 - 1, 0)],
+                             rows[:, u1 + 2:u1 + 2 + width]], axis=1)
+    return vb + lowest, cols[depth == lowest], not _IS_OBSTACLE[beside].any()
 
 
 def _ground_contact_depth(seg: np.ndarray, depth: np.ndarray, mask: np.ndarray,
@@ -496,7 +518,7 @@ def _ground_contact_depth(seg: np.ndarray, depth: np.ndarray, mask: np.ndarray,
     if flatten:
         _, whole, whole_stats, _ = cv2.connectedComponentsWithStats(
             region.astype(np.uint8), connectivity=8)
-    contacts: dict[int, tuple[float, bool] | None] = {}  # per blob of region
+    contacts: dict[int, Contact | None] = {}  # per blob of region
     for k in np.flatnonzero(candidates):
         x0, y0, bw, bh = (int(v) for v in stats[k, :4])
         box = (slice(y0, y0 + bh), slice(x0, x0 + bw))
@@ -515,16 +537,20 @@ def _ground_contact_depth(seg: np.ndarray, depth: np.ndarray, mask: np.ndarray,
             found = _contact_depth(seg, vs, us, cls, rays, probs)
         if found is None:
             continue
-        contact, under_legs = found
+        contact, under = found
         foot = blob & (np.arange(y0, y0 + bh)[:, None] >= vs.max() - 1)
         measured = median(depth[box][foot])
-        if under_legs and (contact >= measured or contact > cfg.legs_max_m):
+        if under != "foot" and (contact >= measured or contact > (
+                cfg.legs_max_m if under == "wide legs" else cfg.legs_narrow_max_m)):
             continue  # the legs may be something in front of it: only ever nearer
-        # inverse-variance fusion in log depth: relative sigmas of both estimates
-        var_c = (cfg.contact_px_sigma * contact / (rays.K.fy * rays.height)) ** 2
-        var_d = cfg.depth_rel_sigma ** 2
-        fused = math.exp((math.log(contact) * var_d + math.log(measured) * var_c)
-                         / (var_c + var_d))
+        if under == "foot":
+            # inverse-variance fusion in log depth: relative sigmas of both estimates
+            var_c = (cfg.contact_px_sigma * contact / (rays.K.fy * rays.height)) ** 2
+            var_d = cfg.depth_rel_sigma ** 2
+            fused = math.exp((math.log(contact) * var_d + math.log(measured) * var_c)
+                             / (var_c + var_d))
+        else:  # its depth is the background's, bled in (farther than its legs): not fused
+            fused = contact
         if out is depth:
             out = depth.copy()
         out[box][blob] = fused if flatten else depth[box][blob] * (fused / measured)

@@ -237,18 +237,23 @@ def test_a_vehicle_with_scattered_depth_keeps_its_length() -> None:
 def test_a_pedestrian_whose_legs_are_labelled_vehicle_stands_where_its_legs_meet_the_ground(
         ) -> None:
     """Town02 route 15: a walker 7.7 m away, its legs labelled vehicle, its depth the
-    background's, was placed at 13 m and hit. Its contact is taken under the legs
-    within 10 m, and only where that is nearer than its depth says (the pixels
-    under a blob are its legs or something in front of it)."""
+    background's, was placed at 13 m and hit. Its contact is taken under the legs,
+    only where that is nearer than its depth says (the pixels under a blob are its
+    legs or something in front of it), and within 10 m where they are wider than
+    the walker (a car in front of it, more likely so far away)."""
     K = CameraIntrinsics.from_fov(320, 160, 90.0)
 
-    def walker_with_vehicle_legs(x: float, blob_depth: float) -> list:
+    def walker_with_vehicle_legs(x: float, blob_depth: float, wide: bool = False) -> list:
         walker = (int(TrainClass.PEDESTRIAN), (x, 3.0, 0.9), (0.5, 0.5, 1.8), 0.0)
         seg, depth = render([walker], K)
         ped = seg == int(TrainClass.PEDESTRIAN)
-        rows = np.flatnonzero(ped.any(1))
-        seg[ped & (np.arange(seg.shape[0])[:, None] > rows[0] + 0.6 * len(rows))] = \
-            int(TrainClass.VEHICLE)
+        rows, cols = np.flatnonzero(ped.any(1)), np.flatnonzero(ped.any(0))
+        legs = np.arange(seg.shape[0])[:, None] > rows[0] + 0.6 * len(rows)
+        seg[ped & legs] = int(TrainClass.VEHICLE)
+        if wide:  # the legs' rows obstacle over three walkers' widths
+            w = len(cols)
+            seg[rows[0] + int(0.6 * len(rows)) + 1:rows[-1] + 1,
+                cols[0] - w:cols[-1] + w + 1] = int(TrainClass.VEHICLE)
         top = seg == int(TrainClass.PEDESTRIAN)  # the network's depth: behind it
         return [d for d in detect_objects(seg, np.where(top, blob_depth, depth), K, MOUNT)
                 if d.label == "pedestrian"]
@@ -260,9 +265,16 @@ def test_a_pedestrian_whose_legs_are_labelled_vehicle_stands_where_its_legs_meet
     # camera, which is 1.5 m ahead of the ego's origin)
     near = walker_with_vehicle_legs(8.0, 5.5)
     assert len(near) == 1 and near[0].position[0] < 7.5, near
-    # farther than 10 m: not trusted, the depth map stands
+    # farther than 10 m: legs as wide as the walker are trusted (the scene test's
+    # walker 12 m away before a car), wider ones are not: the depth map stands
     far = walker_with_vehicle_legs(13.0, 20.0)
-    assert len(far) == 1 and far[0].position[0] > 16.0, far
+    assert len(far) == 1 and abs(far[0].position[0] - 13.0) < 1.0, far
+    covered = walker_with_vehicle_legs(13.0, 20.0, wide=True)
+    assert len(covered) == 1 and covered[0].position[0] > 16.0, covered
+    # beyond 16 m even narrow legs are not trusted
+    farther = walker_with_vehicle_legs(19.0, 30.0)
+    assert len(farther) == 1 and farther[0].position[0] > 25.0, farther
+    assert walker_with_vehicle_legs(7.7, 13.0, wide=True)[0].position[0] < 8.7
 
 
 def test_cars_in_a_row_beside_the_lane_stay_beside_it() -> None:
