@@ -51,9 +51,11 @@ from perception.inference import (  # noqa: E402
     PredictorBase,
     load_weights,
     make_predictor,
+    range_scale_of,
     save_weights,
 )
 from perception.model import build_model  # noqa: E402
+from perception.objects import ObjectsConfig  # noqa: E402
 from perception.pipeline import PerceptionPipeline  # noqa: E402
 
 CPU_TARGET_MS = 25.0
@@ -75,10 +77,11 @@ def _images(n: int, seed: int = 0) -> list[Image]:
     return out
 
 
-def _time_steps(predictor: PredictorBase, cameras: int, frames: int, warmup: int
-                ) -> dict[str, float]:
-    """The pipeline's step (what the node does per tick, without the bus)."""
-    step = PerceptionPipeline(predictor, light_trained=True).step
+def _time_steps(predictor: PredictorBase, cameras: int, frames: int, warmup: int,
+                objects: ObjectsConfig) -> dict[str, float]:
+    """The pipeline's step (what the node does per tick, without the bus), with the
+    object stage the node gives these weights (their calibration)."""
+    step = PerceptionPipeline(predictor, light_trained=True, objects_config=objects).step
     imgs = _images(frames + warmup)
     times = []
     for k in range(frames + warmup):
@@ -130,6 +133,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     def model() -> torch.nn.Module:
         return load_weights(weights)[0]
 
+    objects = ObjectsConfig(range_scale=range_scale_of(
+        load_weights(weights)[1].get("calibration"), weights))
+
     figures: dict[str, Any] = {"weights": label, "threads": args.threads,
                                "input": "640x360 -> 320x160", "frames": frames}
 
@@ -142,7 +148,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         for backend, key in (("onnxruntime", "onnxruntime"), ("torch", "cpu_fp32")):
             predictor = make_predictor(model(), True, cpu, backend, args.threads)
             for b in (1, 4):
-                r = _time_steps(predictor, b, n, warmup)
+                r = _time_steps(predictor, b, n, warmup, objects)
                 out.update({f"{key}_b{b}_{k}": v for k, v in r.items()})
         out["cpu_step_ratio"] = round(out["onnxruntime_b1_p50_ms"]
                                       / out["cpu_forward_p50_ms"], 3)
@@ -155,9 +161,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         dev = torch.device("cuda")
         out: dict[str, Any] = {"cuda": torch.cuda.get_device_name(0)}
         for b in (1, 4):
-            r = _time_steps(Predictor(model(), dev), b, n, warmup)
+            r = _time_steps(Predictor(model(), dev), b, n, warmup, objects)
             out.update({f"cuda_fp16_b{b}_{k}": v for k, v in r.items()})
-        r = _time_steps(Predictor(model(), dev, compile=True), 4, n, warmup + 10)
+        r = _time_steps(Predictor(model(), dev, compile=True), 4, n, warmup + 10,
+                        objects)
         out.update({f"cuda_compiled_b4_{k}": v for k, v in r.items()})
         return out
 
