@@ -24,8 +24,8 @@ to guess; but there another junction's head, seen at an angle, can be read inste
 stopped the car on the line, and that head's green sent it into its own red; route
 2: a red read 6.6 m before it held the car there until its own light was red). So a
 read does not count once the governing head is out of view (within ``head_lost_m``
-of the head where the map places it, else within ``blind_m`` of the entry): what
-was read before it stands.
+of the head, or within ``blind_m`` of the entry and, where the map places the
+head, ``head_blind_m`` of it): what was read before it stands.
 
 A yellow is decided against the line itself (stopped for when the car can stop
 before it comfortably, else driven through) and a stop for it is then placed like
@@ -157,12 +157,21 @@ class PerceivedLightParams:
     #: sees it turn green; an ego that cannot brake for it firmly (the behaviour
     #: layer's ``firm_decel``) stops as soon as it can, at the entry at the latest
     view_back_m: float = 6.0
-    #: m: where the map places no head for the entry: with its centre this close to
-    #: the entry the ego's camera cannot see the head governing it; a read there
-    #: is another's and is ignored. Measured on Town01: heads 0.8 and 2 m before
-    #: the line were lost 6.6 and 7.3-7.8 m before it, and another head read in
-    #: their place (routes 2 and 5)
+    #: m: with its centre this close to the entry (and, where the map places the
+    #: head, ``head_blind_m`` of the head) the ego's camera cannot see the head
+    #: governing it; a read there is another's and is ignored. Measured on Town01:
+    #: heads 0.8 and 2 m before the line were lost 6.6 and 7.3-7.8 m before it
+    #: (5.3-5.8 m before the head), and another head read in their place (routes
+    #: 2 and 5)
     blind_m: float = 8.0
+    #: m: see ``blind_m``. Not more: on town_grid_route the car stopped 7.5 m
+    #: before an entry, 7.2 m before its head, read the head's green right and,
+    #: inside ``blind_m`` alone, ignored it until the held yellow ran out on the
+    #: next red. The entry counts as well as the head: Town01's head 4.4 m before
+    #: its line on leaderboard routes 11 and 14 is read 5.5 m before it, 9.9 m
+    #: before the entry (a 6 m ``head_lost_m`` ignored its green there and the
+    #: hold ran out on red)
+    head_blind_m: float = 6.5
     #: s: a red or yellow read is held through "unknown" reads (a lamp lost for a
     #: few frames, the red lamp cut off by the top of the image, or the head out of
     #: view) for at most this long, for the same junction entry: a red lasts up to
@@ -183,13 +192,9 @@ class PerceivedLightParams:
     head_keep_m: float = 8.0
     #: m: with its centre this close to the head (along the route) the camera has
     #: lost the whole head (at 5 m even the green lamp, 3.6 m up, is above the
-    #: image); a read then is another head's and counts as "unknown". Where the map
-    #: places the head this alone decides, not ``blind_m``: on town_grid_route the
-    #: car stopped 7.5 m before an entry, 7.2 m before its head, read the head's
-    #: green right and ignored it until the held yellow ran out on the next red.
-    #: Town01 route 2 lost a head 5.8 m before it; route 4 starts 6.2 m before its
-    #: head and reads it there
-    head_lost_m: float = 6.0
+    #: image); a read then is another head's and counts as "unknown", wherever
+    #: the entry is
+    head_lost_m: float = 5.0
     #: s: how long a yellow lasts (CARLA's default cycle, and the embedded
     #: simulator's). A yellow whose stop would leave the head out of view is driven
     #: through when the ego reaches the entry at its speed with ``yellow_margin_s``
@@ -201,10 +206,11 @@ class PerceivedLightParams:
     def __post_init__(self) -> None:
         if self.lookahead_m <= 0:
             raise ValueError("lookahead_m must be > 0")
-        if min(self.view_back_m, self.blind_m, self.hold_s, self.head_keep_m,
-               self.head_lost_m, self.yellow_s, self.yellow_margin_s) < 0:
-            raise ValueError("view_back_m, blind_m, hold_s, head_keep_m, head_lost_m, "
-                             "yellow_s and yellow_margin_s must be >= 0")
+        if min(self.view_back_m, self.blind_m, self.head_blind_m, self.hold_s,
+               self.head_keep_m, self.head_lost_m, self.yellow_s,
+               self.yellow_margin_s) < 0:
+            raise ValueError("view_back_m, blind_m, head_blind_m, hold_s, head_keep_m, "
+                             "head_lost_m, yellow_s and yellow_margin_s must be >= 0")
 
 
 class PerceivedLight:
@@ -255,8 +261,8 @@ class PerceivedLight:
         moved the stop point to the entry while the car braked late. A yellow
         whose stop would leave the head out of view is driven through when the
         ego clears it with time to spare (:meth:`_clears_yellow_rather_than_wait_blind`).
-        A read with the ego's centre within ``head_lost_m`` of the head (where the
-        map places it; else within ``blind_m`` of the entry) counts as "unknown"."""
+        A read with the ego's centre where the camera has lost the head
+        (:meth:`_blind`) counts as "unknown"."""
         if light.distance >= 0:
             return light  # the oracle's: its own stop line
         p = self.params
@@ -297,11 +303,14 @@ class PerceivedLight:
 
     def _blind(self, entry: float, head: float | None, centre_s_m: float) -> bool:
         """Whether the camera, with the ego's centre at route distance
-        ``centre_s_m``, has lost the head governing ``entry`` (by the map's head
-        where it places one, else by the entry)."""
-        if head is not None:
-            return head - centre_s_m < self.params.head_lost_m
-        return entry - centre_s_m < self.params.blind_m
+        ``centre_s_m``, has lost the head governing ``entry``: within
+        ``head_lost_m`` of the head, or within ``blind_m`` of the entry and, where
+        the map places the head, ``head_blind_m`` of it."""
+        p = self.params
+        if head is None:
+            return entry - centre_s_m < p.blind_m
+        return (head - centre_s_m < p.head_lost_m
+                or (entry - centre_s_m < p.blind_m and head - centre_s_m < p.head_blind_m))
 
     def _stop_point(self, entry: float, head: float | None, ego_s_m: float,
                     speed: float) -> float:

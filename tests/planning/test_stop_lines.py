@@ -229,7 +229,7 @@ def test_a_head_far_before_its_line_is_kept_in_view_and_read_only_while_in_view(
     the entry, 2.7 m to the right. Stopped 6 m short of the entry the car stood
     3.2 m before the head, out of the camera's view, waited out the hold and drove
     into the red. Now it stops with its centre 8 m before the head (the stop point
-    3.4 m of clearance ahead of that), and a read within 6 m of the head counts as
+    3.4 m of clearance ahead of that), and a read within 5 m of the head counts as
     "unknown"."""
     route, entries, carla_map = route_and_entries
     entry = entries.entries_m[0]
@@ -245,7 +245,7 @@ def test_a_head_far_before_its_line_is_kept_in_view_and_read_only_while_in_view(
     assert stop.distance == pytest.approx(50.0 - 6.5 - 8.0 + 3.4, abs=0.05)
     # stopped there (centre 8 m before the head): the head's green is read
     assert lights.place(green, entry - 14.5, 30.0).state == "green"
-    # within 6 m of the head (11.3 m from the entry) another head's green does not
+    # within 5 m of the head (11.3 m from the entry) another head's green does not
     # count: the red stands, and its stop 0.2 m on
     lights.place(red, entry - 14.5, 31.0)
     held = lights.place(green, entry - 11.3, 32.0, speed=0.5)
@@ -262,12 +262,14 @@ def test_a_head_far_before_its_line_is_kept_in_view_and_read_only_while_in_view(
     assert plain.place(red, entry - 50.0, 0.0, speed=8.0).distance == pytest.approx(44.0)
 
 
-def test_where_the_map_places_the_head_only_the_head_decides_what_is_out_of_view(
+def test_where_the_map_places_the_head_it_decides_with_the_entry_what_is_out_of_view(
         route_and_entries):
     """town_grid_route: stopped 7.5 m before an entry whose head stands 0.3 m before
     it, the car read the head's green right; inside ``blind_m`` of the entry it was
     ignored, and the held yellow ran out on the next red. 7.2 m before the head,
-    the head is in view: the green counts. 5.5 m before it, it does not."""
+    the head is in view: the green counts. 5.5 m before it (and 5.8 m before the
+    entry), it does not. Town01 routes 11 and 14: a head 4.4 m before its line is
+    read 5.5 m before it, 9.9 m before the entry: the green counts."""
     route, entries, carla_map = route_and_entries
     placed = JunctionEntries(carla_map, route, map_signal_heads(carla_map))
     entry = entries.entries_m[0]
@@ -283,6 +285,13 @@ def test_where_the_map_places_the_head_only_the_head_decides_what_is_out_of_view
     plain = PerceivedLight(entries, PerceivedLightParams())
     plain.place(yellow, entry - 20.0, 0.0, speed=5.0)
     assert plain.place(green, entry - 7.5, 40.0).state == "red"
+    head14 = SignalHead(_along(route, entry - 4.4, right_m=2.7), (_along(route, entry),))
+    route14 = PerceivedLight(JunctionEntries(carla_map, route, [head14]),
+                             PerceivedLightParams())
+    route14.place(yellow, entry - 20.0, 0.0, speed=5.0)
+    assert route14.place(green, entry - 9.9, 40.0).state == "green"
+    route14.place(yellow, entry - 9.9, 41.0)
+    assert route14.place(green, entry - 9.3, 42.0).state == "red"  # 4.9 m: lost
 
 
 def test_a_yellow_whose_stop_would_leave_the_head_out_of_view_is_cleared_in_time(
