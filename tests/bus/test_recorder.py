@@ -50,6 +50,24 @@ def test_recorder_keeps_exact_bytes_and_finds_new_camera_topics(tmp_path):
         assert frame.decode() == img
 
 
+def test_a_stopped_recorder_records_what_already_reached_it(tmp_path):
+    """Stopped with the rest of a run, the recorder is the slowest reader: what the
+    others took already still waits in its queues, and is recorded before it
+    closes (a loaded VM lost the last two control commands of a run)."""
+    ctx = InProcessContext()
+    out = tmp_path / "drive.mcap"
+    rec = Recorder("recorder", context=ctx, params={"output": str(out)})
+    sim = Node("sim", context=ctx, diagnostics=False)
+    chatter = sim.create_publisher(Chatter, "/demo/chatter")
+    ex = Executor(ctx, [rec, sim])
+    sent = [Chatter(Header(i), f"m{i}", i) for i in range(5)]
+    for m in sent:
+        chatter.publish(m)
+    ex.destroy()  # stopped before its executor served them
+    with Recording.open(out) as r:
+        assert [m.decode() for m in r.messages(["/demo/chatter"])] == sent
+
+
 def test_sigkilled_recorder_loses_at_most_the_last_second(bus_env, tmp_path):
     out = tmp_path / "drive.mcap"
     ctx = ZmqContext()
