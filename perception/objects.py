@@ -49,6 +49,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Literal
 
 import cv2
 import numpy as np
@@ -417,7 +418,7 @@ class _GroundRays:
 
 #: where a blob's ground contact was taken (:func:`_contact_depth`): under its own
 #: bottom, under "legs" no wider than it, or under wider ones
-Contact = tuple[float, str]  # camera-z depth (m); "foot", "legs" or "wide legs"
+Contact = tuple[float, Literal["foot", "legs", "wide legs"]]  # camera-z depth (m), where
 
 
 def _contact_depth(seg: np.ndarray, vs: np.ndarray, us: np.ndarray, cls: int,

@@ -289,13 +289,13 @@ class PerceivedLight:
         distance = entry - ego_s_m
         if light.state == "green":
             return replace(light, distance=distance)
-        if light.state == "yellow" and self._yellow_stop != entry:
+        if light.state == "yellow":
             room = max(distance - self.clearance_m, 0.0)
-            if (speed * speed > 2.0 * self.comfort_decel * room
+            if self._yellow_stop != entry and (
+                    speed * speed > 2.0 * self.comfort_decel * room
                     or self._clears_yellow_rather_than_wait_blind(entry, head, ego_s_m,
                                                                   stamp, speed)):
                 return light  # driven through: no stop point
-        if light.state == "yellow":
             self._yellow_stop = entry
             light = replace(light, state="red")
         stop = self._stop_point(entry, head, ego_s_m, speed)
