@@ -81,6 +81,7 @@ class Decision:
     stop_s: float = math.inf  # distance along the path to stop the front bumper at
     lead_s: float = math.inf  # distance to the lead vehicle's rear (bumper to bumper)
     lead_speed: float = 0.0
+    lead_confidence: float = 0.0  # the perception's confidence in the lead vehicle
     emergency: bool = False
     reasons: list[str] = field(default_factory=list)
 
@@ -158,6 +159,7 @@ def decide(path_ego: np.ndarray, speed: float, speed_limit: float, objects: Obje
         gap = s - front - obj.size.x / 2
         if gap < d.lead_s:  # its speed along our heading (ego-frame x, over ground)
             d.lead_s, d.lead_speed = gap, max(0.0, obj.velocity.x)
+            d.lead_confidence = obj.confidence
     if d.lead_s < math.inf:
         closing = speed - d.lead_speed
         if closing > 0 and d.lead_s / closing < p.ttc_emergency:

@@ -118,18 +118,19 @@ def test_curves_limit_the_speed_to_the_lateral_acceleration():
     assert a_lat[5:].max() <= 2.5 * 1.05
 
 
-def stopped_car(x: float, y: float = 0.0) -> DetectedObject:
+def stopped_car(x: float, y: float = 0.0, confidence: float = 1.0) -> DetectedObject:
     return DetectedObject(track_id=3, label="vehicle", position=Vector3(x, y, 0.75),
-                          size=Vector3(4.6, 1.9, 1.5))
+                          size=Vector3(4.6, 1.9, 1.5), confidence=confidence)
 
 
-def drive_past(adjacent, extra=()):
-    """Replan every 0.5 m past a car stopped in the lane at x = 60 (route frame)."""
+def drive_past(adjacent, extra=(), confidence=lambda x: 1.0):
+    """Replan every 2 m past a car stopped in the lane at x = 60 (route frame), seen
+    with ``confidence(ego x)``."""
     lp = LocalPlanner(ROUTE)
     trajs = []
     for x in np.arange(0.0, 120.0, 2.0):
         ego = ego_at(x, 8.0)
-        objs = ObjectList(objects=[stopped_car(60.0 - x), *[
+        objs = ObjectList(objects=[stopped_car(60.0 - x, confidence=confidence(x)), *[
             DetectedObject(track_id=9, label="vehicle", position=Vector3(px - x, py, 0.75),
                            size=Vector3(4.6, 1.9, 1.5)) for px, py in extra]])
         trajs.append(lp.plan(ego, objs, TrafficLightState(), adjacent))
@@ -153,3 +154,15 @@ def test_no_free_lane_means_waiting_behind_the_car():
     lp, occupied = drive_past({"right": 3.5}, extra=[(70.0, 8.5)])
     assert lp.overtake is None
     assert np.allclose(occupied[0].poses[:, 1], 5.0)
+
+
+def test_a_car_the_perception_is_unsure_of_is_stopped_for_not_passed():
+    """A camera's false car far ahead is faint: no lane change for it; the same car
+    seen with more confidence nearer is passed."""
+    lp, trajs = drive_past({"right": 3.5}, confidence=lambda x: 0.45)
+    assert lp.overtake is None and all(np.allclose(t.poses[:, 1], 5.0) for t in trajs)
+    t = trajs[10]  # at x = 20: it plans to stop behind the car
+    assert t.speeds[t.poses[:, 0] > 60.0 - 2.3 - 5.0 - 2.45].max(initial=0.0) == 0.0
+    _, trajs = drive_past({"right": 3.5}, confidence=lambda x: 0.45 if x < 24.0 else 0.8)
+    assert all(np.allclose(t.poses[:, 1], 5.0) for t in trajs[:12])
+    assert trajs[12].poses[:, 1].max() == pytest.approx(5.0 + 3.5, abs=0.05)  # at x = 24
