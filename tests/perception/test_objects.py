@@ -80,6 +80,20 @@ def test_two_cars_one_behind_the_other_are_two_objects() -> None:
     assert len(xs) == 2 and abs(xs[0] - 12.0) < 1.5 and abs(xs[1] - 20.0) < 1.5
 
 
+def test_cars_side_by_side_in_adjacent_lanes_are_two_objects() -> None:
+    """1.6 m apart across, at 21 m: on the ego x-y grid, whose lateral link bridges
+    such a gap, they were one box between them that matched neither (held out,
+    built-in maps); in the image they are columns apart."""
+    K = CameraIntrinsics.from_fov(160, 80, 90.0)  # the network's output size
+    scene = [(int(TrainClass.VEHICLE), (21.0, -1.75, 0.75), (4.6, 1.9, 1.5), 0.0),
+             (int(TrainClass.VEHICLE), (21.5, 1.75, 0.75), (4.6, 1.9, 1.5), 0.0)]
+    seg, depth = render(scene, K)
+    found = detect_objects(seg, depth, K, MOUNT)
+    assert len(found) == 2
+    for _, centre, _, _ in scene:
+        assert min(float(np.hypot(*(d.position[:2] - centre[:2]))) for d in found) < 1.5
+
+
 def test_a_car_seen_only_over_a_nearer_ones_roof_joins_it() -> None:
     """Each column of a vehicle blob is one depth (ObjectsConfig.column_median), so
     a van straight behind a car, seen only over its roof, joins the car: the car,
