@@ -33,8 +33,8 @@ mount (its pose in the ego frame). For each obstacle class (vehicle, pedestrian)
    length runs along it), a shorter one the front or back (the length runs along
    the other axis). Along each axis the observed extent (2nd-98th percentile) is
    grown to at least the class's prior size (:data:`PRIOR_SIZE`) away from the
-   camera, or towards it when the cluster touches the image's left or right edge
-   (the rest of the car is outside the view, which is nearer). Pedestrians get a
+   camera; when the cluster touches the image's left or right edge, its length
+   is grown across that edge's ray, out of the view (``front_max_m``). Pedestrians get a
    square box grown along the viewing ray. Height: the object stands on the
    ground (ego z = 0), height = the highest point, centre z = height / 2. The
    weights' calibration (``range_scale``) then moves the centre along the
@@ -103,6 +103,16 @@ class ObjectsConfig:
     #: a vehicle's visible face longer than this (m) is a side (the car's length);
     #: a shorter one is its front or back
     side_min_m: float = 2.6
+    #: m: of a car cut off by the image's left or right edge (so a side may be only
+    #: partly in view), a visible face longer than this, more than a car is wide,
+    #: is a side. Such a car's length is grown across the edge's ray, out of the
+    #: view (it was grown towards the camera, right for a car alongside, whose
+    #: unseen part is nearer, but not for one crossing ahead near the edge, whose
+    #: side runs on out of view beyond what is seen). With the true segmentation
+    #: and depth, vehicles within 30 m, recall / precision (held out): Town01/02
+    #: 0.86 / 0.88 -> 0.90 / 0.92, seed 1002 0.89 / 0.90 -> 0.91 / 0.92; with the
+    #: shipped weights 0.50 / 0.51 -> 0.51 / 0.52 and 0.56 / 0.57 (no change)
+    front_max_m: float = 2.1
     #: m: a vehicle box fitted wider than this (a bus is 2.55 m) covers several
     #: vehicles in a row; it is fitted again along their principal axis (Town01
     #: route 4: two parked cars in the next lane became a 9.7 x 7.9 m box at 45
@@ -279,17 +289,15 @@ def _fit_heading(xy: np.ndarray, cfg: ObjectsConfig) -> float:
     return float(theta[int(np.argmax(score))])
 
 
-def _extent(lo: float, hi: float, prior: float, cam: float,
-            towards: bool = False) -> tuple[float, float]:
+def _extent(lo: float, hi: float, prior: float, direction: float) -> tuple[float, float]:
     """Centre and full size along one box axis: the observed [lo, hi] grown to
-    ``prior`` away from the camera coordinate ``cam`` (towards it with
-    ``towards``: the unseen part is outside the camera's view)."""
+    ``prior`` towards hi (``direction`` > 0), towards lo (< 0) or both ways (0)."""
     size = hi - lo
     if size >= prior:
         return (lo + hi) / 2, size
-    if (cam <= lo) != towards:
+    if direction > 0:
         return lo + prior / 2, prior
-    if (cam >= hi) != towards:
+    if direction < 0:
         return hi - prior / 2, prior
     return (lo + hi) / 2, prior
 
@@ -309,15 +317,15 @@ def _column_percentiles(a: np.ndarray, qs: tuple[float, ...]) -> list[np.ndarray
 
 
 def _box(points: np.ndarray, label: str, cam_xy: np.ndarray, cfg: ObjectsConfig,
-         cut_off: bool = False) -> tuple[np.ndarray, np.ndarray, float]:
+         beyond: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, float]:
     """Centre (ego x, y, z), size (length, width, height) and yaw (deg, folded to
     (-90, 90]) of the box of one cluster's points (see the module doc).
-    ``cut_off``: the cluster touches the image's left or right edge, so its
-    length runs on outside the view, which is nearer the camera than what is seen
-    (a car alongside shows only its far end)."""
+    ``beyond``: the cluster touches the image's left or right edge, so its length
+    may run on outside the view, which lies this way (a unit vector in the ego
+    x-y plane, across the edge's ray: :func:`_outward_normals`)."""
     xy = points[:, :2]
     if label == "vehicle":
-        box = _oriented_box(points, label, cam_xy, cfg, cut_off, _fit_heading(xy, cfg))
+        box = _oriented_box(points, label, cam_xy, cfg, beyond, _fit_heading(xy, cfg))
         if box[1][1] <= cfg.max_width_m:
             return box
         # wider than any vehicle: several in a row (a queue beside the lane) that
@@ -325,14 +333,15 @@ def _box(points: np.ndarray, label: str, cam_xy: np.ndarray, cfg: ObjectsConfig,
         # principal axis runs along the row
         centred = xy - xy.mean(0)
         _, vecs = np.linalg.eigh(centred.T @ centred)
-        return _oriented_box(points, label, cam_xy, cfg, cut_off,
+        return _oriented_box(points, label, cam_xy, cfg, beyond,
                              math.atan2(vecs[1, -1], vecs[0, -1]) % math.pi)
     d = xy.mean(0) - cam_xy  # a pedestrian's box is square: grown along the viewing ray
-    return _oriented_box(points, label, cam_xy, cfg, cut_off, math.atan2(d[1], d[0]))
+    return _oriented_box(points, label, cam_xy, cfg, beyond, math.atan2(d[1], d[0]))
 
 
 def _oriented_box(points: np.ndarray, label: str, cam_xy: np.ndarray, cfg: ObjectsConfig,
-                  cut_off: bool, angle: float) -> tuple[np.ndarray, np.ndarray, float]:
+                  beyond: np.ndarray | None, angle: float
+                  ) -> tuple[np.ndarray, np.ndarray, float]:
     """:func:`_box` for the rectangle's heading ``angle`` (rad, ego frame)."""
     xy = points[:, :2]
     prior = PRIOR_SIZE[label]
@@ -344,7 +353,8 @@ def _oriented_box(points: np.ndarray, label: str, cam_xy: np.ndarray, cfg: Objec
     (lo_u, lo_v, _), (hi_u, hi_v, top) = _column_percentiles(
         np.column_stack([local, points[:, 2]]), (2.0, 98.0))
     seen = (hi_u - lo_u, hi_v - lo_v)
-    if max(seen) > cfg.side_min_m:
+    if max(seen) > cfg.side_min_m or (beyond is not None
+                                      and max(seen) > cfg.front_max_m):
         long_axis = int(seen[1] > seen[0])  # a side is in view: the longer face
     else:
         # one short face (a car's front or back) or a fragment: the car's length
@@ -352,8 +362,13 @@ def _oriented_box(points: np.ndarray, label: str, cam_xy: np.ndarray, cfg: Objec
         ray = xy.mean(0) - cam_xy
         long_axis = int(abs(float(axes[1] @ ray)) > abs(float(axes[0] @ ray)))
     grow = (prior[0], prior[1]) if long_axis == 0 else (prior[1], prior[0])
-    cu, size_u = _extent(lo_u, hi_u, grow[0], cam[0], cut_off and long_axis == 0)
-    cv, size_v = _extent(lo_v, hi_v, grow[1], cam[1], cut_off and long_axis == 1)
+    # away from the camera, but the length towards the edge's far side when cut off
+    away = [float(np.sign(lo - c) + np.sign(hi - c)) for lo, hi, c in
+            ((lo_u, hi_u, cam[0]), (lo_v, hi_v, cam[1]))]
+    if beyond is not None:
+        away[long_axis] = float(axes[long_axis] @ beyond)
+    cu, size_u = _extent(lo_u, hi_u, grow[0], away[0])
+    cv, size_v = _extent(lo_v, hi_v, grow[1], away[1])
     centre_xy = axes.T @ np.array([cu, cv])
     length, width = (size_u, size_v) if long_axis == 0 else (size_v, size_u)
     yaw = math.degrees(angle) + 90.0 * long_axis
@@ -419,6 +434,20 @@ def _group_percentiles(ids: np.ndarray, values: np.ndarray, n: int,
         b = ordered[np.where(present, starts + above, 0)]
         out.append(np.where(present, a + (b - a) * t, 0.0))
     return out
+
+
+def _outward_normals(K: CameraIntrinsics, mount: Transform) -> tuple[np.ndarray, np.ndarray]:
+    """Unit vectors in the ego x-y plane across the rays of the image's left and
+    right edges (columns 0 and W - 1, at the principal row), out of the view."""
+    ends = camera_to_ego(unproject(np.array([[0.0, K.cy], [K.width - 1.0, K.cy]]),
+                                   np.array([10.0, 10.0]), K), mount)[:, :2]
+    left, right = ends - np.array([mount.location.x, mount.location.y])
+
+    def out_of_view(edge: np.ndarray, other: np.ndarray) -> np.ndarray:
+        n = np.array([-edge[1], edge[0]]) / float(np.hypot(*edge))
+        return n if n @ other < 0 else -n  # the other edge's ray is inside
+
+    return out_of_view(left, right), out_of_view(right, left)
 
 
 class _GroundRays:
@@ -608,6 +637,7 @@ def detect_objects(seg: np.ndarray, depth: np.ndarray, K: CameraIntrinsics,
     min_pixels = {k: max(2, round(v * area)) for k, v in cfg.min_pixels.items()}
     cam_xy = np.array([mount.location.x, mount.location.y])
     rays = _GroundRays(K, mount)
+    outward = _outward_normals(K, mount)
     out: list[Detection] = []
     for cls, label in OBSTACLE_CLASSES.items():
         region = (seg == cls) & valid
@@ -663,8 +693,9 @@ def detect_objects(seg: np.ndarray, depth: np.ndarray, K: CameraIntrinsics,
                 continue  # before the box fit: most clusters end here
             sel = order[starts[k]:starts[k] + counts[k]]
             cols = us[sel]
-            cut_off = bool(cols.min() == 0 or cols.max() == w - 1)
-            position, size, yaw = _box(pts[sel], label, cam_xy, cfg, cut_off)
+            beyond = (outward[0] if cols.min() == 0 else
+                      outward[1] if cols.max() == w - 1 else None)
+            position, size, yaw = _box(pts[sel], label, cam_xy, cfg, beyond)
             if size[2] < cfg.min_height_m:
                 continue  # flat: a patch of ground taken for an object
             curve = cfg.range_scale.get(label)
