@@ -97,9 +97,12 @@ def _processes_mentioning(text: str) -> list[str]:
 @pytest.mark.timeout(300)
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_a_signal_stops_the_evaluation_and_its_runs(tmp_path: Path, sig: int) -> None:
-    # three long runs one at a time: the signal comes while the first one drives
+    # three long runs one at a time: the signal comes while the first one drives,
+    # held behind a car stopped in its lane (the route alone took 3.5 s of wall
+    # time on a fast machine, which finished it before the signal came)
     (tmp_path / "east.yaml").write_text(textwrap.dedent(ROUTE.format(
-        seed=1, y=-98.25, x_end=175.0)).replace("duration_s: 40", "duration_s: 600"))
+        seed=1, y=-98.25, x_end=175.0)).replace("duration_s: 40", "duration_s: 600")
+        + "events:\n  - {kind: stopped_vehicle, at_time_s: 0.0, ahead_m: 30.0}\n")
     (tmp_path / "suite.yaml").write_text(textwrap.dedent("""\
         oracle: true
         runs:
