@@ -652,15 +652,16 @@ def detect_objects(seg: np.ndarray, depth: np.ndarray, K: CameraIntrinsics,
         vs, us = np.nonzero(mask)
         if len(us) < min_pixels[label]:
             continue
-        pts = camera_to_ego(unproject(np.stack([us, vs], -1), depth[vs, us], K), mount)
+        point_depth = depth[vs, us]
+        pts = camera_to_ego(unproject(np.stack([us, vs], -1), point_depth, K), mount)
         keep = pts[:, 2] <= cfg.max_height_m
-        pts, us, vs = pts[keep], us[keep], vs[keep]
+        pts, us, vs, point_depth = pts[keep], us[keep], vs[keep], point_depth[keep]
         if len(pts) < min_pixels[label]:
             continue
         cell = cfg.cell_m[label]
         rx = round(cfg.link_m[0] / cell)
         if label in cfg.column_clusters:  # (depth cell, image column), a column's link
-            ij = np.column_stack([np.floor(depth[vs, us] / cell).astype(np.int64), us])
+            ij = np.column_stack([np.floor(point_depth / cell).astype(np.int64), us])
             ry = 1
         else:  # (ego x cell, ego y cell)
             ij = np.floor(pts[:, :2] / cell).astype(np.int64)
@@ -674,7 +675,7 @@ def detect_objects(seg: np.ndarray, depth: np.ndarray, K: CameraIntrinsics,
         n, comp = cv2.connectedComponents(linked, connectivity=8)
         cluster = comp[ij[:, 0], ij[:, 1]]
         if label in cfg.column_clusters and n > 2:
-            cluster = _join_side_slivers(cluster, n, us, depth[vs, us], PRIOR_SIZE[label][0]
+            cluster = _join_side_slivers(cluster, n, us, point_depth, PRIOR_SIZE[label][0]
                                          + cfg.link_m[0], cfg.sliver_max_px * area)
         # the points grouped by cluster once (slices of one sort), not a mask per cluster
         order = np.argsort(cluster, kind="stable")
