@@ -395,7 +395,8 @@ def cmd_train(args: argparse.Namespace) -> int:
                       seed=args.seed, input_size=args.input_size, max_iters=args.max_iters,
                       cpu_threads=args.threads, depth_grad_weight=args.depth_grad_weight,
                       far_obstacles_m=args.far_obstacles, paste_walkers=args.paste_walkers,
-                      init=Path(args.init) if args.init else None)
+                      init=Path(args.init) if args.init else None, model=args.model,
+                      workers=args.workers)
     with _user_errors("training", TrainError, ValueError):
         result = train(cfg, progress=not args.no_progress)
     best = result.best
@@ -799,6 +800,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--input-size", type=_image_size, default=(320, 160), metavar="WxH",
                    help="network input size, multiples of 32 (default 320x160)")
+    p.add_argument("--model", default="small",
+                   help="network size: small (the shipped CPU network) or large (for a "
+                        "GPU, with --input-size 640x352; default small)")
+    p.add_argument("--workers", type=int, default=0, metavar="N",
+                   help="data-loading processes (default 0: in the training process, the "
+                        "samples kept decoded in memory; on a GPU use several)")
     p.add_argument("--max-iters", type=int, help="stop after this many steps")
     p.add_argument("--init", help="start from these weights (fine-tuning; tensors whose "
                                   "shape changed start fresh)")

@@ -40,7 +40,7 @@ import math
 import random
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -62,7 +62,7 @@ from perception.inference import save_weights, select_device
 from perception.model import (
     MAX_DEPTH,
     MIN_DEPTH,
-    ModelConfig,
+    MODEL_PRESETS,
     build_model,
     class_weights,
     light_state_weights,
@@ -116,6 +116,15 @@ class TrainConfig:
     #: off by default: at 0.5 it found the walker in front of a car but made false
     #: walkers (README, "Training")
     paste_walkers: float = 0.0
+    #: the network's size, a name in :data:`perception.model.MODEL_PRESETS`
+    model: str = "small"
+    #: data-loading processes; 0 loads in the training process and keeps every
+    #: sample decoded in memory (right for a CPU, whose cores the training uses).
+    #: With workers each decodes and augments the samples it is given from disk
+    #: (the operating system's file cache keeps the set in memory): a GPU is fed
+    #: faster than one process augments, and a sample cache per worker would hold
+    #: the set once per worker
+    workers: int = 0
 
 
 @dataclass
@@ -263,6 +272,16 @@ def init_from(model: torch.nn.Module, path: Path) -> tuple[int, int]:
     return len(match), len(state)
 
 
+def _seed_worker(worker: int) -> None:
+    """A data-loading worker's own augmentation stream: each starts with a copy of
+    the training process's :class:`Augment`, whose generator would otherwise draw
+    the same crops in every worker and every epoch. torch seeds each worker from
+    the loader's generator (``--seed``) per epoch, plus its number."""
+    info = torch.utils.data.get_worker_info()
+    if info is not None and isinstance(info.dataset.transform, Augment):
+        info.dataset.transform.rng = np.random.default_rng(torch.initial_seed() % 2 ** 63)
+
+
 def _seed_all(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
@@ -289,6 +308,10 @@ def train(cfg: TrainConfig, progress: bool = True,
     if not 0.0 <= cfg.paste_walkers <= 1.0:
         raise TrainError(f"--paste-walkers must be a probability in [0, 1], "
                          f"not {cfg.paste_walkers}")
+    if cfg.model not in MODEL_PRESETS:
+        raise TrainError(f"--model must be one of {', '.join(MODEL_PRESETS)}, not {cfg.model!r}")
+    if cfg.workers < 0:
+        raise TrainError(f"--workers must be >= 0, not {cfg.workers}")
     w, h = cfg.input_size
     if w % 32 or h % 32:
         raise TrainError(f"input size must be multiples of 32, not {w}x{h}")
@@ -306,7 +329,8 @@ def train(cfg: TrainConfig, progress: bool = True,
         raise TrainError(f"{data_names}: the data set is empty")
     train_rows, val_rows = split_rows(rows, cfg.val_fraction)
     # the rows' sample prefixes are absolute paths (read_data_sets): no common root
-    train_ds = CollectedDataset("/", cfg.input_size, samples=train_rows, cache=True)
+    train_ds = CollectedDataset("/", cfg.input_size, samples=train_rows,
+                                cache=cfg.workers == 0)
     if cfg.augment:
         walkers: list[WalkerCutout] = []
         if cfg.paste_walkers > 0:  # from up to ~4000 training samples
@@ -328,10 +352,12 @@ def train(cfg: TrainConfig, progress: bool = True,
     light_weights = light_state_weights(light_counts + 1).to(device)
     light_trained = bool(lights & set(LIGHT_STATES[:3]))
     gen = torch.Generator().manual_seed(cfg.seed)
+    cuda = device.type == "cuda"
     loader = DataLoader(train_ds, batch_size=cfg.batch_size, shuffle=True, generator=gen,
-                        drop_last=len(train_ds) > cfg.batch_size)
+                        drop_last=len(train_ds) > cfg.batch_size, num_workers=cfg.workers,
+                        worker_init_fn=_seed_worker, pin_memory=cuda)
     val_loader = DataLoader(val_ds, batch_size=cfg.batch_size)
-    model = build_model(ModelConfig(input_size=cfg.input_size))
+    model = build_model(replace(MODEL_PRESETS[cfg.model], input_size=cfg.input_size))
     if cfg.init is not None:
         copied, total = init_from(model, cfg.init)
         log(f"initialised {copied} of {total} tensors from {cfg.init}")
@@ -348,7 +374,6 @@ def train(cfg: TrainConfig, progress: bool = True,
         return 0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * (i - warmup) / max(1, total - warmup)))
 
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_factor)
-    cuda = device.type == "cuda"
     scaler = torch.amp.GradScaler("cuda", enabled=cuda)
     out = Path(cfg.out)
     last = out.with_name(out.stem + "_last" + out.suffix)

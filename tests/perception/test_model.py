@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -15,6 +17,7 @@ from perception.classes import (
 )
 from perception.model import (
     MAX_DEPTH,
+    MODEL_PRESETS,
     ModelConfig,
     build_model,
     class_weights,
@@ -79,6 +82,16 @@ def test_bad_input_size_is_a_clear_error() -> None:
 
 def test_parameter_count_is_small() -> None:
     assert count_parameters(build_model()) < 5_000_000
+
+
+def test_the_large_network_is_wider_and_still_under_five_million_parameters() -> None:
+    small = count_parameters(build_model(MODEL_PRESETS["small"]))
+    large = build_model(replace(MODEL_PRESETS["large"], input_size=(640, 352))).eval()
+    assert 3 * small < count_parameters(large) < 5_000_000
+    with torch.inference_mode():
+        out = large(torch.randn(1, 3, 352, 640), full_size=False)
+    assert out["seg"].shape == (1, NUM_CLASSES, 176, 320)
+    assert out["depth"].shape == (1, 176, 320)
 
 
 def test_label_mapping() -> None:

@@ -4,6 +4,7 @@ verifies and that load; augmentation keeps image, labels and depth aligned."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -13,8 +14,8 @@ from launch.cli import main
 from perception.collect import CollectConfig, collect
 from perception.dataset import read_data_sets
 from perception.inference import load_weights, verify_checksum
-from perception.model import MAX_DEPTH
-from perception.train import Augment, confusion, iou_per_class, split_rows
+from perception.model import MAX_DEPTH, MODEL_PRESETS
+from perception.train import Augment, _seed_worker, confusion, iou_per_class, split_rows
 
 
 @pytest.fixture(scope="module")
@@ -37,6 +38,46 @@ def test_train_two_iterations_writes_verified_weights(tiny_set: Path, tmp_path: 
     assert model.config.input_size == (256, 128) and info["meta"]["epoch"] == 1
     history = json.loads((tmp_path / "w_metrics.json").read_text())
     assert history[0]["step"] == 2 and "depth_absrel" in history[0]
+
+
+def test_train_the_large_network_with_loading_workers(tiny_set: Path, tmp_path: Path) -> None:
+    """The GPU recipe's settings, on the CPU: the large network, its samples
+    decoded and augmented by two loading processes."""
+    out = tmp_path / "large.pt"
+    rc = main(["train", "--data", str(tiny_set), "--out", str(out), "--epochs", "1",
+               "--max-iters", "2", "--batch-size", "1", "--device", "cpu", "--model", "large",
+               "--workers", "2", "--input-size", "256x128", "--no-progress"])
+    assert rc == 0
+    model, _ = load_weights(out)
+    assert model.config == replace(MODEL_PRESETS["large"], input_size=(256, 128))
+
+
+def test_seeded_workers_draw_their_own_augmentation() -> None:
+    """Each loading worker reseeds its copy of the augmentation from its torch seed
+    (different per worker and per epoch), instead of repeating the others' crops."""
+    from torch.utils.data import DataLoader, Dataset
+
+    class Draws(Dataset):
+        transform = Augment(0, [], 0.0)
+
+        def __len__(self) -> int:
+            return 4
+
+        def __getitem__(self, i: int) -> float:
+            return float(self.transform.rng.random())
+
+    draws = [float(x) for x in DataLoader(Draws(), batch_size=1, num_workers=2,
+                                          worker_init_fn=_seed_worker)]
+    assert len(set(draws)) == 4
+
+
+def test_train_rejects_an_unknown_model_and_negative_workers(
+        tiny_set: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    base = ["train", "--data", str(tiny_set), "--out", str(tmp_path / "w.pt")]
+    assert main([*base, "--model", "huge"]) == 2
+    assert "--model must be one of small, large, not 'huge'" in capsys.readouterr().err
+    assert main([*base, "--workers", "-1"]) == 2
+    assert "--workers must be >= 0" in capsys.readouterr().err
 
 
 def test_train_rejects_a_directory_that_is_not_a_data_set(tmp_path: Path,
