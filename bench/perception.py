@@ -4,14 +4,16 @@
     python bench/perception.py [--quick] [--frames N] [--weights FILE] [--threads T]
 
 For each available configuration, the time of the whole node step on 640 x 360
-camera images (preprocess, network, post-processing to objects, tracker:
-``perception.pipeline.PerceptionPipeline.step``, the node's tick without the bus),
-p50 and p99 over ``frames`` steps after a warm-up, and frames/s (images per
-second, batch included):
+camera images (preprocess, network, post-processing to objects, tracker, and each
+camera's segmentation at the input size: ``perception.pipeline.PerceptionPipeline.
+step``, the node's tick without the bus, its default parameters), p50 and p99 over
+``frames`` steps after a warm-up, and frames/s (images per second, batch included):
 
 - ``onnxruntime_b1``: the node's CPU default (backend auto: onnxruntime, the
   graph built in memory from the weights) on ``threads`` CPU threads (default 2),
   one camera. Target: p50 <= 25 ms at 320 x 160 on 2 threads (``cpu_target_met``).
+  ``onnxruntime_b1_objects_only``: the same without the segmentation (node
+  parameter ``segmentation: false``).
 - ``onnxruntime_b4``: four cameras of one tick in one batch.
 - ``cpu_fp32_b1``, ``cpu_fp32_b4``: the PyTorch backend (TorchScript) on the CPU.
 - ``cuda_fp16_b1``, ``cuda_fp16_b4``, ``cuda_compiled_b4``: on CUDA when present
@@ -78,10 +80,11 @@ def _images(n: int, seed: int = 0) -> list[Image]:
 
 
 def _time_steps(predictor: PredictorBase, cameras: int, frames: int, warmup: int,
-                objects: ObjectsConfig) -> dict[str, float]:
+                objects: ObjectsConfig, segmentation: bool = True) -> dict[str, float]:
     """The pipeline's step (what the node does per tick, without the bus), with the
     object stage the node gives these weights (their calibration)."""
-    step = PerceptionPipeline(predictor, light_trained=True, objects_config=objects).step
+    step = PerceptionPipeline(predictor, light_trained=True, objects_config=objects,
+                              segmentation=segmentation).step
     imgs = _images(frames + warmup)
     times = []
     for k in range(frames + warmup):
@@ -150,6 +153,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             for b in (1, 4):
                 r = _time_steps(predictor, b, n, warmup, objects)
                 out.update({f"{key}_b{b}_{k}": v for k, v in r.items()})
+            if backend == "onnxruntime":
+                r = _time_steps(predictor, 1, n, warmup, objects, segmentation=False)
+                out.update({f"{key}_b1_objects_only_{k}": v for k, v in r.items()})
         out["cpu_step_ratio"] = round(out["onnxruntime_b1_p50_ms"]
                                       / out["cpu_forward_p50_ms"], 3)
         out["cpu_target_met"] = out["onnxruntime_b1_p50_ms"] <= CPU_TARGET_MS

@@ -145,6 +145,31 @@ class Image:
             )
 
 
+@message("Segmentation", 1)
+class Segmentation:
+    """The perception network's classes of one camera image, at the network's input
+    size. ``labels`` H x W uint8: CARLA CityObjectLabel ids (``sim.labels.Label``;
+    the network's classes, each as one id: road 1, road line 24, sidewalk 2, vehicle
+    14 (Car, for every vehicle), pedestrian 12, traffic light 7, everything else 0);
+    ``intrinsics`` those of the label image (the camera's scaled to its size);
+    ``mount`` the camera's pose in the ego frame, as in :class:`Image`."""
+
+    header: Header = field(default_factory=Header)
+    camera: str = "front"
+    labels: np.ndarray = array("uint8", (None, None))
+    intrinsics: CameraIntrinsics = field(default_factory=CameraIntrinsics)
+    mount: Transform = field(default_factory=Transform)
+
+    def __post_init__(self) -> None:
+        h, w = self.labels.shape
+        if (self.intrinsics.width, self.intrinsics.height) != (w, h):
+            raise SchemaError(
+                "Segmentation.intrinsics",
+                f"width x height = {w} x {h} (the labels')",
+                f"{self.intrinsics.width} x {self.intrinsics.height}",
+            )
+
+
 @message("EgoState", 1)
 class EgoState:
     """The ego vehicle as the simulator knows it at ``header.frame``.

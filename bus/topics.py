@@ -79,6 +79,8 @@ TOPICS: dict[str, TopicSpec] = _table(
     TopicSpec("/perception/objects", m.ObjectList, 20, True, description="objects, ego frame"),
     TopicSpec("/perception/traffic_light", m.TrafficLightState, 20, True,
               description="state of the light governing the ego lane"),
+    TopicSpec("/perception/segmentation/<name>", m.Segmentation, 20, True,
+              description="the network's classes of camera <name>'s image (CARLA ids)"),
     TopicSpec("/planning/trajectory", m.Trajectory, 20, True, description="planned path"),
     TopicSpec("/control/command", m.ControlCommand, 20, True,
               description="VehicleControl for the frame in the header"),

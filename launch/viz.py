@@ -15,7 +15,8 @@ most k, so the boxes and the trajectory are the ones computed from that image.
 
 Foxglove (:func:`to_foxglove`): an MCAP file in Foxglove's schemas, written with the
 ``foxglove-sdk`` package (the optional extra ``drivestack[viz]``): cameras as
-CompressedImage (JPEG) plus CameraCalibration, the frame tree world -> ego ->
+CompressedImage (JPEG) plus CameraCalibration, segmentations as CompressedImage
+(PNG, each class in its CityScapes colour), the frame tree world -> ego ->
 camera_<name> as FrameTransforms on /tf, objects and ground-truth actors as
 SceneUpdate cubes, the trajectory and the map's lane edges as SceneUpdate lines,
 and every other topic (ego state, control, lights, diagnostics, events) as JSON
@@ -67,6 +68,7 @@ from bus.messages import (
     ObjectList,
     Rotation,
     RunEvent,
+    Segmentation,
     TrafficLightState,
     Trajectory,
     Transform,
@@ -76,6 +78,7 @@ from bus.recording import RecordedMessage, Recording, RecordingError
 from bus.schema import is_struct, struct_fields
 from bus.serialization import DecodeError
 from bus.topics import lookup
+from perception.classes import CARLA_TO_CLASS_LUT, PALETTE
 from sim.evaluation import END_KINDS, INFRACTION_KINDS
 from sim.maps import LoadedMap, parse_map
 from sim.maps.render import TERRAIN_RGB, MapRaster, rasterize
@@ -465,8 +468,9 @@ class Segmenter:
     palette: np.ndarray
 
     def labels(self, image: Image) -> np.ndarray:
-        """Class ids at the network's head resolution."""
-        return self.predictor.predict(image.data, image.encoding)["seg"]
+        """Class ids at the network's input size (the node's segmentation)."""
+        return self.predictor.predict(image.data, image.encoding,
+                                      segmentation=True)["segmentation"]
 
 
 def load_segmenter(weights: Path | None, enabled: bool) -> tuple[Segmenter | None, str]:
@@ -483,7 +487,6 @@ def load_segmenter(weights: Path | None, enabled: bool) -> tuple[Segmenter | Non
             raise VizError(f"weights file {path} not found")
         return None, (f"none: no shipped weights at {path} (train them, or pass "
                       "--weights W)")
-    from perception.evaluate import PALETTE
     from perception.inference import WeightsError, load_weights, make_predictor, select_device
 
     try:
@@ -684,7 +687,8 @@ MAP_SCENE_TOPIC = "/map"  # the map's lane edges (SceneUpdate)
 _JPEG_QUALITY = 90
 #: Topics given a Foxglove schema; every other one goes out as JSON. EgoState
 #: becomes world -> ego on /tf and JSON (speed, control) on its own topic.
-_CONVERTED = frozenset({"Image", "ObjectList", "GroundTruth", "Trajectory", "MapData"})
+_CONVERTED = frozenset({"Image", "ObjectList", "GroundTruth", "Trajectory", "MapData",
+                        "Segmentation"})
 
 
 def _fg_pose(translation: np.ndarray, rotation: np.ndarray) -> Any:
@@ -737,6 +741,23 @@ def fg_image(image: Image) -> Any:
     return fg.CompressedImage(timestamp=_fg_time(image.header.stamp),
                               frame_id=f"camera_{image.camera}", data=jpeg.tobytes(),
                               format="jpeg")
+
+
+def segmentation_png(seg: Segmentation) -> bytes:
+    """A segmentation as PNG bytes, each class in its CityScapes colour."""
+    ok, png = cv2.imencode(".png", PALETTE[CARLA_TO_CLASS_LUT[seg.labels]])
+    if not ok:
+        raise VizError(f"OpenCV could not encode the {seg.camera} segmentation of frame "
+                       f"{seg.header.frame} as PNG")
+    return png.tobytes()
+
+
+def fg_segmentation(seg: Segmentation) -> Any:
+    """A segmentation as a PNG CompressedImage in its camera's optical frame (a
+    viewer draws it over the camera image, scaled to it)."""
+    return fg.CompressedImage(timestamp=_fg_time(seg.header.stamp),
+                              frame_id=f"camera_{seg.camera}", data=segmentation_png(seg),
+                              format="png")
 
 
 def fg_calibration(image: Image) -> Any:
@@ -936,6 +957,8 @@ class FoxgloveConverter:
                     fg_calibration(msg), log_ns)
             out.log(_TF_TOPIC, fg_channels.FrameTransformsChannel,
                     fg.FrameTransforms(transforms=[fg_camera_transform(msg)]), log_ns)
+        elif isinstance(msg, Segmentation):
+            out.log(topic, fg_channels.CompressedImageChannel, fg_segmentation(msg), log_ns)
         elif isinstance(msg, ObjectList):
             out.log(topic, fg_channels.SceneUpdateChannel, fg_objects(msg), log_ns)
         elif isinstance(msg, GroundTruth):

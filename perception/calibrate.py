@@ -44,7 +44,6 @@ from perception.dataset import CollectedDataset, read_index
 from perception.evaluate import camera_of, match
 from perception.inference import (
     CALIBRATED_LABELS,
-    PredictorBase,
     load_weights,
     make_predictor,
     save_checkpoint,
@@ -146,8 +145,7 @@ def fit_range_scale(cfg: CalibrateConfig, progress: bool = True
             for i in range(len(ds)):
                 rgb, _, _, meta = ds.read_arrays(i)
                 with torch.inference_mode():
-                    out = PredictorBase.to_numpy(predictor.infer(
-                        np.ascontiguousarray(rgb[..., ::-1])))
+                    out = predictor.predict(np.ascontiguousarray(rgb[..., ::-1]))
                 K, mount = camera_of(meta)
                 oh, ow = out["seg"].shape
                 dets = detect_objects(out["seg"], out["depth"], scale_intrinsics(K, ow, oh),

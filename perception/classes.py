@@ -49,6 +49,17 @@ for _carla_id, _cls in _CARLA_TO_CLASS.items():
     CARLA_TO_CLASS_LUT[_carla_id] = int(_cls)
 
 
+#: class id -> BGR colour for pictures (CARLA's CityScapes palette)
+PALETTE = np.array([(0, 0, 0), (128, 64, 128), (50, 234, 157), (232, 35, 244),
+                    (142, 0, 0), (60, 20, 220), (30, 170, 250)], np.uint8)
+
+#: class id -> the CARLA id it is published as (a class that stands for several
+#: CARLA ids takes its first: vehicle -> Car; background -> NONE)
+CLASS_TO_CARLA = np.array([int(Label.NONE), int(Label.ROADS), int(Label.ROAD_LINES),
+                           int(Label.SIDEWALKS), int(Label.CAR), int(Label.PEDESTRIANS),
+                           int(Label.TRAFFIC_LIGHT)], np.uint8)
+
+
 def carla_to_class(labels: np.ndarray) -> np.ndarray:
     """Map a uint8 image of CARLA CityObjectLabel ids to training class ids (uint8)."""
     labels = np.asarray(labels)

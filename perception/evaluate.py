@@ -9,8 +9,10 @@ the figures are those of the node.
 
 Figures
     ``miou`` over road, road line, vehicle, pedestrian (:data:`perception.train.
-    MIOU_CLASSES`), IoU per class, at the network's input size (the head's logits
-    upsampled bilinearly, labels resized nearest-neighbour);
+    MIOU_CLASSES`), IoU per class, of the node's segmentation at the network's
+    input size (the head's probabilities upsampled with the image as guide,
+    :mod:`perception.refine`; labels resized nearest-neighbour); ``miou_head`` the
+    same of the network alone (its logits upsampled bilinearly);
     ``depth_absrel`` mean |d - d*| / d* over pixels closer than 80 m;
     detection precision and recall per label and distance band: a truth actor counts
     when at least ``min_visible_px`` of its pixels are in view (at 640 x 360; scaled
@@ -61,11 +63,16 @@ import torch
 import torch.nn.functional as F
 
 from bus.messages import CameraIntrinsics, Rotation, Transform, Vector3
-from perception.classes import CLASS_NAMES, NUM_CLASSES, TrainClass, light_state_index
+from perception.classes import (
+    CLASS_NAMES,
+    NUM_CLASSES,
+    PALETTE,
+    TrainClass,
+    light_state_index,
+)
 from perception.collect import light_label
 from perception.dataset import CollectedDataset, read_index, resize_nearest
 from perception.inference import (
-    PredictorBase,
     load_weights,
     make_predictor,
     range_scale_of,
@@ -83,10 +90,6 @@ from perception.train import ABSREL_MAX_DEPTH, MIOU_CLASSES, confusion, iou_per_
 
 REFERENCE_AREA = 640 * 360  # min_visible_px is given at this image size
 #: Colours (BGR) of the training classes in the example grid.
-PALETTE = np.array([(0, 0, 0), (128, 64, 128), (50, 234, 157), (232, 35, 244),
-                    (142, 0, 0), (60, 20, 220), (30, 170, 250)], np.uint8)
-
-
 class EvalError(ValueError):
     """A user error in the evaluation settings or data (one line)."""
 
@@ -208,6 +211,7 @@ def evaluate_perception(cfg: EvalConfig, progress: bool = True,
         raise EvalError(f"{cfg.data}: the data set is empty")
     ds = CollectedDataset(cfg.data, (w, h), samples=rows)
     conf = torch.zeros(NUM_CLASSES, NUM_CLASSES, dtype=torch.long)
+    conf_head = torch.zeros_like(conf)
     absrel_sum, absrel_n = 0.0, 0
     light_ok = light_n = head_ok = head_n = 0
     counts = {(label, b): _Counts() for label in OBSTACLE_CLASSES.values() for b in cfg.bands}
@@ -229,17 +233,21 @@ def evaluate_perception(cfg: EvalConfig, progress: bool = True,
             labels, depth = resize_nearest(labels_full, (w, h)), resize_nearest(depth_full, (w, h))
             bgr = np.ascontiguousarray(rgb[..., ::-1])
             raw = predictor.infer(bgr)
-            # segmentation and depth at the input size
-            seg_full = F.interpolate(raw["seg"].float(), size=(h, w), mode="bilinear",
-                                     align_corners=False).argmax(1)[0].cpu()
-            conf += confusion(seg_full.flatten(), torch.from_numpy(labels).long().flatten())
+            out = predictor.finish(raw, 0, bgr)
+            # segmentation (the node's) and depth at the input size
+            seg_full = out["segmentation"]
+            truth_ids = torch.from_numpy(labels).long().flatten()
+            conf += confusion(torch.from_numpy(seg_full).long().flatten(), truth_ids)
+            # the network alone: its logits upsampled bilinearly
+            conf_head += confusion(F.interpolate(raw["seg"].float(), size=(h, w),
+                                                 mode="bilinear", align_corners=False
+                                                 ).argmax(1).flatten().cpu(), truth_ids)
             d_pred = F.interpolate(raw["depth"].float().log()[:, None], size=(h, w),
                                    mode="bilinear", align_corners=False)[0, 0].exp().cpu().numpy()
             m = (depth >= 0.1) & (depth < ABSREL_MAX_DEPTH)
             absrel_sum += float((np.abs(d_pred[m] - depth[m]) / depth[m]).sum())
             absrel_n += int(m.sum())
             # objects, the node's way
-            out = PredictorBase.to_numpy(raw)
             K, mount = camera_of(meta)
             oh, ow = out["seg"].shape
             K_out = scale_intrinsics(K, ow, oh)
@@ -270,16 +278,15 @@ def evaluate_perception(cfg: EvalConfig, progress: bool = True,
                 head_ok += int(int(out["light"].argmax()) == truth)
                 head_n += 1
             if i in pick:
-                grid.append(_example_row(bgr, seg_full.numpy(), labels_full, [
+                grid.append(_example_row(bgr, seg_full, labels_full, [
                     (d.label, float(d.position[0]), float(d.position[1])) for d in dets],
                     K, mount, (w, h)))
             bar.advance(task)
     iou = iou_per_class(conf)
-    sel = [iou[int(c)] for c in MIOU_CLASSES]
     metrics: dict[str, Any] = {
         "data": str(cfg.data), "weights": str(cfg.weights), "samples": len(rows),
         "maps": sorted({str(r.get("map", "")) for r in rows}),
-        "miou": None if np.all(np.isnan(sel)) else round(float(np.nanmean(sel)), 4),
+        "miou": _miou(iou), "miou_head": _miou(iou_per_class(conf_head)),
         "miou_classes": [CLASS_NAMES[int(c)] for c in MIOU_CLASSES],
         "iou": {CLASS_NAMES[k]: (None if np.isnan(v) else round(float(v), 4))
                 for k, v in enumerate(iou)},
@@ -398,6 +405,11 @@ def _summary(values: Sequence[float]) -> dict[str, Any]:
             "p90": round(float(np.percentile(a, 90)), 3)}
 
 
+def _miou(iou: np.ndarray) -> float | None:
+    sel = [iou[int(c)] for c in MIOU_CLASSES]
+    return None if np.all(np.isnan(sel)) else round(float(np.nanmean(sel)), 4)
+
+
 def summary_lines(m: dict[str, Any]) -> list[str]:
     """A short human-readable summary of :func:`evaluate_perception`'s metrics."""
     def f(v: Any) -> str:
@@ -405,7 +417,8 @@ def summary_lines(m: dict[str, Any]) -> list[str]:
 
     per_class = ", ".join(f"{k} {f(m['iou'][k])}" for k in m["miou_classes"])
     lines = [f"{m['samples']} samples ({', '.join(m['maps'])}): mIoU {f(m['miou'])} "
-             f"({per_class}), "
+             f"({per_class}; the head's alone, upsampled bilinearly: "
+             f"{f(m.get('miou_head'))}), "
              f"depth AbsRel {f(m['depth_absrel'])}, light accuracy {f(m['light_accuracy'])} "
              f"(the network's light head {f(m.get('light_head_accuracy'))})"]
     for label, bands in m["detection"].items():

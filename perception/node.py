@@ -1,6 +1,8 @@
 """Perception node: /sensors/camera/<name> Image in, for every camera in ``cameras``;
 /perception/objects ObjectList and /perception/traffic_light TrafficLightState out,
-both with the first camera's header.
+both with the first camera's header; and, unless ``segmentation`` is off,
+/perception/segmentation/<name> Segmentation per camera (the network's classes at
+its input size as CARLA ids, the camera image's header).
 
 Per tick (:class:`perception.pipeline.PerceptionPipeline`): the images of all
 cameras of one frame through the network in one batch, objects per camera, merged,
@@ -17,7 +19,8 @@ or torch, onnxruntime: see :mod:`perception.inference`), ``compile``
 perception/weights/perception.pt, its .sha256 checked; or an .onnx file from
 ``drivestack export-onnx``, for onnxruntime),
 ``allow_untrained`` (start with random weights when there is no weights file: for
-tests only), ``max_range_m``.
+tests only), ``max_range_m``, ``segmentation`` (publish it: about 5 ms a camera
+on the CPU).
 """
 
 from __future__ import annotations
@@ -27,7 +30,8 @@ from pathlib import Path
 from typing import Literal
 
 from bus import Node
-from bus.messages import EgoState, Image, ObjectList, TrafficLightState
+from bus.messages import EgoState, Image, ObjectList, Segmentation, TrafficLightState
+from perception.classes import CLASS_TO_CARLA
 from perception.inference import (
     DEFAULT_WEIGHTS,
     Backend,
@@ -40,7 +44,7 @@ from perception.inference import (
     select_device,
 )
 from perception.model import build_model
-from perception.objects import ObjectsConfig
+from perception.objects import ObjectsConfig, scale_intrinsics
 from perception.pipeline import PerceptionPipeline
 
 
@@ -58,6 +62,9 @@ class PerceptionParams:
     #: lit lamp in the network's traffic-light pixels (perception.lights), or
     #: "head", the network's light classifier
     light_reader: Literal["lamps", "head"] = "lamps"
+    #: publish each camera's segmentation (perception.refine) on
+    #: /perception/segmentation/<camera>
+    segmentation: bool = True
     #: subscribe to the cameras and the ego state only once each of these own
     #: topics has that many subscribers (e.g. planning and the recorder): the
     #: simulator starts when perception subscribes, so frame 0's objects are not
@@ -114,12 +121,16 @@ class PerceptionNode(Node):
         self.pipeline = PerceptionPipeline(self.predictor, self.light_trained,
                                            ObjectsConfig(max_range_m=p.max_range_m,
                                                          range_scale=range_scale),
-                                           light_reader=p.light_reader)
+                                           light_reader=p.light_reader,
+                                           segmentation=p.segmentation)
         self.ego: list[EgoState] = []
         self.pending: dict[int, dict[str, Image]] = {}  # frame -> camera -> image
         self.dropped_frames = 0
         self.objects_pub = self.create_publisher(ObjectList, "/perception/objects")
         self.light_pub = self.create_publisher(TrafficLightState, "/perception/traffic_light")
+        self.segmentation_pubs = {
+            camera: self.create_publisher(Segmentation, f"/perception/segmentation/{camera}")
+            for camera in (p.cameras if p.segmentation else [])}
         self.when_subscribed(p.start_when_subscribed, self._open_inputs)
 
     def _open_inputs(self) -> None:
@@ -155,3 +166,12 @@ class PerceptionNode(Node):
         self.light_pub.publish(TrafficLightState(header=header, state=out.light_state,
                                                  confidence=out.light_confidence,
                                                  source="perception"))
+        if not out.segmentation:  # off
+            return
+        for camera, image, labels in zip(self.params.cameras, images, out.segmentation,
+                                         strict=True):
+            self.segmentation_pubs[camera].publish(Segmentation(
+                header=image.header, camera=camera, labels=CLASS_TO_CARLA[labels],
+                intrinsics=scale_intrinsics(image.intrinsics, labels.shape[1],
+                                            labels.shape[0]),
+                mount=image.mount))

@@ -8,7 +8,10 @@ Per tick: the images of all cameras go through the network in one batch (any
 (intrinsics scaled to the head's resolution), the cameras' detections merged
 (:func:`perception.objects.merge_detections`: overlapping views see one object
 twice), and the :class:`perception.tracker.Tracker` (world frame when the ego's
-world pose is given). The light state is read on the first camera (the front one):
+world pose is given); with ``segmentation``, each camera's class map at the
+network's input size (:mod:`perception.refine`: the head's probabilities
+upsampled with the image as guide; the object stage reads the head's own). The
+light state is read on the first camera (the front one):
 by default from its lit lamps' colour inside the network's traffic-light pixels
 (``light_reader="lamps"``, :func:`perception.lights.read_lamps`), or from the
 network's light head (``"head"``, when the weights say it was trained); "none"
@@ -17,7 +20,7 @@ becomes "unknown", as does a head that was not trained (confidence 0).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -41,17 +44,20 @@ class PerceptionOutput:
     light_state: str  # red, yellow, green, unknown
     light_confidence: float  # 0..1
     detections: list[Detection]  # this tick's, before tracking
+    #: per camera, class ids (H, W) at the network's input size; empty when off
+    segmentation: list[np.ndarray] = field(default_factory=list)
 
 
 class PerceptionPipeline:
     def __init__(self, predictor: PredictorBase, light_trained: bool,
                  objects_config: ObjectsConfig | None = None,
-                 light_reader: str = "lamps") -> None:
+                 light_reader: str = "lamps", segmentation: bool = False) -> None:
         if light_reader not in ("lamps", "head"):
             raise ValueError(f"light_reader must be 'lamps' or 'head', not {light_reader!r}")
         self.predictor = predictor
         self.light_trained = light_trained
         self.light_reader = light_reader
+        self.segmentation = segmentation
         self.objects_config = objects_config or ObjectsConfig()
         self.tracker = Tracker()
 
@@ -60,9 +66,11 @@ class PerceptionPipeline:
         the tick's time); ``ego_pose``: the ego's world pose then, if known."""
         encodings = {m.encoding for m in images}
         if len(encodings) == 1:
-            outs = self.predictor.predict_batch([m.data for m in images], encodings.pop())
+            outs = self.predictor.predict_batch([m.data for m in images], encodings.pop(),
+                                                self.segmentation)
         else:
-            outs = [self.predictor.predict(m.data, m.encoding) for m in images]
+            outs = [self.predictor.predict(m.data, m.encoding, self.segmentation)
+                    for m in images]
         dets: list[Detection] = []
         for msg, out in zip(images, outs, strict=True):
             h, w = out["seg"].shape
@@ -73,7 +81,8 @@ class PerceptionPipeline:
             dets = merge_detections(dets)
         objects = self.tracker.update(dets, images[0].header.stamp, ego_pose)
         state, conf = self.read_light(images[0], outs[0])
-        return PerceptionOutput(objects, state, conf, dets)
+        return PerceptionOutput(objects, state, conf, dets,
+                                [out["segmentation"] for out in outs if "segmentation" in out])
 
     def read_light(self, image: Image, out: dict[str, np.ndarray]) -> tuple[str, float]:
         """(state, confidence) of the governing light in one camera's image and its

@@ -21,7 +21,7 @@ from bus.serialization import decode, encode, from_bytes, to_bytes
 ALL_TYPES = registered_messages()
 EXPECTED_NAMES = {
     "Chatter", "ControlCommand", "EgoState", "GroundTruth", "Image", "MapData", "NodeStatus",
-    "ObjectList", "RunEvent", "TrafficLightState", "Trajectory",
+    "ObjectList", "RunEvent", "Segmentation", "TrafficLightState", "Trajectory",
 }
 
 
@@ -73,6 +73,8 @@ def _populated() -> dict[str, object]:
              m.DetectedObject()],
         ),
         "RunEvent": m.RunEvent(hdr, "red_light", 1, 2, _vec(1, 2, 3), 4.5, "ran a red"),
+        "Segmentation": m.Segmentation(hdr, "left", img[..., 0] % 29,
+                                       m.CameraIntrinsics.from_fov(8, 6, 100.0), _tf(1.2)),
         "TrafficLightState": m.TrafficLightState(hdr, "green", 12.5, 0.9, "oracle"),
         "Trajectory": m.Trajectory(
             hdr, poses=rng.normal(size=(n, 3)), speeds=rng.uniform(0, 10, n),
@@ -145,6 +147,8 @@ def test_populated_round_trip(name: str) -> None:
         (lambda: m.Image(data=np.zeros((4, 4, 4), np.uint8)), "Image.data"),
         (lambda: m.Image(data=np.zeros((4, 4, 3), np.float32)), "Image.data"),
         (lambda: m.Image(data=[[[0, 0, 0]]]), "Image.data"),
+        (lambda: m.Segmentation(labels=np.zeros((4, 4, 1), np.uint8)), "Segmentation.labels"),
+        (lambda: m.Segmentation(labels=np.zeros((4, 4), np.int32)), "Segmentation.labels"),
         (lambda: m.Trajectory(poses=np.zeros((2, 2))), "Trajectory.poses"),
         (lambda: m.Trajectory(speeds=np.zeros(0, np.float32)), "Trajectory.speeds"),
         (lambda: m.Trajectory(times=np.zeros(0, ">f8")), "Trajectory.times"),
@@ -240,6 +244,13 @@ def test_image_intrinsics_default_from_image_size() -> None:
     assert img.intrinsics == m.CameraIntrinsics.from_fov(640, 480, 90.0)
     assert (img.intrinsics.width, img.intrinsics.height) == (640, 480)
     assert img.intrinsics.fx == pytest.approx(320.0)
+
+
+def test_segmentation_intrinsics_size_mismatch() -> None:
+    labels = np.zeros((4, 6), np.uint8)
+    m.Segmentation(labels=labels, intrinsics=m.CameraIntrinsics(6, 4, 3.0, 3.0, 3.0, 2.0))
+    with pytest.raises(SchemaError, match=r"Segmentation\.intrinsics"):
+        m.Segmentation(labels=labels, intrinsics=m.CameraIntrinsics(4, 6, 3.0, 3.0, 2.0, 3.0))
 
 
 def test_image_intrinsics_size_mismatch() -> None:

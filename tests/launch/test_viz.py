@@ -27,6 +27,7 @@ from bus.messages import (
     ObjectList,
     Rotation,
     RunEvent,
+    Segmentation,
     TrafficLightState,
     Trajectory,
     Transform,
@@ -79,6 +80,12 @@ def write_recording(path: Path, cameras: tuple[str, ...] = ("front",)) -> Path:
                     h, cam, "bgr8", rng.integers(0, 255, (H, W, 3), np.uint8),
                     CameraIntrinsics.from_fov(W, H, 90.0),
                     Transform(Vector3(1.5, 0, 1.6), Rotation()))))
+            labels = np.zeros((H // 2, W // 2), np.uint8)
+            labels[H // 4:] = 1  # road
+            labels[H // 4:, :8] = 14  # a car
+            msgs.append(("/perception/segmentation/front", Segmentation(
+                h, "front", labels, CameraIntrinsics.from_fov(W // 2, H // 2, 90.0),
+                Transform(Vector3(1.5, 0, 1.6), Rotation()))))
             xs = ex + np.arange(10) * 2.0
             msgs.append(("/planning/trajectory", Trajectory(
                 h, np.column_stack([xs, np.full(10, EGO_Y), np.zeros(10)]),
@@ -230,6 +237,7 @@ def test_foxglove_conversion(recording: Path, tmp_path: Path,
             topics=["/sensors/camera/front"])]
     assert got == {
         "/sensors/camera/front": ("foxglove.CompressedImage", "protobuf", FRAMES),
+        "/perception/segmentation/front": ("foxglove.CompressedImage", "protobuf", FRAMES),
         "/sensors/camera/front/calibration": ("foxglove.CameraCalibration", "protobuf",
                                               FRAMES),
         "/tf": ("foxglove.FrameTransforms", "protobuf", 2 * FRAMES),
@@ -248,6 +256,20 @@ def test_foxglove_conversion(recording: Path, tmp_path: Path,
     assert window.topics["/sensors/camera/front"] == ("foxglove.CompressedImage", 2)
     assert window.topics["/map"] == ("foxglove.SceneUpdate", 1)  # the map is always kept
     assert not list(tmp_path.glob("*.tmp"))
+
+
+def test_a_segmentation_is_a_png_in_class_colours() -> None:
+    from perception.classes import PALETTE, TrainClass
+
+    labels = np.zeros((4, 6), np.uint8)
+    labels[2:] = 1  # CARLA's road
+    labels[2:, :2] = 14  # a car
+    png = viz.segmentation_png(Segmentation(Header(3, 0.15), "front", labels,
+                                            CameraIntrinsics.from_fov(6, 4, 90.0)))
+    bgr = cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_COLOR)
+    assert (bgr[0, 0] == PALETTE[TrainClass.BACKGROUND]).all()
+    assert (bgr[3, 5] == PALETTE[TrainClass.ROAD]).all()
+    assert (bgr[3, 0] == PALETTE[TrainClass.VEHICLE]).all()
 
 
 def test_foxglove_needs_the_sdk(recording: Path, tmp_path: Path,

@@ -1,5 +1,6 @@
-"""The perception node on the in-process bus: Image in, ObjectList and
-TrafficLightState out with the image's header; weights loading and its errors."""
+"""The perception node on the in-process bus: Image in, ObjectList,
+TrafficLightState and Segmentation out with the image's header; weights loading and
+its errors."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ import pytest
 import torch
 
 from bus import Executor, InProcessContext, Node
-from bus.messages import Header, Image, ObjectList, TrafficLightState
+from bus.messages import Header, Image, ObjectList, Segmentation, TrafficLightState
+from perception.classes import CARLA_TO_CLASS_LUT, CLASS_TO_CARLA, TrainClass
 from perception.inference import (
     OnnxPredictor,
     Predictor,
@@ -23,6 +25,7 @@ from perception.inference import (
 )
 from perception.model import ModelConfig, build_model
 from perception.node import PerceptionNode
+from perception.objects import scale_intrinsics
 
 
 def run_node(params: dict, frames: int = 2) -> tuple[list[ObjectList], list[TrafficLightState],
@@ -125,6 +128,9 @@ def test_all_cameras_of_a_frame_go_through_in_one_batch(tmp_path: Path) -> None:
     front = tape.create_publisher(Image, "/sensors/camera/front")
     rear = tape.create_publisher(Image, "/sensors/camera/rear")
     tape.create_subscription(ObjectList, "/perception/objects", objs.append)
+    segs: dict[str, list[Segmentation]] = {"front": [], "rear": []}
+    for camera, got in segs.items():
+        tape.create_subscription(Segmentation, f"/perception/segmentation/{camera}", got.append)
     node = PerceptionNode("perception", context=ctx, diagnostics=False, params={
         "allow_untrained": True, "device": "cpu", "weights": str(tmp_path / "absent.pt"),
         "cameras": ["front", "rear"]})
@@ -135,12 +141,44 @@ def test_all_cameras_of_a_frame_go_through_in_one_batch(tmp_path: Path) -> None:
     ex = Executor(ctx, [tape, node])
     rng = np.random.default_rng(1)
     front.publish(_camera_image(3, rng))  # frame 3 never completes
-    front.publish(_camera_image(4, rng))
-    rear.publish(_camera_image(4, rng))
+    front_image, rear_image = _camera_image(4, rng), _camera_image(4, rng)
+    front.publish(front_image)
+    rear.publish(rear_image)
     assert ex.spin_until(lambda: len(objs) >= 1, timeout_s=30)
     ex.spin_once(0.05)
     assert [o.header.frame for o in objs] == [4]
     assert batches == [2] and node.dropped_frames == 1 and not node.pending
+    # each camera's segmentation: the network's input size, CARLA ids, its own header
+    for camera, image in (("front", front_image), ("rear", rear_image)):
+        assert [m.header.frame for m in segs[camera]] == [4]
+        seg = segs[camera][0]
+        assert seg.camera == camera and seg.labels.shape == (160, 320)
+        assert seg.intrinsics == scale_intrinsics(image.intrinsics, 320, 160)
+        expected = node.predictor.predict(image.data, segmentation=True)["segmentation"]
+        np.testing.assert_array_equal(seg.labels, CLASS_TO_CARLA[expected])
+
+
+def test_segmentation_ids_are_carla_ids_of_the_classes() -> None:
+    assert [int(CARLA_TO_CLASS_LUT[CLASS_TO_CARLA[c]]) for c in TrainClass] == \
+        [int(c) for c in TrainClass]
+
+
+def test_segmentation_off_publishes_none(tmp_path: Path) -> None:
+    ctx = InProcessContext()
+    got: list[Segmentation] = []
+    tape = Node("tape", context=ctx, diagnostics=False)
+    cam = tape.create_publisher(Image, "/sensors/camera/front")
+    objs: list[ObjectList] = []
+    tape.create_subscription(ObjectList, "/perception/objects", objs.append)
+    tape.create_subscription(Segmentation, "/perception/segmentation/front", got.append)
+    node = PerceptionNode("perception", context=ctx, diagnostics=False, params={
+        "allow_untrained": True, "device": "cpu", "weights": str(tmp_path / "absent.pt"),
+        "segmentation": False})
+    ex = Executor(ctx, [tape, node])
+    cam.publish(_camera_image(1, np.random.default_rng(2)))
+    assert ex.spin_until(lambda: len(objs) >= 1, timeout_s=30)
+    ex.spin_once(0.05)
+    assert not got and not node.segmentation_pubs
 
 
 def test_onnx_backend_matches_torch(tmp_path: Path) -> None:
