@@ -469,8 +469,7 @@ class Segmenter:
 
     def labels(self, image: Image) -> np.ndarray:
         """Class ids at the network's input size (the node's segmentation)."""
-        return self.predictor.predict(image.data, image.encoding,
-                                      segmentation=True)["segmentation"]
+        return self.predictor.predict(image.data, image.encoding)["segmentation"]
 
 
 def load_segmenter(weights: Path | None, enabled: bool) -> tuple[Segmenter | None, str]:

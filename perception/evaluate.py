@@ -71,7 +71,7 @@ from perception.classes import (
     light_state_index,
 )
 from perception.collect import light_label
-from perception.dataset import CollectedDataset, read_index, resize_nearest
+from perception.dataset import CollectedDataset, read_index
 from perception.inference import (
     load_weights,
     make_predictor,
@@ -79,6 +79,7 @@ from perception.inference import (
     select_device,
 )
 from perception.lights import horizon_row, read_lamps
+from perception.numeric import resize_nearest
 from perception.objects import (
     OBSTACLE_CLASSES,
     ObjectsConfig,

@@ -19,8 +19,7 @@ or torch, onnxruntime: see :mod:`perception.inference`), ``compile``
 perception/weights/perception.pt, its .sha256 checked; or an .onnx file from
 ``drivestack export-onnx``, for onnxruntime),
 ``allow_untrained`` (start with random weights when there is no weights file: for
-tests only), ``max_range_m``, ``segmentation`` (publish it: about 5 ms a camera
-on the CPU).
+tests only), ``max_range_m``, ``segmentation`` (publish it).
 """
 
 from __future__ import annotations

@@ -3,15 +3,14 @@ traffic-light state out. The perception node is a thin adapter around it; the
 bench and replay call it directly.
 
 Per tick: the images of all cameras go through the network in one batch (any
-:class:`perception.inference.PredictorBase` backend), then per camera
+:class:`perception.inference.PredictorBase` backend: its outputs include each
+camera's class map at the input size, guided by the image, :mod:`perception.
+refine`, returned when ``segmentation`` is on), then per camera
 :func:`perception.objects.detect_objects` on the predicted classes and depth
 (intrinsics scaled to the head's resolution), the cameras' detections merged
 (:func:`perception.objects.merge_detections`: overlapping views see one object
 twice), and the :class:`perception.tracker.Tracker` (world frame when the ego's
-world pose is given); with ``segmentation``, each camera's class map at the
-network's input size (:mod:`perception.refine`: the head's probabilities
-upsampled with the image as guide; the object stage reads the head's own). The
-light state is read on the first camera (the front one):
+world pose is given). The light state is read on the first camera (the front one):
 by default from its lit lamps' colour inside the network's traffic-light pixels
 (``light_reader="lamps"``, :func:`perception.lights.read_lamps`), or from the
 network's light head (``"head"``, when the weights say it was trained); "none"
@@ -66,11 +65,9 @@ class PerceptionPipeline:
         the tick's time); ``ego_pose``: the ego's world pose then, if known."""
         encodings = {m.encoding for m in images}
         if len(encodings) == 1:
-            outs = self.predictor.predict_batch([m.data for m in images], encodings.pop(),
-                                                self.segmentation)
+            outs = self.predictor.predict_batch([m.data for m in images], encodings.pop())
         else:
-            outs = [self.predictor.predict(m.data, m.encoding, self.segmentation)
-                    for m in images]
+            outs = [self.predictor.predict(m.data, m.encoding) for m in images]
         dets: list[Detection] = []
         for msg, out in zip(images, outs, strict=True):
             h, w = out["seg"].shape
@@ -82,7 +79,8 @@ class PerceptionPipeline:
         objects = self.tracker.update(dets, images[0].header.stamp, ego_pose)
         state, conf = self.read_light(images[0], outs[0])
         return PerceptionOutput(objects, state, conf, dets,
-                                [out["segmentation"] for out in outs if "segmentation" in out])
+                                [out["segmentation"] for out in outs] if self.segmentation
+                                else [])
 
     def read_light(self, image: Image, out: dict[str, np.ndarray]) -> tuple[str, float]:
         """(state, confidence) of the governing light in one camera's image and its

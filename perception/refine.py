@@ -126,6 +126,31 @@ def guided_upsample(probs: np.ndarray, image: np.ndarray,
     return q
 
 
+def confirm_blobs(seg: np.ndarray, guided: np.ndarray, class_id: int,
+                  min_fraction: float) -> np.ndarray:
+    """``seg`` with each 8-connected blob of ``class_id`` that ``guided`` (the same
+    size) labels ``class_id`` at fewer than ``min_fraction`` of its pixels given
+    ``guided``'s classes there; a copy when any is, else ``seg`` itself.
+
+    Why: the head's own classes keep a blob's extent (a pedestrian's feet, where
+    it meets the ground), which the colour fit can give to a car of a similar tone
+    behind them; but a blob the image does not bear out is mostly the head's
+    blur or a guess, and the guided map, a better segmentation, is the judge."""
+    n, blobs = cv2.connectedComponents((seg == class_id).astype(np.uint8), connectivity=8)
+    if n <= 1:
+        return seg
+    size = np.bincount(blobs.ravel(), minlength=n)
+    agree = np.bincount(blobs.ravel(), weights=(guided == class_id).ravel(), minlength=n)
+    rejected = agree < min_fraction * size
+    rejected[0] = False  # not a blob
+    if not rejected.any():
+        return seg
+    out = seg.copy()
+    drop = rejected[blobs]
+    out[drop] = guided[drop]
+    return out
+
+
 def refine_segmentation(probs: np.ndarray, image: np.ndarray,
                         config: RefineConfig = RefineConfig()) -> np.ndarray:
     """Class ids (H, W) uint8 at the size of ``image``: the argmax of

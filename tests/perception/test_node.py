@@ -154,7 +154,7 @@ def test_all_cameras_of_a_frame_go_through_in_one_batch(tmp_path: Path) -> None:
         seg = segs[camera][0]
         assert seg.camera == camera and seg.labels.shape == (160, 320)
         assert seg.intrinsics == scale_intrinsics(image.intrinsics, 320, 160)
-        expected = node.predictor.predict(image.data, segmentation=True)["segmentation"]
+        expected = node.predictor.predict(image.data)["segmentation"]
         np.testing.assert_array_equal(seg.labels, CLASS_TO_CARLA[expected])
 
 

@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
-from perception.refine import RefineConfig, guided_upsample, refine_segmentation
+from perception.refine import RefineConfig, confirm_blobs, guided_upsample, refine_segmentation
 
 H, W = 64, 96
 
@@ -92,3 +92,22 @@ def test_same_size_guide_and_bad_input():
         RefineConfig(radius=0)
     with pytest.raises(ValueError, match="eps"):
         RefineConfig(eps=0.0)
+
+
+def test_blobs_the_guided_map_does_not_confirm_take_its_classes():
+    seg = np.zeros((20, 30), np.uint8)
+    seg[2:10, 2:6] = 5  # a walker the guided map bears out, feet and all but two rows
+    seg[12:18, 20:26] = 5  # a blur the guided map calls a car and road
+    guided = np.zeros_like(seg)
+    guided[2:8, 2:6] = 5
+    guided[8:10, 2:6] = 4
+    guided[12:15, 20:26] = 4
+    guided[15:18, 20:26] = 1
+    out = confirm_blobs(seg, guided, 5, 0.5)
+    assert (out[2:10, 2:6] == 5).all()  # kept whole: its extent is the head's
+    np.testing.assert_array_equal(out[12:18, 20:26], guided[12:18, 20:26])
+    assert (out[seg != 5] == 0).all()
+    assert (seg[12:18, 20:26] == 5).all()  # the input is not changed
+    # nothing to reject: the same array back
+    assert confirm_blobs(seg, seg, 5, 0.5) is seg
+    assert confirm_blobs(np.zeros_like(seg), guided, 5, 0.5).sum() == 0
