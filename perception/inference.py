@@ -22,7 +22,8 @@ PyTorch on the CPU runs the network traced, frozen and optimised for inference b
 TorchScript (oneDNN convolutions fused with their activations: about twice as
 fast as eager mode). On CUDA the uint8 image goes through a pinned host buffer
 with a non-blocking copy, is resized and normalised on the device, and the
-network runs in fp16 autocast with channels_last memory.
+network runs in fp16 autocast with channels_last memory; the guided class map
+(:mod:`perception.refine`) is made there too, in float32, from the resized image.
 """
 
 from __future__ import annotations
@@ -51,7 +52,12 @@ from perception.model import (
 )
 from perception.numeric import resize_nearest
 from perception.objects import RangeCurve
-from perception.refine import RefineConfig, confirm_blobs, refine_segmentation
+from perception.refine import (
+    RefineConfig,
+    confirm_blobs,
+    guided_upsample_torch,
+    refine_segmentation,
+)
 
 #: the least fraction of a head pedestrian blob's pixels the guided segmentation
 #: must label pedestrian for the object stage to see it (held out, pedestrians
@@ -219,7 +225,7 @@ class PredictorBase:
     one batch, in; per image numpy arrays out (:meth:`finish`): ``segmentation``
     (H, W) uint8 class ids at the input size, the head's probabilities upsampled
     with the image as guide (:mod:`perception.refine`, about 5 ms a camera on the
-    CPU); and at the segmentation head's resolution (the input size /
+    CPU; on CUDA made on the device); and at the segmentation head's resolution (the input size /
     ``head_stride``), what the object stage reads: ``seg`` (h, w) uint8 class ids,
     the head's own except for pedestrian blobs ``segmentation`` (sampled at the
     head's pixel centres) does not confirm (:data:`CONFIRM_PEDESTRIAN`,
@@ -271,9 +277,12 @@ class PredictorBase:
         (the camera's, any size, any channel order), as the numpy arrays
         :meth:`predict` returns."""
         probs = out["seg"][i].float().softmax(0).cpu().numpy()
-        guide = image if image.shape[:2] == (self.height, self.width) else \
-            cv2.resize(image, (self.width, self.height), interpolation=cv2.INTER_AREA)
-        segmentation = refine_segmentation(probs, guide, self.refine)
+        if "segmentation" in out:  # made on the device by infer_batch
+            segmentation = out["segmentation"][i].cpu().numpy()
+        else:
+            guide = image if image.shape[:2] == (self.height, self.width) else \
+                cv2.resize(image, (self.width, self.height), interpolation=cv2.INTER_AREA)
+            segmentation = refine_segmentation(probs, guide, self.refine)
         h, w = probs.shape[1:]
         # numpy's argmax over the class axis: torch's strided one takes 2 ms here
         seg = confirm_blobs(probs.argmax(0).astype(np.uint8),
@@ -360,6 +369,8 @@ class Predictor(PredictorBase):
         self.mean = torch.tensor(IMAGE_MEAN, device=device).view(1, 3, 1, 1)
         self.std = torch.tensor(IMAGE_STD, device=device).view(1, 3, 1, 1)
         self._pinned: torch.Tensor | None = None
+        #: the guided class map made on the device (on the CPU numpy's is faster)
+        self.segmentation_on_device = self.cuda
 
     def preprocess(self, images: list[np.ndarray], encoding: str = "bgr8") -> torch.Tensor:
         """(N, 3, h, w) normalised RGB on the device. On CUDA: one pinned uint8 upload
@@ -385,9 +396,17 @@ class Predictor(PredictorBase):
     @torch.inference_mode()
     def infer_batch(self, images: list[np.ndarray], encoding: str = "bgr8"
                     ) -> dict[str, torch.Tensor]:
+        """The network's outputs; with ``segmentation_on_device`` (CUDA) also the
+        guided class map (N, H, W) uint8, made where the probabilities and the
+        resized image already are (:func:`perception.refine.guided_upsample_torch`)."""
         x = self.preprocess(images, encoding)
         with torch.autocast("cuda", dtype=torch.float16, enabled=self.cuda):
-            return self._forward(x, full_size=False)
+            out = self._forward(x, full_size=False)
+        if self.segmentation_on_device:
+            guide = x.float() * self.std + self.mean  # RGB in [0, 1] at the input size
+            scores = guided_upsample_torch(out["seg"].float().softmax(1), guide, self.refine)
+            out = {**out, "segmentation": scores.argmax(1).to(torch.uint8)}
+        return out
 
 
 class OnnxPredictor(PredictorBase):

@@ -14,6 +14,7 @@ from bus import Executor, InProcessContext, Node
 from bus.messages import Header, Image, ObjectList, Segmentation, TrafficLightState
 from perception.classes import CARLA_TO_CLASS_LUT, CLASS_TO_CARLA, TrainClass
 from perception.inference import (
+    DEFAULT_WEIGHTS,
     OnnxPredictor,
     Predictor,
     WeightsError,
@@ -289,3 +290,30 @@ def test_the_frozen_cpu_network_matches_eager_mode_for_a_batch() -> None:
             np.testing.assert_allclose(a["probs"], b["probs"], atol=1e-4)
             np.testing.assert_allclose(a["depth"], b["depth"], rtol=1e-4)
             assert (a["seg"] == b["seg"]).mean() > 0.999
+
+
+def test_the_device_segmentation_path_matches_the_host_one() -> None:
+    """On CUDA the guided class map is made on the device from the preprocessed
+    batch (perception.refine.guided_upsample_torch); run here on the CPU, that
+    path gives the numpy one's classes (the images resized alike)."""
+    if not DEFAULT_WEIGHTS.is_file():
+        pytest.skip("no shipped weights: random ones see one class everywhere")
+    model, _ = load_weights(DEFAULT_WEIGHTS)
+    host = Predictor(model, torch.device("cpu"), jit=False)
+    device = Predictor(load_weights(DEFAULT_WEIGHTS)[0], torch.device("cpu"), jit=False)
+    device.segmentation_on_device = True
+    assert not host.segmentation_on_device  # the CPU default
+    rng = np.random.default_rng(4)
+    images = []
+    for _ in range(2):  # sky, a grey road, blocks of colour on it
+        image = np.full((360, 640, 3), (200, 170, 150), np.uint8)
+        image[180:] = 90
+        for _ in range(6):
+            x, y = int(rng.integers(0, 600)), int(rng.integers(150, 320))
+            image[y:y + 40, x:x + 40] = rng.integers(0, 255, 3, dtype=np.uint8)
+        images.append(image)
+    assert "segmentation" in device.infer_batch(images)
+    for a, b in zip(device.predict_batch(images), host.predict_batch(images), strict=True):
+        assert a["segmentation"].shape == (160, 320) and a["segmentation"].dtype == np.uint8
+        assert len(np.unique(b["segmentation"])) >= 3
+        assert (a["segmentation"] == b["segmentation"]).mean() > 0.99

@@ -5,8 +5,15 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import pytest
+import torch
 
-from perception.refine import RefineConfig, confirm_blobs, guided_upsample, refine_segmentation
+from perception.refine import (
+    RefineConfig,
+    confirm_blobs,
+    guided_upsample,
+    guided_upsample_torch,
+    refine_segmentation,
+)
 
 H, W = 64, 96
 
@@ -111,3 +118,25 @@ def test_blobs_the_guided_map_does_not_confirm_take_its_classes():
     # nothing to reject: the same array back
     assert confirm_blobs(seg, seg, 5, 0.5) is seg
     assert confirm_blobs(np.zeros_like(seg), guided, 5, 0.5).sum() == 0
+
+
+def test_the_device_filter_is_the_numpy_one():
+    # the CUDA path's torch filter, run here on the CPU, gives numpy's classes
+    truth, image = scene()
+    probs = blurred_head(truth)
+    rng = np.random.default_rng(3)
+    noisy = probs + rng.random(probs.shape).astype(np.float32) * 0.2
+    noisy /= noisy.sum(0)
+    guide = torch.from_numpy(image).permute(2, 0, 1)[None].float() / 255.0
+    for p, config in ((probs, RefineConfig()), (noisy, RefineConfig(3, 1e-3))):
+        want = guided_upsample(p, image, config)
+        got = guided_upsample_torch(torch.from_numpy(p)[None], guide, config)
+        assert got.shape == (1, 3, H, W) and got.dtype == torch.float32
+        got = got[0].permute(1, 2, 0).numpy()
+        # float32 either way: in the near-flat colours both are within a few 1e-4
+        # of the float64 result (the ridge divides variances of that size)
+        exact = guided_upsample_torch(torch.from_numpy(p)[None].double(), guide.double(),
+                                      config)[0].permute(1, 2, 0).numpy()
+        np.testing.assert_allclose(got, exact, atol=1e-3)
+        np.testing.assert_allclose(want, exact, atol=1e-3)
+        assert (got.argmax(-1) == want.argmax(-1)).mean() > 0.999
