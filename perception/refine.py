@@ -26,6 +26,11 @@ the image's 8-bit channels / 255, in any channel order (the filter is the same f
 a permutation of them). ``radius`` is in head pixels; ``eps`` (the guide's squared
 units) sets how small a colour step still counts as an edge: 1e-4 is a step of
 about 3 of 255 levels.
+
+:func:`guided_upsample` runs on the CPU (numpy, OpenCV's box filters);
+:func:`guided_upsample_torch` is the same filter for a batch of tensors, for CUDA,
+where the probabilities and the resized image already are. :func:`confirm_blobs`
+lets the guided map judge the head's blobs of a class for the object stage.
 """
 
 from __future__ import annotations
