@@ -182,8 +182,9 @@ def _check_output(output: Path, recording: Path) -> None:
 # ---------------------------------------------------------------- camera drawing
 def overlay_segmentation(bgr: np.ndarray, seg: np.ndarray, palette: np.ndarray,
                          alpha: float = _SEG_ALPHA) -> np.ndarray:
-    """``bgr`` (H x W x 3 uint8) with the class colours of ``seg`` (h x w class ids
-    at the network's head resolution, scaled up nearest-neighbour) blended in at
+    """``bgr`` (H x W x 3 uint8) with the class colours of ``seg`` (h x w class ids,
+    the node's segmentation at the network's input size, scaled up
+    nearest-neighbour) blended in at
     ``alpha``; class 0 (background) is left uncoloured. ``palette``: C x 3 BGR."""
     h, w = bgr.shape[:2]
     labels = cv2.resize(seg, (w, h), interpolation=cv2.INTER_NEAREST)
