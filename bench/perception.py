@@ -151,12 +151,18 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     warmup = 3 if args.quick else 20
     torch.set_num_threads(args.threads)
     weights = Path(args.weights) if args.weights else DEFAULT_WEIGHTS
-    tmp = Path(tempfile.mkdtemp(prefix="bench-perception-"))
-    if weights.is_file():
-        label = str(weights)
-    else:
-        weights, label = tmp / "random.pt", "random (no shipped weights)"
-        save_weights(build_model(), weights, light_trained=True)
+    with tempfile.TemporaryDirectory(prefix="bench-perception-") as tmp:
+        if weights.is_file():
+            label = str(weights)
+        else:
+            weights, label = Path(tmp) / "random.pt", "random (no shipped weights)"
+            save_weights(build_model(), weights, light_trained=True)
+        return _measure(weights, label, frames, warmup, args.threads)
+
+
+def _measure(weights: Path, label: str, frames: int, warmup: int,
+             threads: int) -> dict[str, Any]:
+    """Every configuration's figures for the model in ``weights``."""
 
     def model() -> torch.nn.Module:
         return load_weights(weights)[0]
@@ -164,7 +170,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     objects = ObjectsConfig(range_scale=range_scale_of(
         load_weights(weights)[1].get("calibration"), weights))
 
-    figures: dict[str, Any] = {"weights": label, "threads": args.threads,
+    figures: dict[str, Any] = {"weights": label, "threads": threads,
                                "input": "640x360 -> 320x160", "frames": frames}
 
     def cpu(n: int, rounds: int) -> dict[str, Any]:
@@ -174,7 +180,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             fuse_batchnorm(model().eval()), n, warmup)}
         cpu = torch.device("cpu")
         for backend, key in (("onnxruntime", "onnxruntime"), ("torch", "cpu_fp32")):
-            predictor = make_predictor(model(), True, cpu, backend, args.threads)
+            predictor = make_predictor(model(), True, cpu, backend, threads)
             for b in (1, 4):
                 r = _time_steps(predictor, b, n, warmup, objects)
                 out.update({f"{key}_b{b}_{k}": v for k, v in r.items()})
