@@ -120,8 +120,7 @@ class PerceptionNode(Node):
         self.pipeline = PerceptionPipeline(self.predictor, self.light_trained,
                                            ObjectsConfig(max_range_m=p.max_range_m,
                                                          range_scale=range_scale),
-                                           light_reader=p.light_reader,
-                                           segmentation=p.segmentation)
+                                           light_reader=p.light_reader)
         self.ego: list[EgoState] = []
         self.pending: dict[int, dict[str, Image]] = {}  # frame -> camera -> image
         self.dropped_frames = 0
@@ -165,7 +164,7 @@ class PerceptionNode(Node):
         self.light_pub.publish(TrafficLightState(header=header, state=out.light_state,
                                                  confidence=out.light_confidence,
                                                  source="perception"))
-        if not out.segmentation:  # off
+        if not self.params.segmentation:
             return
         for camera, image, labels in zip(self.params.cameras, images, out.segmentation,
                                          strict=True):

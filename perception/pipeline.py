@@ -5,7 +5,7 @@ bench and replay call it directly.
 Per tick: the images of all cameras go through the network in one batch (any
 :class:`perception.inference.PredictorBase` backend: its outputs include each
 camera's class map at the input size, guided by the image, :mod:`perception.
-refine`, returned when ``segmentation`` is on), then per camera
+refine`, returned as they are), then per camera
 :func:`perception.objects.detect_objects` on the predicted classes and depth
 (intrinsics scaled to the head's resolution), the cameras' detections merged
 (:func:`perception.objects.merge_detections`: overlapping views see one object
@@ -43,20 +43,19 @@ class PerceptionOutput:
     light_state: str  # red, yellow, green, unknown
     light_confidence: float  # 0..1
     detections: list[Detection]  # this tick's, before tracking
-    #: per camera, class ids (H, W) at the network's input size; empty when off
+    #: per camera, class ids (H, W) at the network's input size
     segmentation: list[np.ndarray] = field(default_factory=list)
 
 
 class PerceptionPipeline:
     def __init__(self, predictor: PredictorBase, light_trained: bool,
                  objects_config: ObjectsConfig | None = None,
-                 light_reader: str = "lamps", segmentation: bool = False) -> None:
+                 light_reader: str = "lamps") -> None:
         if light_reader not in ("lamps", "head"):
             raise ValueError(f"light_reader must be 'lamps' or 'head', not {light_reader!r}")
         self.predictor = predictor
         self.light_trained = light_trained
         self.light_reader = light_reader
-        self.segmentation = segmentation
         self.objects_config = objects_config or ObjectsConfig()
         self.tracker = Tracker()
 
@@ -79,8 +78,7 @@ class PerceptionPipeline:
         objects = self.tracker.update(dets, images[0].header.stamp, ego_pose)
         state, conf = self.read_light(images[0], outs[0])
         return PerceptionOutput(objects, state, conf, dets,
-                                [out["segmentation"] for out in outs] if self.segmentation
-                                else [])
+                                [out["segmentation"] for out in outs])
 
     def read_light(self, image: Image, out: dict[str, np.ndarray]) -> tuple[str, float]:
         """(state, confidence) of the governing light in one camera's image and its
