@@ -857,7 +857,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--samples", type=int, default=400,
                    help="samples per data set, evenly spread (default 400)")
     p.add_argument("--labels", nargs="+", default=["vehicle", "pedestrian"],
-                   help="labels to fit, each needing 30 matches (default vehicle pedestrian)")
+                   help="labels to fit, each needing 30 matches; the others keep their "
+                        "curves (default vehicle pedestrian)")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda (default auto)")
     p.add_argument("--threads", type=int, help="CPU threads (default: torch's)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")

@@ -149,7 +149,8 @@ def fit_range_scale(cfg: CalibrateConfig, progress: bool = True
                 K, mount = camera_of(meta)
                 oh, ow = out["seg"].shape
                 dets = detect_objects(out["seg"], out["depth"], scale_intrinsics(K, ow, oh),
-                                      mount, out["probs"])
+                                      mount, out["probs"],
+                                      vehicle_score=out["vehicle_score"])
                 camera_xy = np.array([mount.location.x, mount.location.y])
                 for label in cfg.labels:
                     ratios[label].append(range_ratios(dets, meta["actors"], label, camera_xy,
@@ -184,11 +185,22 @@ def calibrate(cfg: CalibrateConfig, progress: bool = True,
     t0 = time.perf_counter()
     scale, pairs = fit_range_scale(cfg, progress)
     out = Path(cfg.out) if cfg.out is not None else Path(cfg.weights)
+    # the labels not fitted now keep their curves (and where those were fitted)
+    before = load_weights(cfg.weights)[1].get("calibration") or {}
+    kept = {label: curve for label, curve in before.get("range_scale", {}).items()
+            if label not in scale}
+    earlier = before.get("fits") or {label: {  # a calibration from before "fits"
+        "data": before.get("data"), "samples_per_set": before.get("samples_per_set"),
+        "pairs": before.get("pairs", {}).get(label)} for label in kept}
+    fits = {label: fit for label, fit in earlier.items() if label in kept}
+    fits.update({label: {"data": [str(p) for p in cfg.data], "samples_per_set": cfg.samples,
+                         "pairs": pairs[label]} for label in scale})
     write_calibration(Path(cfg.weights), out, {
-        "range_scale": {label: [list(k) for k in curve] for label, curve in scale.items()},
-        "pairs": pairs, "match_m": cfg.match_m, "max_range_m": cfg.max_range_m,
-        "band_m": cfg.band_m, "data": [str(p) for p in cfg.data],
-        "samples_per_set": cfg.samples})
+        "range_scale": {**kept, **{label: [list(k) for k in curve]
+                                   for label, curve in scale.items()}},
+        "pairs": {**{k: v for k, v in before.get("pairs", {}).items() if k in kept}, **pairs},
+        "match_m": cfg.match_m, "max_range_m": cfg.max_range_m, "band_m": cfg.band_m,
+        "fits": fits})
     result = CalibrationResult(scale, pairs, out, time.perf_counter() - t0)
     result.summary = [
         f"{label}: range x " + ", ".join(f"{f:.3f} at {r:.1f} m" for r, f in scale[label])

@@ -252,7 +252,8 @@ def evaluate_perception(cfg: EvalConfig, progress: bool = True,
             K, mount = camera_of(meta)
             oh, ow = out["seg"].shape
             K_out = scale_intrinsics(K, ow, oh)
-            dets = detect_objects(out["seg"], out["depth"], K_out, mount, out["probs"], objects)
+            dets = detect_objects(out["seg"], out["depth"], K_out, mount, out["probs"], objects,
+                                  vehicle_score=out["vehicle_score"])
             scale = (K.width * K.height) / REFERENCE_AREA
             _score_detections(cfg, dets, meta["actors"], scale, counts)
             true_depth = resize_nearest(depth_full, (ow, oh))

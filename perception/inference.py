@@ -53,10 +53,12 @@ from perception.model import (
 from perception.numeric import resize_nearest
 from perception.objects import RangeCurve
 from perception.refine import (
+    GuidedScore,
     RefineConfig,
     confirm_blobs,
+    guided_coefficients,
     guided_upsample_torch,
-    refine_segmentation,
+    upsample_scores,
 )
 
 #: the least fraction of a head pedestrian blob's pixels the guided segmentation
@@ -230,8 +232,12 @@ class PredictorBase:
     the head's own except for pedestrian blobs ``segmentation`` (sampled at the
     head's pixel centres) does not confirm (:data:`CONFIRM_PEDESTRIAN`,
     :func:`perception.refine.confirm_blobs`), ``probs`` (C, h, w) float32,
-    ``depth`` (h, w) float32 m, and ``light`` (4,) probabilities when the model has
-    a light head. A backend implements :meth:`infer_batch`."""
+    ``depth`` (h, w) float32 m, ``vehicle_score`` (:class:`perception.refine.
+    GuidedScore`: the guided vehicle score at the camera image's pixels, or the
+    input size's when the camera's image is smaller, where the object stage finds
+    where vehicles meet the road; its coefficients are the guided map's own), and
+    ``light`` (4,) probabilities when the model has a light head. A backend
+    implements :meth:`infer_batch`."""
 
     width: int
     height: int
@@ -277,19 +283,27 @@ class PredictorBase:
         (the camera's, any size, any channel order), as the numpy arrays
         :meth:`predict` returns."""
         probs = out["seg"][i].float().softmax(0).cpu().numpy()
+        guide = image if image.shape[:2] == (self.height, self.width) else \
+            cv2.resize(image, (self.width, self.height), interpolation=cv2.INTER_AREA)
+        # the vehicle score at the camera's resolution, or the input's if that is finer
+        fine = image if (image.shape[0] >= self.height and image.shape[1] >= self.width) \
+            else guide
         if "segmentation" in out:  # made on the device by infer_batch
             segmentation = out["segmentation"][i].cpu().numpy()
+            vehicle_score = GuidedScore.of_probability(probs[int(TrainClass.VEHICLE)], fine,
+                                                       self.refine)
         else:
-            guide = image if image.shape[:2] == (self.height, self.width) else \
-                cv2.resize(image, (self.width, self.height), interpolation=cv2.INTER_AREA)
-            segmentation = refine_segmentation(probs, guide, self.refine)
+            a, b = guided_coefficients(probs, guide, self.refine)
+            segmentation = upsample_scores(a, b, guide).argmax(-1).astype(np.uint8)
+            vehicle_score = GuidedScore.of_class(a, b, int(TrainClass.VEHICLE), fine)
         h, w = probs.shape[1:]
         # numpy's argmax over the class axis: torch's strided one takes 2 ms here
         seg = confirm_blobs(probs.argmax(0).astype(np.uint8),
                             resize_nearest(segmentation, (w, h)),
                             int(TrainClass.PEDESTRIAN), CONFIRM_PEDESTRIAN)
         result = {"segmentation": segmentation, "seg": seg, "probs": probs,
-                  "depth": out["depth"][i].float().cpu().numpy()}
+                  "depth": out["depth"][i].float().cpu().numpy(),
+                  "vehicle_score": vehicle_score}
         if "light" in out:
             result["light"] = out["light"][i].float().softmax(0).cpu().numpy()
         return result

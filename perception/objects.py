@@ -64,6 +64,7 @@ from bus.frames import camera_to_ego, unproject
 from bus.messages import CameraIntrinsics, DetectedObject, Transform, Vector3
 from perception.classes import TrainClass
 from perception.numeric import median
+from perception.refine import GuidedScore
 
 #: Class id -> DetectedObject label, for the obstacle classes clustered.
 OBSTACLE_CLASSES: dict[int, str] = {int(TrainClass.VEHICLE): "vehicle",
@@ -236,6 +237,17 @@ class ObjectsConfig:
     #: where the true segmentation's contact is 0.37 m near). A factor on the
     #: network's depth, before the contact fusion, moved them by a fraction of it
     range_scale: dict[str, RangeCurve] = field(default_factory=dict)
+    #: labels placed where they meet the road in the camera image itself
+    #: (``vehicle_score`` of :func:`detect_objects`; :func:`_fine_contact_depth`,
+    #: whose doc says what the ``fine_*`` settings below are). Vehicles within 30 m,
+    #: recall / precision on the tuning set (built-in maps, seed 2000; vehicle
+    #: calibration fitted anew on set1): 0.69 / 0.71 -> 0.79 / 0.75
+    fine_contact: tuple[str, ...] = ("vehicle",)
+    fine_px_sigma: float = 0.5
+    fine_max_ratio: float = 1.5
+    fine_max_spread: float = 2.0
+    fine_walker_px: int = 2
+    fine_edge_px: float = 1.0
 
 
 @dataclass
@@ -412,6 +424,114 @@ def _column_median_depth(mask: np.ndarray, depth: np.ndarray) -> np.ndarray:
     return out
 
 
+def _fine_contact_depth(seg: np.ndarray, depth: np.ndarray, raw: np.ndarray,
+                        mask: np.ndarray, region: np.ndarray, score: GuidedScore,
+                        rays: _GroundRays, cfg: ObjectsConfig) -> np.ndarray:
+    """``depth`` with each blob of ``mask`` whose foot is in view moved to where it
+    meets the ground in the camera image, fused with its depth
+    (``ObjectsConfig.fine_contact``).
+
+    A map column's foot is the bottom of the class's pixels (``region``) under the
+    blob's lowest pixel there, when the pixel below it is in the image and no
+    obstacle. In the camera image (``score``: the class's guided score at its
+    pixels; ``rays``: its ground rays) the foot's edge is where the score, going up
+    from two map rows under it, first reaches 0.5, interpolated between pixel
+    centres and raised by ``fine_edge_px`` (the guided edge lies a camera row below
+    a car's foot: on the training data the contact read 2.5, 3.4 and 5.5 % near at
+    5-15, 15-25 and 25-40 m); its ray meets the ground at the contact depth of that
+    camera column, and a map column with two or more gets their median. The
+    network's depth errs by a fraction of itself, the contact by a row of the
+    camera image (``fine_px_sigma``), which spans more the farther (d^2 / (fy h)):
+    the two are fused by their variances in log depth, per map column, and the
+    columns without a foot in view move by their blob's median factor (one blob's
+    columns moved apart would split it). At 320 x 160 (a 160 x 80 map) a map row
+    spans 3.5 m where a car 21 m away meets the road, a row of a 640 x 360 camera
+    0.8 m: on the training data, per column, the contact erred by 2.5-6.2 % (p50)
+    and 4-10 % (p80), the network's depth by 6-9 % and 12-16 %.
+
+    Not taken: a contact farther from the depth than ``fine_max_ratio``, a column
+    whose own depths (``raw``, before the column median) spread more than
+    ``fine_max_spread`` (two objects), and a blob within ``fine_walker_px`` of a
+    pedestrian pixel: a walker before a car, its legs labelled vehicle, pulled the
+    car to its feet (the scene test: 5.8 m near)."""
+    h, w = seg.shape
+    big_h, big_w = score.image.shape[:2]
+    sy, sx = big_h / h, big_w / w
+    n, blobs = cv2.connectedComponents(mask.astype(np.uint8), connectivity=8)
+    out = depth
+    var_d = cfg.depth_rel_sigma ** 2
+    walkers = cv2.dilate((seg == int(TrainClass.PEDESTRIAN)).astype(np.uint8),
+                         np.ones((2 * cfg.fine_walker_px + 1,) * 2, np.uint8)) > 0
+    beside = np.unique(blobs[walkers & mask])
+    for k in range(1, n):
+        if k in beside:
+            continue
+        vs, us = np.nonzero(blobs == k)
+        lowest = np.full(w, -1)
+        np.maximum.at(lowest, us, vs)
+        fu = np.flatnonzero(lowest >= 0)
+        fv = lowest[fu]
+        for _ in range(h):  # down through the class's pixels under the blob
+            down = (fv + 1 < h) & region[np.minimum(fv + 1, h - 1), fu]
+            if not down.any():
+                break
+            fv = fv + down
+        seen = (fv + 1 < h) & ~_IS_OBSTACLE[seg[np.minimum(fv + 1, h - 1), fu]]
+        if not seen.any():
+            continue
+        fu, fv = fu[seen], fv[seen]
+        # the camera columns of those map columns, each with its rows to search
+        c0, c1 = math.floor(fu.min() * sx), math.ceil((fu.max() + 1) * sx)
+        cols = np.arange(c0, min(c1, big_w))
+        of = np.full(w, -1)
+        of[fu] = fv
+        col_u = np.minimum(((cols + 0.5) / sx).astype(np.int64), w - 1)
+        foot = of[col_u]
+        cols, col_u, foot = cols[foot >= 0], col_u[foot >= 0], foot[foot >= 0]
+        top = np.floor(foot * sy).astype(np.int64) - 1
+        bottom = np.minimum(np.ceil((foot + 2) * sy).astype(np.int64), big_h - 1)
+        r0 = max(int(top.min()), 0)
+        window = score.window((r0, int(bottom.max()) + 1), (int(cols[0]), int(cols[-1]) + 1))
+        window = window[:, cols - cols[0]]
+        rows = np.arange(r0, r0 + window.shape[0])[:, None]
+        inside = (rows >= top) & (rows <= bottom)
+        cross = (window[:-1] >= 0.5) & (window[1:] < 0.5) & inside[:-1] & inside[1:]
+        found = cross.any(0)
+        i = cross.shape[0] - 1 - np.argmax(cross[::-1], 0)  # the lowest crossing
+        j = np.arange(len(cols))
+        upper, lower = window[i, j], window[np.minimum(i + 1, window.shape[0] - 1), j]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            edge = r0 + i + (upper - 0.5) / (upper - lower)
+        z = rays.depths(cols.astype(np.float64), edge + 0.5 - cfg.fine_edge_px)
+        ok = found & np.isfinite(z)
+        ratios = np.full(w, np.nan)
+        near, far = np.full(w, np.inf), np.zeros(w)
+        np.minimum.at(near, us, raw[vs, us])
+        np.maximum.at(far, us, raw[vs, us])
+        for u in np.unique(col_u[ok]):
+            if far[u] > cfg.fine_max_spread * near[u]:
+                continue
+            zs = z[ok & (col_u == u)]
+            if len(zs) < 2:
+                continue
+            contact = float(np.median(zs))
+            measured = float(depth[lowest[u], u])  # one depth a column (column_median)
+            if not 1.0 / cfg.fine_max_ratio <= contact / measured <= cfg.fine_max_ratio:
+                continue
+            var_c = (cfg.fine_px_sigma * contact / (rays.K.fy * rays.height)) ** 2
+            fused = math.exp((math.log(contact) * var_d + math.log(measured) * var_c)
+                             / (var_c + var_d))
+            ratios[u] = fused / measured
+        known = np.isfinite(ratios)
+        if not known.any():
+            continue
+        ratios[~known] = float(np.median(ratios[known]))
+        if out is depth:
+            out = depth.copy()
+        out[vs, us] = depth[vs, us] * ratios[us]
+    return out
+
+
 def _group_percentiles(ids: np.ndarray, values: np.ndarray, n: int,
                        qs: tuple[float, ...]) -> list[np.ndarray]:
     """Per group id in [0, n), the percentiles ``qs`` (0..100) of ``values``, each
@@ -464,12 +584,16 @@ class _GroundRays:
     def depth(self, u: float, v: float) -> float | None:
         """Camera-z depth (m) at which the ray through pixel (u, v) meets the
         ground, or None at or above the horizon."""
+        d = float(self.depths(np.array([u]), np.array([v]))[0])
+        return d if math.isfinite(d) else None
+
+    def depths(self, us: np.ndarray, vs: np.ndarray) -> np.ndarray:
+        """:meth:`depth` of many pixels: NaN at or above the horizon."""
         K = self.K
-        dz = (self.up[0] * (u - K.cx) / K.fx + self.up[1] * (v - K.cy) / K.fy
+        dz = (self.up[0] * (us - K.cx) / K.fx + self.up[1] * (vs - K.cy) / K.fy
               + self.up[2])  # ego z change per metre of camera depth
-        if dz >= -1e-3:
-            return None
-        return float(-self.height / dz)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.where(dz < -1e-3, -self.height / dz, np.nan)
 
 
 #: where a blob's ground contact was taken (:func:`_contact_depth`): under its own
@@ -616,13 +740,19 @@ def _ground_contact_depth(seg: np.ndarray, depth: np.ndarray, mask: np.ndarray,
 
 def detect_objects(seg: np.ndarray, depth: np.ndarray, K: CameraIntrinsics,
                    mount: Transform, probs: np.ndarray | None = None,
-                   config: ObjectsConfig | None = None) -> list[Detection]:
+                   config: ObjectsConfig | None = None,
+                   vehicle_score: GuidedScore | None = None) -> list[Detection]:
     """Clustered vehicles and pedestrians in the ego frame (see the module doc).
 
     ``seg``: (H, W) integer class ids; ``depth``: (H, W) metres along the camera z
     axis; ``K``: intrinsics of an H x W image; ``mount``: the camera pose in the ego
     frame; ``probs``: optional (C, H, W) class probabilities
-    (softmax of the network's logits). Sorted by distance."""
+    (softmax of the network's logits); ``vehicle_score``: optional, the vehicle
+    class's guided score at the pixels of the camera image the maps were made from
+    (``vehicle_score`` of :meth:`perception.inference.PredictorBase.finish`; any
+    size at least H x W, its intrinsics ``K`` scaled), where vehicles (when in
+    ``ObjectsConfig.fine_contact``) are placed by where they meet the road
+    (:func:`_fine_contact_depth`). Sorted by distance."""
     cfg = config or ObjectsConfig()
     seg = np.asarray(seg)
     depth = np.asarray(depth, dtype=np.float64)
@@ -644,8 +774,14 @@ def detect_objects(seg: np.ndarray, depth: np.ndarray, K: CameraIntrinsics,
         if int(region.sum()) < min_pixels[label]:
             continue
         mask = region & _consistent_depth(region, depth, cfg.blob_depth_factor)
+        raw = depth
         if cfg.column_median and label == "vehicle":
             depth = _column_median_depth(mask, depth)
+        if label in cfg.fine_contact and label == "vehicle" and vehicle_score is not None:
+            big_h, big_w = vehicle_score.image.shape[:2]
+            depth = _fine_contact_depth(seg, depth, raw, mask, region, vehicle_score,
+                                        _GroundRays(scale_intrinsics(K, big_w, big_h), mount),
+                                        cfg)
         if label in cfg.ground_contact:
             depth = _ground_contact_depth(seg, depth, mask, region, cls, rays, probs, cfg,
                                           max(2, min_pixels[label] // 2))

@@ -72,7 +72,8 @@ class PerceptionPipeline:
             h, w = out["seg"].shape
             K = scale_intrinsics(msg.intrinsics, w, h)
             dets += detect_objects(out["seg"], out["depth"], K, msg.mount, out["probs"],
-                                   self.objects_config)
+                                   self.objects_config,
+                                   vehicle_score=out["vehicle_score"])
         if len(images) > 1:
             dets = merge_detections(dets)
         objects = self.tracker.update(dets, images[0].header.stamp, ego_pose)

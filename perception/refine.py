@@ -62,6 +62,15 @@ class RefineConfig:
             raise ValueError(f"eps must be > 0, not {self.eps}")
 
 
+def _small_guide(image: np.ndarray, w: int, h: int) -> np.ndarray:
+    """The guide at the head's size: ``image`` (uint8) in [0, 1] float32,
+    area-averaged to w x h (as the CUDA path's ``F.interpolate(mode="area")``)."""
+    guide = image.astype(np.float32) * np.float32(1.0 / 255.0)
+    if image.shape[:2] == (h, w):
+        return guide
+    return cv2.resize(guide, (w, h), interpolation=cv2.INTER_AREA)
+
+
 def _box(x: np.ndarray, r: int) -> np.ndarray:
     """Mean over the (2r + 1)^2 window around each pixel (edges reflected), per channel."""
     return cv2.boxFilter(x, -1, (2 * r + 1, 2 * r + 1), normalize=True,
@@ -111,13 +120,12 @@ def _coefficients(guide: np.ndarray, p: np.ndarray, r: int, eps: float
     return _box(a, r), _box(b, r)
 
 
-def guided_upsample(probs: np.ndarray, image: np.ndarray,
-                    config: RefineConfig = RefineConfig()) -> np.ndarray:
-    """Filtered class scores (H, W, C) float32 at the size of ``image``.
-
-    ``probs``: (C, h, w) float32 class probabilities (the head's softmax);
-    ``image``: (H, W, 3) uint8, the camera image at the output size (the network's
-    input size), any channel order. H and W are at least h and w."""
+def guided_coefficients(probs: np.ndarray, image: np.ndarray,
+                        config: RefineConfig = RefineConfig()) -> tuple[np.ndarray, np.ndarray]:
+    """The filter's coefficients at the probabilities' resolution: A (h, w, 3 C),
+    the C coefficients of guide channel 0, then 1, 2, and B (h, w, C), for ``probs``
+    (C, h, w) float32 and the guide ``image`` (H, W, 3) uint8, any channel order,
+    H and W at least h and w (area-averaged to h x w)."""
     if probs.ndim != 3 or image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
         raise ValueError(f"expected (C, h, w) probabilities and an H x W x 3 uint8 image, "
                          f"got {probs.shape} and {image.dtype} {image.shape}")
@@ -128,18 +136,95 @@ def guided_upsample(probs: np.ndarray, image: np.ndarray,
     if big_h < h or big_w < w:
         raise ValueError(f"the image ({big_w} x {big_h}) is smaller than the "
                          f"probabilities ({w} x {h})")
-    guide = image.astype(np.float32) * np.float32(1.0 / 255.0)
-    small = cv2.resize(guide, (w, h), interpolation=cv2.INTER_AREA) if (h, w) != (big_h, big_w) \
-        else guide
     p = np.ascontiguousarray(probs.transpose(1, 2, 0), dtype=np.float32)
-    a, b = _coefficients(small, p, config.radius, config.eps)
-    if (h, w) != (big_h, big_w):
+    return _coefficients(_small_guide(image, w, h), p, config.radius, config.eps)
+
+
+def upsample_scores(a: np.ndarray, b: np.ndarray, image: np.ndarray) -> np.ndarray:
+    """Filtered class scores (H, W, C) float32 at the size of ``image`` from the
+    coefficients of :func:`guided_coefficients`, resized bilinearly to it."""
+    big_h, big_w = image.shape[:2]
+    n = b.shape[-1]
+    if a.shape[:2] != (big_h, big_w):
         a = cv2.resize(a, (big_w, big_h), interpolation=cv2.INTER_LINEAR)
         b = cv2.resize(b, (big_w, big_h), interpolation=cv2.INTER_LINEAR)
-    q = b
+    guide = image.astype(np.float32) * np.float32(1.0 / 255.0)
+    q = b.copy()
     for c in range(3):
         q += a[..., c * n:(c + 1) * n] * guide[..., c:c + 1]
     return q
+
+
+def guided_upsample(probs: np.ndarray, image: np.ndarray,
+                    config: RefineConfig = RefineConfig()) -> np.ndarray:
+    """Filtered class scores (H, W, C) float32 at the size of ``image``.
+
+    ``probs``: (C, h, w) float32 class probabilities (the head's softmax);
+    ``image``: (H, W, 3) uint8, the camera image at the output size (the network's
+    input size), any channel order. H and W are at least h and w."""
+    return upsample_scores(*guided_coefficients(probs, image, config), image)
+
+
+class GuidedScore:
+    """One class's guided score (:func:`guided_upsample`'s channel of that class)
+    at the pixels of an image of any size at least the head's, evaluated only in
+    the windows asked for: the object stage finds where a vehicle meets the road
+    at the camera's own resolution, 2-4 times finer than the head's map
+    (:func:`perception.objects.detect_objects`), from coefficients made once, at
+    the head's resolution (the guided class map's own, :meth:`of_class`).
+
+    ``ab``: (h, w, 4) the class's coefficients of the guide's three channels and
+    its offset; ``image``: (H, W, 3) uint8, any channel order (the guide)."""
+
+    def __init__(self, ab: np.ndarray, image: np.ndarray) -> None:
+        if ab.ndim != 3 or ab.shape[2] != 4 or image.ndim != 3 or image.shape[2] != 3 \
+                or image.dtype != np.uint8:
+            raise ValueError(f"expected (h, w, 4) coefficients and an H x W x 3 uint8 "
+                             f"image, got {ab.shape} and {image.dtype} {image.shape}")
+        h, w = ab.shape[:2]
+        big_h, big_w = image.shape[:2]
+        if big_h < h or big_w < w:
+            raise ValueError(f"the image ({big_w} x {big_h}) is smaller than the "
+                             f"coefficients ({w} x {h})")
+        self.image = image
+        self._ab = np.ascontiguousarray(ab, np.float32)
+        self._scale = (w / big_w, h / big_h)
+
+    @classmethod
+    def of_class(cls, a: np.ndarray, b: np.ndarray, k: int, image: np.ndarray
+                 ) -> GuidedScore:
+        """Class ``k``'s score from all classes' :func:`guided_coefficients`."""
+        n = b.shape[-1]
+        return cls(np.concatenate([a[..., k::n], b[..., k:k + 1]], -1), image)
+
+    @classmethod
+    def of_probability(cls, prob: np.ndarray, image: np.ndarray,
+                       config: RefineConfig = RefineConfig()) -> GuidedScore:
+        """The score of one class's (h, w) probability, filtered on its own."""
+        p = np.asarray(prob, np.float32)
+        if p.ndim != 2:
+            raise ValueError(f"expected an (h, w) probability, got {p.shape}")
+        # with its complement: OpenCV's filters drop a single channel's axis
+        a, b = guided_coefficients(np.stack([p, 1.0 - p]), image, config)
+        return cls.of_class(a, b, 0, image)
+
+    def window(self, rows: tuple[int, int], cols: tuple[int, int]) -> np.ndarray:
+        """The score at the image's pixels of rows [r0, r1) and columns [c0, c1)
+        (clipped to the image): the coefficients sampled bilinearly at those
+        pixels' centres, as :func:`guided_upsample` resizes them."""
+        big_h, big_w = self.image.shape[:2]
+        r0, r1 = max(rows[0], 0), min(rows[1], big_h)
+        c0, c1 = max(cols[0], 0), min(cols[1], big_w)
+        if r0 >= r1 or c0 >= c1:
+            return np.zeros((max(r1 - r0, 0), max(c1 - c0, 0)), np.float32)
+        sx, sy = self._scale
+        map_x = ((np.arange(c0, c1, dtype=np.float32) + 0.5) * sx - 0.5).clip(min=0)
+        map_y = ((np.arange(r0, r1, dtype=np.float32) + 0.5) * sy - 0.5).clip(min=0)
+        ab = cv2.remap(self._ab, np.broadcast_to(map_x, (r1 - r0, c1 - c0)).copy(),
+                       np.broadcast_to(map_y[:, None], (r1 - r0, c1 - c0)).copy(),
+                       cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        guide = self.image[r0:r1, c0:c1].astype(np.float32) * np.float32(1.0 / 255.0)
+        return (ab[..., :3] * guide).sum(-1) + ab[..., 3]
 
 
 def _box_torch(x: torch.Tensor, r: int) -> torch.Tensor:

@@ -82,8 +82,15 @@ def test_calibrate_fits_the_shipped_weights_and_writes_a_copy(data: Path, tmp_pa
     scale = result.range_scale["vehicle"]
     assert scale and all(0.8 < f < 1.25 for _, f in scale) and result.pairs["vehicle"] >= 1
     _, info = load_weights(out)  # checksummed, and carries it
-    assert range_scale_of(info["calibration"], out) == {"vehicle": scale}
-    assert info["calibration"]["pairs"] == result.pairs
+    before = load_weights(weights)[1]["calibration"]
+    # the label fitted is replaced, the others kept with where they were fitted
+    assert range_scale_of(info["calibration"], out) == {
+        **range_scale_of(before, weights), "vehicle": scale}
+    assert info["calibration"]["pairs"] == {**before["pairs"], **result.pairs}
+    fits = info["calibration"]["fits"]
+    assert fits["vehicle"] == {"data": [str(data)], "samples_per_set": 400,
+                               "pairs": result.pairs["vehicle"]}
+    assert fits["pedestrian"]["pairs"] == before["pairs"]["pedestrian"]
     verify_checksum(weights)  # the input is left as it was
     # four samples are too few for the command's 30 matches: one line, nothing written
     assert main(["calibrate", "--weights", str(weights), "--data", str(data),

@@ -8,8 +8,10 @@ import pytest
 import torch
 
 from perception.refine import (
+    GuidedScore,
     RefineConfig,
     confirm_blobs,
+    guided_coefficients,
     guided_upsample,
     guided_upsample_torch,
     refine_segmentation,
@@ -140,3 +142,22 @@ def test_the_device_filter_is_the_numpy_one():
         np.testing.assert_allclose(got, exact, atol=1e-3)
         np.testing.assert_allclose(want, exact, atol=1e-3)
         assert (got.argmax(-1) == want.argmax(-1)).mean() > 0.999
+
+
+def test_one_class_score_in_windows_is_the_full_filter_there():
+    """GuidedScore gives guided_upsample's score of one class at any window of a
+    larger image (here 4x the head's size), clipped to the image; from all classes'
+    coefficients or that class's probability alone (the filter is linear in it)."""
+    truth, image = scene()
+    probs = blurred_head(truth)
+    big = cv2.resize(image, (2 * W, 2 * H), interpolation=cv2.INTER_LINEAR)
+    full = guided_upsample(probs, big)[..., 2]
+    score = GuidedScore.of_class(*guided_coefficients(probs, big), 2, big)
+    alone = GuidedScore.of_probability(probs[2], big)
+    np.testing.assert_allclose(alone.window((0, 2 * H), (0, 2 * W)), full, atol=1e-4)
+    np.testing.assert_allclose(score.window((10, 50), (30, 100)), full[10:50, 30:100],
+                               atol=1e-5)
+    np.testing.assert_allclose(score.window((-5, 2 * H + 5), (0, 2 * W)), full, atol=1e-5)
+    assert score.window((2 * H, 2 * H + 3), (0, 5)).shape == (0, 5)
+    with pytest.raises(ValueError, match="smaller"):
+        GuidedScore.of_probability(probs[2], image[:10])
