@@ -504,24 +504,22 @@ def _fine_contact_depth(seg: np.ndarray, depth: np.ndarray, raw: np.ndarray,
             edge = r0 + i + (upper - 0.5) / (upper - lower)
         z = rays.depths(cols.astype(np.float64), edge + 0.5 - cfg.fine_edge_px)
         ok = found & np.isfinite(z)
-        ratios = np.full(w, np.nan)
+        if not ok.any():
+            continue
         near, far = np.full(w, np.inf), np.zeros(w)
         np.minimum.at(near, us, raw[vs, us])
         np.maximum.at(far, us, raw[vs, us])
-        for u in np.unique(col_u[ok]):
-            if far[u] > cfg.fine_max_spread * near[u]:
-                continue
-            zs = z[ok & (col_u == u)]
-            if len(zs) < 2:
-                continue
-            contact = float(np.median(zs))
-            measured = float(depth[lowest[u], u])  # one depth a column (column_median)
-            if not 1.0 / cfg.fine_max_ratio <= contact / measured <= cfg.fine_max_ratio:
-                continue
+        (contact,) = _group_percentiles(col_u[ok], z[ok], w, (50.0,))
+        measured = np.where(lowest >= 0, depth[np.maximum(lowest, 0), np.arange(w)], np.nan)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            taken = ((np.bincount(col_u[ok], minlength=w) >= 2)
+                     & (far <= cfg.fine_max_spread * near)
+                     & (contact >= measured / cfg.fine_max_ratio)
+                     & (contact <= measured * cfg.fine_max_ratio))
             var_c = (cfg.fine_px_sigma * contact / (rays.K.fy * rays.height)) ** 2
-            fused = math.exp((math.log(contact) * var_d + math.log(measured) * var_c)
-                             / (var_c + var_d))
-            ratios[u] = fused / measured
+            fused = np.exp((np.log(contact) * var_d + np.log(measured) * var_c)
+                           / (var_c + var_d))
+        ratios = np.where(taken, fused / measured, np.nan)
         known = np.isfinite(ratios)
         if not known.any():
             continue

@@ -148,8 +148,10 @@ def upsample_scores(a: np.ndarray, b: np.ndarray, image: np.ndarray) -> np.ndarr
     if a.shape[:2] != (big_h, big_w):
         a = cv2.resize(a, (big_w, big_h), interpolation=cv2.INTER_LINEAR)
         b = cv2.resize(b, (big_w, big_h), interpolation=cv2.INTER_LINEAR)
+    else:
+        b = b.copy()  # the caller's coefficients stay as they were
     guide = image.astype(np.float32) * np.float32(1.0 / 255.0)
-    q = b.copy()
+    q = b
     for c in range(3):
         q += a[..., c * n:(c + 1) * n] * guide[..., c:c + 1]
     return q
