@@ -112,6 +112,8 @@ class EvalConfig:
     phantom_range_m: float = 30.0
     phantom_half_width_m: float = 2.0
     phantom_m: float = 4.0
+    #: placement: each visible actor's nearest detection of its label within this (m)
+    placement_m: float = 4.0
 
 
 @dataclass
@@ -120,6 +122,10 @@ class _Counts:
     found: int = 0
     detections: int = 0
     correct: int = 0
+    #: (radial, across) offset (m) of each visible actor's nearest detection within
+    #: ``placement_m``: along the camera's line of sight to the actor (+ farther)
+    #: and across it
+    offsets: list[tuple[float, float]] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return {"truth": self.truth, "detections": self.detections,
@@ -255,7 +261,8 @@ def evaluate_perception(cfg: EvalConfig, progress: bool = True,
             dets = detect_objects(out["seg"], out["depth"], K_out, mount, out["probs"], objects,
                                   vehicle_score=out["vehicle_score"])
             scale = (K.width * K.height) / REFERENCE_AREA
-            _score_detections(cfg, dets, meta["actors"], scale, counts)
+            _score_detections(cfg, dets, meta["actors"], scale, counts,
+                              np.array([mount.location.x, mount.location.y]))
             true_depth = resize_nearest(depth_full, (ow, oh))
             _score_detections(cfg, detect_objects(out["seg"], true_depth, K_out, mount,
                                                   out["probs"], true_depth_objects),
@@ -295,6 +302,7 @@ def evaluate_perception(cfg: EvalConfig, progress: bool = True,
         "depth_absrel": round(absrel_sum / absrel_n, 4) if absrel_n else None,
         "detection": _detection_figures(cfg, counts),
         "detection_true_depth": _detection_figures(cfg, counts_true_depth),
+        "placement": _placement_figures(cfg, counts), "placement_m": cfg.placement_m,
         "match_m": cfg.match_m, "min_visible_px": cfg.min_visible_px,
         "velocity_error": _summary(vel_err),
         "phantoms_in_path": {
@@ -358,9 +366,38 @@ def _detection_figures(cfg: EvalConfig, counts: dict[tuple[str, tuple[float, flo
             for label in OBSTACLE_CLASSES.values()}
 
 
+def _placement_figures(cfg: EvalConfig,
+                       counts: dict[tuple[str, tuple[float, float]], _Counts]
+                       ) -> dict[str, dict[str, dict[str, Any]]]:
+    """Where the detections land, per label and band: of the visible actors, the
+    share with a detection of their label within ``placement_m``, and for those the
+    nearest one's offset along the camera's line of sight (signed median, + is
+    farther; |radial| p50, p80) and across it (|across| p50, p80), in metres: what a
+    miss of the 1.5 m match is made of."""
+    out: dict[str, dict[str, dict[str, Any]]] = {}
+    for label in OBSTACLE_CLASSES.values():
+        out[label] = {}
+        for b in cfg.bands:
+            c = counts[label, b]
+            off = np.array(c.offsets, float).reshape(-1, 2)
+            rad, acr = off[:, 0], np.abs(off[:, 1])
+
+            def q(x: np.ndarray, p: float) -> float | None:
+                return round(float(np.percentile(x, p)), 3) if len(x) else None
+
+            out[label][_band_key(*b)] = {
+                "truth": c.truth, "near_share": round(len(off) / c.truth, 4) if c.truth else None,
+                "radial_median": q(rad, 50), "radial_abs_p50": q(np.abs(rad), 50),
+                "radial_abs_p80": q(np.abs(rad), 80), "across_abs_p50": q(acr, 50),
+                "across_abs_p80": q(acr, 80)}
+    return out
+
+
 def _score_detections(cfg: EvalConfig, dets: Sequence[Any], actors: Sequence[dict[str, Any]],
-                      scale: float, counts: dict[tuple[str, tuple[float, float]], _Counts]
-                      ) -> None:
+                      scale: float, counts: dict[tuple[str, tuple[float, float]], _Counts],
+                      camera_xy: np.ndarray | None = None) -> None:
+    """Adds one sample's detections to ``counts``; with ``camera_xy`` (ego x-y of
+    the camera, m) also each visible actor's placement offset (``_Counts.offsets``)."""
     for label in OBSTACLE_CLASSES.values():
         d_xy = np.array([d.position[:2] for d in dets if d.label == label]).reshape(-1, 2)
         every = [a for a in actors if a["kind"] == label]
@@ -378,6 +415,15 @@ def _score_detections(cfg: EvalConfig, dets: Sequence[Any], actors: Sequence[dic
             for j in np.nonzero(visible & (a_r >= lo) & (a_r < hi))[0]:
                 c.truth += 1
                 c.found += int(j in found)
+                if camera_xy is None or not len(d_xy):
+                    continue
+                gap = d_xy - a_xy[j]
+                k = int(np.argmin(np.hypot(gap[:, 0], gap[:, 1])))
+                if float(np.hypot(*gap[k])) <= cfg.placement_m:
+                    ray = a_xy[j] - camera_xy
+                    ray = ray / max(float(np.hypot(*ray)), 1e-6)
+                    c.offsets.append((float(gap[k] @ ray),
+                                      float(gap[k] @ np.array([-ray[1], ray[0]]))))
             for i in np.nonzero((d_r >= lo) & (d_r < hi))[0]:
                 c.detections += 1
                 c.correct += int(i in det_ok)
@@ -432,6 +478,13 @@ def summary_lines(m: dict[str, Any]) -> list[str]:
             f"{label} {band} {f(c['recall'])}/{f(c['precision'])}"
             for label, bands in m["detection_true_depth"].items()
             for band, c in bands.items()) + " (recall/precision)")
+    for label, bands in m.get("placement", {}).items():
+        lines.append(f"{label} placement, nearest detection within {m['placement_m']:g} m: "
+                     + "; ".join(
+                         f"{band} {f(c['near_share'])} of {c['truth']}, radial median "
+                         f"{f(c['radial_median'])} |p50| {f(c['radial_abs_p50'])} |p80| "
+                         f"{f(c['radial_abs_p80'])}, across |p50| {f(c['across_abs_p50'])} "
+                         f"|p80| {f(c['across_abs_p80'])}" for band, c in bands.items()))
     v = m["velocity_error"]
     lines.append(f"tracked velocity error: mean {f(v['mean'])} m/s, median {f(v['median'])}, "
                  f"p90 {f(v['p90'])} ({v['count']} matches)")

@@ -13,6 +13,7 @@ from launch.cli import main
 from perception.evaluate import (
     EvalConfig,
     _Counts,
+    _placement_figures,
     _score_detections,
     match,
     phantoms_in_path,
@@ -57,6 +58,24 @@ def test_precision_and_recall_by_band() -> None:
     assert near.as_dict()["recall"] == 1.0 and far.as_dict()["precision"] == 0.0
 
 
+def test_placement_splits_each_actors_nearest_detection_along_and_across_its_ray() -> None:
+    """A car 20 m dead ahead with a detection 2 m farther and 0.5 m right: radial
+    +2, across 0.5 (within 4 m; a miss of the 1.5 m match); a car with no detection
+    within 4 m counts only in the share."""
+    cfg = EvalConfig(data=Path("."), weights=Path("."), out=Path("."), bands=((0.0, 40.0),))
+    camera = np.array([1.5, 0.0])
+    actors = [{"kind": "vehicle", "x": 21.5, "y": 0.0, "visible_pixels": 900},
+              {"kind": "vehicle", "x": 11.5, "y": 10.0, "visible_pixels": 900}]
+    counts = {(label, b): _Counts() for label in ("vehicle", "pedestrian") for b in cfg.bands}
+    _score_detections(cfg, [_det("vehicle", 23.5, 0.5)], actors, 1.0, counts, camera)
+    (radial, across), = counts["vehicle", (0.0, 40.0)].offsets
+    assert radial == pytest.approx(2.0) and abs(across) == pytest.approx(0.5)
+    got = _placement_figures(cfg, counts)["vehicle"]["0-40m"]
+    assert got["truth"] == 2 and got["near_share"] == 0.5
+    assert got["radial_median"] == pytest.approx(2.0) and got["across_abs_p80"] == 0.5
+    assert _placement_figures(cfg, counts)["pedestrian"]["0-40m"]["radial_median"] is None
+
+
 def test_phantoms_are_objects_in_the_path_with_no_actor_near() -> None:
     cfg = EvalConfig(data=Path("."), weights=Path("."), out=Path("."))
     actors = [{"kind": "vehicle", "x": 20.0, "y": 0.0},
@@ -98,6 +117,7 @@ def test_eval_perception_writes_metrics_and_examples(data: Path, tmp_path: Path,
     assert set(m["detection"]) == {"vehicle", "pedestrian"}
     assert set(m["detection"]["vehicle"]) == {"0-20m", "20-40m", "0-30m"}
     assert m["detection_true_depth"].keys() == m["detection"].keys()
+    assert m["placement"]["vehicle"].keys() == m["detection"]["vehicle"].keys()
     # the same truth in both; the detections differ (the untrained network's depth)
     for label, bands in m["detection"].items():
         for band, c in bands.items():
