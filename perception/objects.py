@@ -237,12 +237,12 @@ class ObjectsConfig:
     #: where the true segmentation's contact is 0.37 m near). A factor on the
     #: network's depth, before the contact fusion, moved them by a fraction of it
     range_scale: dict[str, RangeCurve] = field(default_factory=dict)
-    #: labels placed where they meet the road in the camera image itself
+    #: vehicles placed where they meet the road in the camera image itself
     #: (``vehicle_score`` of :func:`detect_objects`; :func:`_fine_contact_depth`,
     #: whose doc says what the ``fine_*`` settings below are). Vehicles within 30 m,
     #: recall / precision on the tuning set (built-in maps, seed 2000; vehicle
     #: calibration fitted anew on set1): 0.69 / 0.71 -> 0.79 / 0.75
-    fine_contact: tuple[str, ...] = ("vehicle",)
+    fine_contact: bool = True
     fine_px_sigma: float = 0.5
     fine_max_ratio: float = 1.5
     fine_max_spread: float = 2.0
@@ -424,6 +424,16 @@ def _column_median_depth(mask: np.ndarray, depth: np.ndarray) -> np.ndarray:
     return out
 
 
+def _fuse_contact(contact: float | np.ndarray, measured: float | np.ndarray, px_sigma: float,
+                  rays: _GroundRays, rel_sigma: float) -> np.ndarray:
+    """Inverse-variance fusion in log depth (m; floats or arrays) of a ground contact,
+    which errs by ``px_sigma`` rows of the image ``rays`` are for (a row spans d /
+    (fy h) of d), and a depth, which errs by the fraction ``rel_sigma``."""
+    var_c = (px_sigma * contact / (rays.K.fy * rays.height)) ** 2
+    var_d = rel_sigma ** 2
+    return np.exp((np.log(contact) * var_d + np.log(measured) * var_c) / (var_c + var_d))
+
+
 def _fine_contact_depth(seg: np.ndarray, depth: np.ndarray, raw: np.ndarray,
                         mask: np.ndarray, region: np.ndarray, score: GuidedScore,
                         rays: _GroundRays, cfg: ObjectsConfig) -> np.ndarray:
@@ -459,7 +469,6 @@ def _fine_contact_depth(seg: np.ndarray, depth: np.ndarray, raw: np.ndarray,
     sy, sx = big_h / h, big_w / w
     n, blobs = cv2.connectedComponents(mask.astype(np.uint8), connectivity=8)
     out = depth
-    var_d = cfg.depth_rel_sigma ** 2
     walkers = cv2.dilate((seg == int(TrainClass.PEDESTRIAN)).astype(np.uint8),
                          np.ones((2 * cfg.fine_walker_px + 1,) * 2, np.uint8)) > 0
     beside = np.unique(blobs[walkers & mask])
@@ -516,9 +525,8 @@ def _fine_contact_depth(seg: np.ndarray, depth: np.ndarray, raw: np.ndarray,
                      & (far <= cfg.fine_max_spread * near)
                      & (contact >= measured / cfg.fine_max_ratio)
                      & (contact <= measured * cfg.fine_max_ratio))
-            var_c = (cfg.fine_px_sigma * contact / (rays.K.fy * rays.height)) ** 2
-            fused = np.exp((np.log(contact) * var_d + np.log(measured) * var_c)
-                           / (var_c + var_d))
+            fused = _fuse_contact(contact, measured, cfg.fine_px_sigma, rays,
+                                  cfg.depth_rel_sigma)
         ratios = np.where(taken, fused / measured, np.nan)
         known = np.isfinite(ratios)
         if not known.any():
@@ -723,11 +731,8 @@ def _ground_contact_depth(seg: np.ndarray, depth: np.ndarray, mask: np.ndarray,
                 cfg.legs_max_m if under == "wide legs" else cfg.legs_narrow_max_m)):
             continue  # the legs may be something in front of it: only ever nearer
         if under == "foot":
-            # inverse-variance fusion in log depth: relative sigmas of both estimates
-            var_c = (cfg.contact_px_sigma * contact / (rays.K.fy * rays.height)) ** 2
-            var_d = cfg.depth_rel_sigma ** 2
-            fused = math.exp((math.log(contact) * var_d + math.log(measured) * var_c)
-                             / (var_c + var_d))
+            fused = float(_fuse_contact(contact, measured, cfg.contact_px_sigma, rays,
+                                        cfg.depth_rel_sigma))
         else:  # its depth is the background's, bled in (farther than its legs): not fused
             fused = contact
         if out is depth:
@@ -748,7 +753,7 @@ def detect_objects(seg: np.ndarray, depth: np.ndarray, K: CameraIntrinsics,
     (softmax of the network's logits); ``vehicle_score``: optional, the vehicle
     class's guided score at the pixels of the camera image the maps were made from
     (``vehicle_score`` of :meth:`perception.inference.PredictorBase.finish`; any
-    size at least H x W, its intrinsics ``K`` scaled), where vehicles (when in
+    size at least H x W, its intrinsics ``K`` scaled), where vehicles (with
     ``ObjectsConfig.fine_contact``) are placed by where they meet the road
     (:func:`_fine_contact_depth`). Sorted by distance."""
     cfg = config or ObjectsConfig()
@@ -775,7 +780,7 @@ def detect_objects(seg: np.ndarray, depth: np.ndarray, K: CameraIntrinsics,
         raw = depth
         if cfg.column_median and label == "vehicle":
             depth = _column_median_depth(mask, depth)
-        if label in cfg.fine_contact and label == "vehicle" and vehicle_score is not None:
+        if label == "vehicle" and cfg.fine_contact and vehicle_score is not None:
             big_h, big_w = vehicle_score.image.shape[:2]
             depth = _fine_contact_depth(seg, depth, raw, mask, region, vehicle_score,
                                         _GroundRays(scale_intrinsics(K, big_w, big_h), mount),

@@ -62,15 +62,6 @@ class RefineConfig:
             raise ValueError(f"eps must be > 0, not {self.eps}")
 
 
-def _small_guide(image: np.ndarray, w: int, h: int) -> np.ndarray:
-    """The guide at the head's size: ``image`` (uint8) in [0, 1] float32,
-    area-averaged to w x h (as the CUDA path's ``F.interpolate(mode="area")``)."""
-    guide = image.astype(np.float32) * np.float32(1.0 / 255.0)
-    if image.shape[:2] == (h, w):
-        return guide
-    return cv2.resize(guide, (w, h), interpolation=cv2.INTER_AREA)
-
-
 def _box(x: np.ndarray, r: int) -> np.ndarray:
     """Mean over the (2r + 1)^2 window around each pixel (edges reflected), per channel."""
     return cv2.boxFilter(x, -1, (2 * r + 1, 2 * r + 1), normalize=True,
@@ -136,8 +127,11 @@ def guided_coefficients(probs: np.ndarray, image: np.ndarray,
     if big_h < h or big_w < w:
         raise ValueError(f"the image ({big_w} x {big_h}) is smaller than the "
                          f"probabilities ({w} x {h})")
+    guide = image.astype(np.float32) * np.float32(1.0 / 255.0)
+    if (h, w) != (big_h, big_w):  # as the CUDA path's F.interpolate(mode="area")
+        guide = cv2.resize(guide, (w, h), interpolation=cv2.INTER_AREA)
     p = np.ascontiguousarray(probs.transpose(1, 2, 0), dtype=np.float32)
-    return _coefficients(_small_guide(image, w, h), p, config.radius, config.eps)
+    return _coefficients(guide, p, config.radius, config.eps)
 
 
 def upsample_scores(a: np.ndarray, b: np.ndarray, image: np.ndarray) -> np.ndarray:
