@@ -402,3 +402,38 @@ def test_vehicles_are_placed_where_they_meet_the_road_in_the_camera_image() -> N
 
     assert max(errors(None)) > 1.5
     assert max(errors(image)) < 0.6, errors(image)
+
+
+def test_a_line_painted_under_a_car_does_not_pull_its_road_contact_near() -> None:
+    """The guided score rises again on a bright line painted across the road just
+    in front of a car (a stop line; the filter's colour fit scores it as it scores
+    the car): the road contact is the score's first edge under the car, not the
+    line's, so the car stays where it is."""
+    from perception.numeric import resize_nearest
+    from perception.refine import GuidedScore
+
+    K = CameraIntrinsics.from_fov(640, 360, 90.0)
+    scene = [(int(TrainClass.VEHICLE), (22.0, 0.0, 0.75), (4.5, 1.9, 1.5), 0.0)]
+    seg, depth = render(scene, K)
+    colours = np.array([[200, 170, 120], [90, 90, 90], [0, 0, 0], [60, 60, 60],
+                        [40, 40, 160], [0, 80, 0], [0, 60, 60]], np.uint8)
+    image = colours[seg]
+    car = seg == int(TrainClass.VEHICLE)
+    cols = np.flatnonzero(car.any(0))
+    bottom = int(np.nonzero(car)[0].max())
+    image[bottom + 4:bottom + 7, cols[0] - 10:cols[-1] + 11] = 255  # the line, 3 rows
+    # the score keyed on the red channel: road 0, car 1, the white line 2.4
+    ab = np.zeros((80, 160, 4), np.float32)
+    ab[..., 2], ab[..., 3] = 255.0 / 70.0, -90.0 / 70.0
+    score = GuidedScore(ab, image)
+    assert score.window((bottom + 4, bottom + 5), (int(cols[5]), int(cols[5]) + 1))[0, 0] > 1
+    w, h = 160, 80
+    probs = np.stack([cv2.resize((seg == c).astype(np.float32), (w, h),
+                                 interpolation=cv2.INTER_AREA) for c in range(7)])
+    head_seg = probs.argmax(0).astype(np.uint8)
+    far = np.where(depth < 1000, depth * 1.12, depth)
+    head_depth = resize_nearest(far, (w, h))
+    found = [d for d in detect_objects(head_seg, head_depth, scale_intrinsics(K, w, h), MOUNT,
+                                       probs, vehicle_score=score) if d.label == "vehicle"]
+    assert len(found) == 1
+    assert float(np.hypot(*(found[0].position[:2] - np.array([22.0, 0.0])))) < 0.6, found
