@@ -97,11 +97,11 @@ class ObjectsConfig:
     cell_m: dict[str, float] = field(default_factory=lambda: {"vehicle": 0.6,
                                                               "pedestrian": 0.4})
     #: fewest pixels a cluster needs (at 320 x 160; scaled with the map's area). A
-    #: whole car 40 m away covers about 45 (its back, 1.9 x 1.5 m); of the network's
-    #: vehicle clusters within 30 m of fewer than 40, 3 in 22 (tuning set, built-in
-    #: maps), 3 in 17 and 1 in 36 (held out: built-in, Town01/02) were a car, the rest
-    #: scraps of poles, hedges and road. Vehicles within 30 m, precision 0.844 ->
-    #: 0.871, 0.880 -> 0.900 and 0.583 -> 0.605 (recall unchanged) with 40 than 20
+    #: whole car 40 m away covers about 45 (its back, 1.9 x 1.5 m). Of the network's
+    #: vehicle clusters within 30 m of 20-39 (5-9 in its 160 x 80 map), none of 26 was
+    #: a car (tuning set 9, held out built-in 6, Town01/02 11). Vehicles within 30 m,
+    #: precision 0.844 -> 0.871, 0.880 -> 0.900 and 0.583 -> 0.605 (recall unchanged)
+    #: with 40 than 20
     min_pixels: dict[str, int] = field(default_factory=lambda: {"vehicle": 40,
                                                                 "pedestrian": 10})
     pixel_scale: float = 40.0
