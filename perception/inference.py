@@ -55,10 +55,12 @@ from perception.objects import RangeCurve
 from perception.refine import (
     GuidedScore,
     RefineConfig,
+    class_coefficients_torch,
     confirm_blobs,
     guided_coefficients,
-    guided_upsample_torch,
+    guided_coefficients_torch,
     upsample_scores,
+    upsample_scores_torch,
 )
 
 #: the least fraction of a head pedestrian blob's pixels the guided segmentation
@@ -290,8 +292,8 @@ class PredictorBase:
             else guide
         if "segmentation" in out:  # made on the device by infer_batch
             segmentation = out["segmentation"][i].cpu().numpy()
-            vehicle_score = GuidedScore.of_probability(probs[int(TrainClass.VEHICLE)], fine,
-                                                       self.refine)
+            vehicle_score = GuidedScore(
+                out["vehicle_coefficients"][i].permute(1, 2, 0).float().cpu().numpy(), fine)
         else:
             a, b = guided_coefficients(probs, guide, self.refine)
             segmentation = upsample_scores(a, b, guide).argmax(-1).astype(np.uint8)
@@ -412,14 +414,22 @@ class Predictor(PredictorBase):
                     ) -> dict[str, torch.Tensor]:
         """The network's outputs; with ``segmentation_on_device`` (CUDA) also the
         guided class map (N, H, W) uint8, made where the probabilities and the
-        resized image already are (:func:`perception.refine.guided_upsample_torch`)."""
+        resized image already are (:mod:`perception.refine`'s torch filter), and
+        the vehicle class's coefficients of it (N, 4, h, w; in the images' channel
+        order), from which :meth:`finish` evaluates the vehicle score at the
+        camera's pixels without filtering again on the host."""
         x = self.preprocess(images, encoding)
         with torch.autocast("cuda", dtype=torch.float16, enabled=self.cuda):
             out = self._forward(x, full_size=False)
         if self.segmentation_on_device:
             guide = x.float() * self.std + self.mean  # RGB in [0, 1] at the input size
-            scores = guided_upsample_torch(out["seg"].float().softmax(1), guide, self.refine)
-            out = {**out, "segmentation": scores.argmax(1).to(torch.uint8)}
+            ab = guided_coefficients_torch(out["seg"].float().softmax(1), guide, self.refine)
+            scores = upsample_scores_torch(ab, guide)
+            # the vehicle class's, in the images' own channel order, for finish()
+            vehicle = class_coefficients_torch(ab, int(TrainClass.VEHICLE),
+                                               (2, 1, 0) if encoding == "bgr8" else (0, 1, 2))
+            out = {**out, "segmentation": scores.argmax(1).to(torch.uint8),
+                   "vehicle_coefficients": vehicle}
         return out
 
 

@@ -241,6 +241,14 @@ def guided_upsample_torch(probs: torch.Tensor, guide: torch.Tensor,
     and OpenCV take a tenth of the time). ``probs`` (N, C, h, w) float32;
     ``guide`` (N, 3, H, W) float32 in [0, 1], H and W multiples of h and w.
     Returns the scores (N, C, H, W)."""
+    return upsample_scores_torch(guided_coefficients_torch(probs, guide, config), guide)
+
+
+def guided_coefficients_torch(probs: torch.Tensor, guide: torch.Tensor,
+                              config: RefineConfig = RefineConfig()) -> torch.Tensor:
+    """:func:`guided_upsample_torch`'s coefficients at the probabilities' (h, w):
+    (N, 4 C, h, w), each guide channel's C classes in turn, then the C offsets
+    (:func:`class_coefficients_torch` picks one class's four)."""
     c, h, w = probs.shape[1:]
     r, eps = config.radius, config.eps
     small = guide if guide.shape[-2:] == (h, w) else F.interpolate(guide, size=(h, w),
@@ -255,10 +263,27 @@ def guided_upsample_torch(probs: torch.Tensor, guide: torch.Tensor,
     a = torch.stack([(row[0][:, None] * cov[:, 0] + row[1][:, None] * cov[:, 1]
                       + row[2][:, None] * cov[:, 2]) * inv_det[:, None] for row in inverse], 1)
     b = mean_p - (a * mean_i[:, :, None]).sum(1)
-    ab = _box_torch(torch.cat([a.flatten(1, 2), b], 1), r)
-    if guide.shape[-2:] != (h, w):
+    return _box_torch(torch.cat([a.flatten(1, 2), b], 1), r)
+
+
+def upsample_scores_torch(ab: torch.Tensor, guide: torch.Tensor) -> torch.Tensor:
+    """The scores (N, C, H, W) of :func:`guided_coefficients_torch`'s coefficients
+    at the pixels of ``guide`` (N, 3, H, W): resized bilinearly, applied to it."""
+    c = ab.shape[1] // 4
+    if guide.shape[-2:] != ab.shape[-2:]:
         ab = F.interpolate(ab, size=guide.shape[-2:], mode="bilinear", align_corners=False)
     return ab[:, 3 * c:] + (ab[:, :3 * c].unflatten(1, (3, c)) * guide[:, :, None]).sum(1)
+
+
+def class_coefficients_torch(ab: torch.Tensor, k: int, channels: tuple[int, int, int]
+                             = (0, 1, 2)) -> torch.Tensor:
+    """Class ``k``'s coefficients (N, 4, h, w) of :func:`guided_coefficients_torch`'s
+    ``ab``: of the guide's ``channels`` in that order (``(2, 1, 0)`` for an image
+    in the other channel order than the guide), then the offset: a
+    :class:`GuidedScore` of that image's pixels, once moved to the host (channels
+    last)."""
+    c = ab.shape[1] // 4
+    return ab[:, [i * c + k for i in channels] + [3 * c + k]]
 
 
 def confirm_blobs(seg: np.ndarray, guided: np.ndarray, class_id: int,

@@ -317,10 +317,10 @@ def test_the_device_segmentation_path_matches_the_host_one() -> None:
         assert a["segmentation"].shape == (160, 320) and a["segmentation"].dtype == np.uint8
         assert len(np.unique(b["segmentation"])) >= 3
         assert (a["segmentation"] == b["segmentation"]).mean() > 0.99
-        # the vehicle score at the camera's pixels: from the map's own coefficients
-        # on the host, filtered alone on the device's path (the filter is linear in
-        # the class; their guides, the camera image or the input-size one shrunk
-        # to the head's size, differ by rounding)
+        # the vehicle score at the camera's pixels, from the coefficients the
+        # guided map was made with: on the device its RGB guide's, handed back in
+        # the image's BGR order (their guides, the camera image or the input-size
+        # one shrunk to the head's size, differ by rounding)
         rows, cols = (150, 300), (0, 640)
         np.testing.assert_allclose(a["vehicle_score"].window(rows, cols),
                                    b["vehicle_score"].window(rows, cols), atol=5e-3)
