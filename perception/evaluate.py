@@ -36,6 +36,11 @@ Figures
     fraction of samples with at least one, and the count. Per-frame precision does
     not weigh a phantom car 8 m ahead at a junction above a real car placed 2 m off
     at 25 m; driving does;
+    ``placement``: per label and band, of the visible actors the share with a
+    detection within ``placement_m`` (4 m) and its offset along the camera's line
+    of sight and across it; what the misses are (placed off, merged with another
+    actor's, unseen) and what the false positives are (placed off, a second box of
+    a matched actor, phantom): :data:`MISS_KINDS`, :data:`FALSE_KINDS`;
     ``light_accuracy``: the state the node reads from the lamps
     (:func:`perception.lights.read_lamps`: red, yellow, green, none) against the
     state of the light governing the ego lane as the image shows it
@@ -52,6 +57,7 @@ from __future__ import annotations
 import json
 import math
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -116,6 +122,16 @@ class EvalConfig:
     placement_m: float = 4.0
 
 
+#: A visible actor not matched: its nearest detection within ``placement_m`` is
+#: placed off (matched to nothing), merged (matched to another actor: one box for
+#: two), or there is none within it (unseen).
+MISS_KINDS = ("off", "merged", "unseen")
+#: A detection not matched: the nearest actor of its label within ``placement_m``
+#: (seen or hidden) is matched to nothing (off: the same error as a miss "off"),
+#: or to another detection (split: two boxes for one), or there is none (phantom).
+FALSE_KINDS = ("off", "split", "phantom")
+
+
 @dataclass
 class _Counts:
     truth: int = 0
@@ -126,6 +142,10 @@ class _Counts:
     #: ``placement_m``: along the camera's line of sight to the actor (+ farther)
     #: and across it
     offsets: list[tuple[float, float]] = field(default_factory=list)
+    #: what the misses and the false positives are (:data:`MISS_KINDS`,
+    #: :data:`FALSE_KINDS`): counts by kind
+    misses: Counter[str] = field(default_factory=Counter)
+    false: Counter[str] = field(default_factory=Counter)
 
     def as_dict(self) -> dict[str, Any]:
         return {"truth": self.truth, "detections": self.detections,
@@ -372,8 +392,9 @@ def _placement_figures(cfg: EvalConfig,
     """Where the detections land, per label and band: of the visible actors, the
     share with a detection of their label within ``placement_m``, and for those the
     nearest one's offset along the camera's line of sight (signed median, + is
-    farther; |radial| p50, p80) and across it (|across| p50, p80), in metres: what a
-    miss of the 1.5 m match is made of."""
+    farther; |radial| p50, p80) and across it (|across| p50, p80), in metres, and
+    the misses and false positives by kind: what a miss of the 1.5 m match is made
+    of."""
     out: dict[str, dict[str, dict[str, Any]]] = {}
     for label in OBSTACLE_CLASSES.values():
         out[label] = {}
@@ -389,7 +410,9 @@ def _placement_figures(cfg: EvalConfig,
                 "truth": c.truth, "near_share": round(len(off) / c.truth, 4) if c.truth else None,
                 "radial_median": q(rad, 50), "radial_abs_p50": q(np.abs(rad), 50),
                 "radial_abs_p80": q(np.abs(rad), 80), "across_abs_p50": q(acr, 50),
-                "across_abs_p80": q(acr, 80)}
+                "across_abs_p80": q(acr, 80),
+                "misses": {k: c.misses[k] for k in MISS_KINDS},
+                "false_positives": {k: c.false[k] for k in FALSE_KINDS}}
     return out
 
 
@@ -415,18 +438,26 @@ def _score_detections(cfg: EvalConfig, dets: Sequence[Any], actors: Sequence[dic
             for j in np.nonzero(visible & (a_r >= lo) & (a_r < hi))[0]:
                 c.truth += 1
                 c.found += int(j in found)
-                if camera_xy is None or not len(d_xy):
-                    continue
                 gap = d_xy - a_xy[j]
-                k = int(np.argmin(np.hypot(gap[:, 0], gap[:, 1])))
-                if float(np.hypot(*gap[k])) <= cfg.placement_m:
-                    ray = a_xy[j] - camera_xy
-                    ray = ray / max(float(np.hypot(*ray)), 1e-6)
-                    c.offsets.append((float(gap[k] @ ray),
-                                      float(gap[k] @ np.array([-ray[1], ray[0]]))))
+                k = int(np.argmin(np.hypot(gap[:, 0], gap[:, 1]))) if len(gap) else -1
+                near = k >= 0 and float(np.hypot(*gap[k])) <= cfg.placement_m
+                if j not in found:
+                    c.misses["unseen" if not near else "merged" if k in det_ok else "off"] += 1
+                if camera_xy is None or not near:
+                    continue
+                ray = a_xy[j] - camera_xy
+                ray = ray / max(float(np.hypot(*ray)), 1e-6)
+                c.offsets.append((float(gap[k] @ ray),
+                                  float(gap[k] @ np.array([-ray[1], ray[0]]))))
             for i in np.nonzero((d_r >= lo) & (d_r < hi))[0]:
                 c.detections += 1
                 c.correct += int(i in det_ok)
+                if i in det_ok:
+                    continue
+                gap = np.hypot(*(a_xy - d_xy[i]).T) if len(a_xy) else np.zeros(0)
+                j = int(np.argmin(gap)) if len(gap) else -1
+                c.false["phantom" if j < 0 or gap[j] > cfg.placement_m
+                        else "split" if j in found else "off"] += 1
 
 
 def _velocity_errors(cfg: EvalConfig, tracks: Sequence[Any],
@@ -485,6 +516,11 @@ def summary_lines(m: dict[str, Any]) -> list[str]:
                          f"{f(c['radial_median'])} |p50| {f(c['radial_abs_p50'])} |p80| "
                          f"{f(c['radial_abs_p80'])}, across |p50| {f(c['across_abs_p50'])} "
                          f"|p80| {f(c['across_abs_p80'])}" for band, c in bands.items()))
+        lines.append(f"{label} errors: " + "; ".join(
+            f"{band} misses " + ", ".join(f"{k} {n}" for k, n in c["misses"].items())
+            + ", false positives " + ", ".join(f"{k} {n}"
+                                               for k, n in c["false_positives"].items())
+            for band, c in bands.items() if "misses" in c))
     v = m["velocity_error"]
     lines.append(f"tracked velocity error: mean {f(v['mean'])} m/s, median {f(v['median'])}, "
                  f"p90 {f(v['p90'])} ({v['count']} matches)")

@@ -74,6 +74,26 @@ def test_placement_splits_each_actors_nearest_detection_along_and_across_its_ray
     assert got["truth"] == 2 and got["near_share"] == 0.5
     assert got["radial_median"] == pytest.approx(2.0) and got["across_abs_p80"] == 0.5
     assert _placement_figures(cfg, counts)["pedestrian"]["0-40m"]["radial_median"] is None
+    assert got["misses"] == {"off": 1, "merged": 0, "unseen": 1}
+    assert got["false_positives"] == {"off": 1, "split": 0, "phantom": 0}
+
+
+def test_misses_and_false_positives_are_told_apart_by_kind() -> None:
+    """Two cars side by side seen as one box between them (merged: one matched, the
+    other's nearest box taken), a car seen as two boxes (split), a box with no car
+    within 4 m (phantom)."""
+    cfg = EvalConfig(data=Path("."), weights=Path("."), out=Path("."), bands=((0.0, 40.0),))
+    actors = [{"kind": "vehicle", "x": 20.0, "y": -1.0, "visible_pixels": 900},
+              {"kind": "vehicle", "x": 20.0, "y": 1.6, "visible_pixels": 900},
+              {"kind": "vehicle", "x": 10.0, "y": 8.0, "visible_pixels": 900}]
+    dets = [_det("vehicle", 20.0, 0.0),                                 # merged pair
+            _det("vehicle", 10.0, 8.2), _det("vehicle", 12.5, 8.0),    # split
+            _det("vehicle", 30.0, -6.0)]                                # phantom
+    counts = {(label, b): _Counts() for label in ("vehicle", "pedestrian") for b in cfg.bands}
+    _score_detections(cfg, dets, actors, 1.0, counts, np.array([1.5, 0.0]))
+    got = _placement_figures(cfg, counts)["vehicle"]["0-40m"]
+    assert got["misses"] == {"off": 0, "merged": 1, "unseen": 0}
+    assert got["false_positives"] == {"off": 0, "split": 1, "phantom": 1}
 
 
 def test_phantoms_are_objects_in_the_path_with_no_actor_near() -> None:
