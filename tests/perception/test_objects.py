@@ -437,3 +437,20 @@ def test_a_line_painted_under_a_car_does_not_pull_its_road_contact_near() -> Non
                                        probs, vehicle_score=score) if d.label == "vehicle"]
     assert len(found) == 1
     assert float(np.hypot(*(found[0].position[:2] - np.array([22.0, 0.0])))) < 0.6, found
+
+
+def test_the_foot_of_a_pole_labelled_pedestrian_is_no_pedestrian() -> None:
+    """A pedestrian's top is its head, seen whatever hides the rest: pedestrian
+    pixels only 0.85 m high, with the pole class above them (the network's
+    reading of a light's pole on a corner), are not reported; a walker beside it
+    is."""
+    K = scale_intrinsics(CameraIntrinsics.from_fov(640, 360, 90.0), 320, 160)
+    pole = int(TrainClass.TRAFFIC_LIGHT)
+    seg, depth = render([(pole, (7.0, 3.5, 2.5), (0.2, 0.2, 5.0), 0.0),
+                         (int(TrainClass.PEDESTRIAN), (7.0, 3.5, 0.425), (0.25, 0.25, 0.85),
+                          0.0),
+                         (int(TrainClass.PEDESTRIAN), (9.0, -2.5, 0.9), (0.5, 0.5, 1.8), 0.0)],
+                        K)
+    found = [d for d in detect_objects(seg, depth, K, MOUNT) if d.label == "pedestrian"]
+    assert len(found) == 1
+    np.testing.assert_allclose(found[0].position[:2], [9.0, -2.5], atol=0.6)
