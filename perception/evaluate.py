@@ -145,7 +145,7 @@ class _Counts:
     #: what the misses and the false positives are (:data:`MISS_KINDS`,
     #: :data:`FALSE_KINDS`): counts by kind
     misses: Counter[str] = field(default_factory=Counter)
-    false: Counter[str] = field(default_factory=Counter)
+    false_positives: Counter[str] = field(default_factory=Counter)
 
     def as_dict(self) -> dict[str, Any]:
         return {"truth": self.truth, "detections": self.detections,
@@ -412,7 +412,7 @@ def _placement_figures(cfg: EvalConfig,
                 "radial_abs_p80": q(np.abs(rad), 80), "across_abs_p50": q(acr, 50),
                 "across_abs_p80": q(acr, 80),
                 "misses": {k: c.misses[k] for k in MISS_KINDS},
-                "false_positives": {k: c.false[k] for k in FALSE_KINDS}}
+                "false_positives": {k: c.false_positives[k] for k in FALSE_KINDS}}
     return out
 
 
@@ -456,8 +456,8 @@ def _score_detections(cfg: EvalConfig, dets: Sequence[Any], actors: Sequence[dic
                     continue
                 gap = np.hypot(*(a_xy - d_xy[i]).T) if len(a_xy) else np.zeros(0)
                 j = int(np.argmin(gap)) if len(gap) else -1
-                c.false["phantom" if j < 0 or gap[j] > cfg.placement_m
-                        else "split" if j in found else "off"] += 1
+                c.false_positives["phantom" if j < 0 or gap[j] > cfg.placement_m
+                                  else "split" if j in found else "off"] += 1
 
 
 def _velocity_errors(cfg: EvalConfig, tracks: Sequence[Any],

@@ -368,6 +368,14 @@ def test_a_range_curve_is_interpolated_between_its_knots_and_flat_beyond() -> No
     assert range_factor(((10.0, 1.03),), 50.0) == pytest.approx(1.03)
 
 
+def _head_maps(seg: np.ndarray, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """A network head's view of a rendered class map: (C, h, w) class probabilities
+    (each class's share of the pixels a head pixel covers) and their argmax."""
+    probs = np.stack([cv2.resize((seg == c).astype(np.float32), size,
+                                 interpolation=cv2.INTER_AREA) for c in range(7)])
+    return probs, probs.argmax(0).astype(np.uint8)
+
+
 def test_vehicles_are_placed_where_they_meet_the_road_in_the_camera_image() -> None:
     """The head's 1/4-size map with a depth 12 % far puts cars more than 1.5 m off;
     where their outline meets the road in the camera image (its guided score of the
@@ -383,9 +391,7 @@ def test_vehicles_are_placed_where_they_meet_the_road_in_the_camera_image() -> N
                         [40, 40, 160], [0, 200, 0], [0, 200, 200]], np.uint8)
     image = colours[seg]
     w, h = 160, 80
-    probs = np.stack([cv2.resize((seg == c).astype(np.float32), (w, h),
-                                 interpolation=cv2.INTER_AREA) for c in range(7)])
-    head_seg = probs.argmax(0).astype(np.uint8)
+    probs, head_seg = _head_maps(seg, (w, h))
     far = np.where(depth < 1000, depth * 1.12, depth)
     head_depth = np.exp(cv2.resize(np.log(far), (w, h), interpolation=cv2.INTER_AREA))
     head_depth[head_seg == int(TrainClass.VEHICLE)] = resize_nearest(far, (w, h))[
@@ -428,9 +434,7 @@ def test_a_line_painted_under_a_car_does_not_pull_its_road_contact_near() -> Non
     score = GuidedScore(ab, image)
     assert score.window((bottom + 4, bottom + 5), (int(cols[5]), int(cols[5]) + 1))[0, 0] > 1
     w, h = 160, 80
-    probs = np.stack([cv2.resize((seg == c).astype(np.float32), (w, h),
-                                 interpolation=cv2.INTER_AREA) for c in range(7)])
-    head_seg = probs.argmax(0).astype(np.uint8)
+    probs, head_seg = _head_maps(seg, (w, h))
     far = np.where(depth < 1000, depth * 1.12, depth)
     head_depth = resize_nearest(far, (w, h))
     found = [d for d in detect_objects(head_seg, head_depth, scale_intrinsics(K, w, h), MOUNT,
