@@ -12,7 +12,7 @@ import pytest
 from bus.frames import CAMERA_FROM_SENSOR, rotation_matrix
 from bus.messages import CameraIntrinsics, Rotation, Transform, Vector3
 from perception.classes import TrainClass
-from perception.objects import detect_objects, scale_intrinsics
+from perception.objects import ObjectsConfig, detect_objects, scale_intrinsics
 
 MOUNT = Transform(Vector3(1.5, 0.0, 1.6), Rotation(pitch=-3.0))
 
@@ -458,3 +458,33 @@ def test_the_foot_of_a_pole_labelled_pedestrian_is_no_pedestrian() -> None:
     found = [d for d in detect_objects(seg, depth, K, MOUNT) if d.label == "pedestrian"]
     assert len(found) == 1
     np.testing.assert_allclose(found[0].position[:2], [9.0, -2.5], atol=0.6)
+
+
+def test_walkers_side_by_side_apart_in_the_image_are_two_objects() -> None:
+    """Two walkers 1.6 m apart across, at 12 m: the x-y grid's lateral link joins
+    them (one box between them, 0.8 m from each); in the image they are two
+    blobs, whose centres lie farther apart than ObjectsConfig.split_blobs_m."""
+    K = scale_intrinsics(CameraIntrinsics.from_fov(640, 360, 90.0), 320, 160)
+    walkers = [(12.0, 3.0), (12.0, 4.6)]
+    seg, depth = render([(int(TrainClass.PEDESTRIAN), (x, y, 0.9), (0.5, 0.5, 1.8), 0.0)
+                         for x, y in walkers], K)
+    found = detect_objects(seg, depth, K, MOUNT)
+    assert len(found) == 2
+    for xy in walkers:
+        assert min(float(np.hypot(*(d.position[:2] - xy))) for d in found) < 0.5
+    merged = detect_objects(seg, depth, K, MOUNT, config=ObjectsConfig(split_blobs_m={}))
+    assert len(merged) == 1  # what the grid alone makes of them
+
+
+def test_a_walker_cut_in_two_by_a_pole_in_front_stays_one() -> None:
+    """A pole in front of a walker cuts its blob in two; the halves' centres are
+    closer than ObjectsConfig.split_blobs_m, so they stay one walker."""
+    K = scale_intrinsics(CameraIntrinsics.from_fov(640, 360, 90.0), 320, 160)
+    seg, depth = render([(int(TrainClass.PEDESTRIAN), (9.0, 3.0, 0.9), (0.5, 0.7, 1.8), 0.0),
+                         (int(TrainClass.TRAFFIC_LIGHT), (6.0, 1.8, 2.5), (0.15, 0.15, 5.0),
+                          0.0)], K)
+    walker = seg == int(TrainClass.PEDESTRIAN)
+    assert cv2.connectedComponents(walker.astype(np.uint8), connectivity=8)[0] == 3
+    found = detect_objects(seg, depth, K, MOUNT)
+    assert len(found) == 1
+    np.testing.assert_allclose(found[0].position[:2], [9.0, 3.0], atol=0.6)
