@@ -216,6 +216,14 @@ def unproject(pixels: ArrayLike, depth: ArrayLike, K: CameraIntrinsics) -> np.nd
 
 
 # ------------------------------------------------------------------------- angles
+def pixel_bearing(u: float, v: float, K: CameraIntrinsics, mount: Transform) -> float:
+    """Direction (deg from ego x, positive to the right as CARLA's yaw) of the ray
+    through pixel (``u``, ``v``) of a camera with intrinsics ``K`` mounted at
+    ``mount`` (ego frame), seen from the camera."""
+    ray = camera_to_ego(unproject(np.array([[u, v]]), np.array([1.0]), K), mount)[0]
+    return math.degrees(math.atan2(ray[1] - mount.location.y, ray[0] - mount.location.x))
+
+
 @overload
 def normalize_angle_deg(angle_deg: float) -> float: ...
 @overload

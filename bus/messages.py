@@ -277,19 +277,28 @@ class ObjectList:
 
 
 
-@message("TrafficLightState", 1)
+@message("TrafficLightState", 2)
 class TrafficLightState:
     """State of the light governing the ego lane. ``distance`` to its stop line
-    along the lane (m; -1 when no light is ahead), ``confidence`` 0..1."""
+    along the lane (m; -1 when no light is ahead), ``confidence`` 0..1.
+    Perception's, when ``lamp_seen`` (the state was read from a lamp in a camera
+    image): ``bearing``, the direction (deg from ego x, positive to the right as
+    CARLA's yaw) in which that lamp was seen from ``origin`` (the camera's position
+    in the ego frame, m), so that the planner can tell which head of its map was
+    read."""
 
     header: Header = field(default_factory=Header)
     state: str = choice(LIGHT_STATES, default="unknown")
     distance: float = -1.0
     confidence: float = 0.0
     source: str = choice(("perception", "oracle"), default="perception")
+    lamp_seen: bool = False
+    bearing: float = 0.0
+    origin: Vector3 = field(default_factory=Vector3)
 
     def __post_init__(self) -> None:
         check_range("TrafficLightState.confidence", self.confidence, 0.0, 1.0)
+        check_range("TrafficLightState.bearing", self.bearing, -180.0, 180.0)
 
 
 @message("Trajectory", 1)

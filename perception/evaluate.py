@@ -299,8 +299,8 @@ def evaluate_perception(cfg: EvalConfig, progress: bool = True,
                 cfg, np.array([[t.position.x, t.position.y] for t in tracks]), meta["actors"]))
             truth = light_state_index(light_label(meta["traffic_light"],
                                                   rgb.shape[0] * rgb.shape[1]))
-            state, _ = read_lamps(bgr, out["probs"][int(TrainClass.TRAFFIC_LIGHT)],
-                                  horizon=horizon_row(K, mount))
+            state = read_lamps(bgr, out["probs"][int(TrainClass.TRAFFIC_LIGHT)],
+                               horizon=horizon_row(K, mount)).state
             light_ok += int(light_state_index(state) == truth)
             light_n += 1
             if light_trained and "light" in out:

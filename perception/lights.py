@@ -33,7 +33,9 @@ image whose lamps are emissive colours (the embedded renderer's, CARLA's).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import cv2
 import numpy as np
@@ -68,6 +70,20 @@ class LampReaderConfig:
 _STATES = tuple(HUE_BANDS)
 
 
+class LampRead(NamedTuple):
+    """What :func:`read_lamps` read: ``state`` ("red", "yellow", "green" or "none"),
+    ``confidence`` 0..1 and the deciding lamp's centre in the image (``u``, ``v``,
+    px; NaN for "none")."""
+
+    state: str
+    confidence: float
+    u: float = math.nan
+    v: float = math.nan
+
+
+_NONE = LampRead("none", 0.0)
+
+
 def _hue_lookup() -> np.ndarray:
     """OpenCV hue (0-255 index) -> 0 (no lamp colour) or 1 + index in _STATES."""
     lut = np.zeros(256, np.uint8)
@@ -93,8 +109,9 @@ def horizon_row(K: CameraIntrinsics, mount: Transform) -> float:
 
 def read_lamps(bgr: np.ndarray, light_probability: np.ndarray,
                config: LampReaderConfig | None = None,
-               horizon: float | None = None) -> tuple[str, float]:
-    """(state, confidence): "red", "yellow", "green" or "none" (no readable lamp).
+               horizon: float | None = None) -> LampRead:
+    """The state ("red", "yellow", "green" or "none": no readable lamp), its
+    confidence and where the lamp that decided it is in the image.
 
     ``bgr``: (H, W, 3) uint8 camera image; ``light_probability``: (h, w) the
     network's traffic-light class probability, at any resolution (resized to the
@@ -104,7 +121,7 @@ def read_lamps(bgr: np.ndarray, light_probability: np.ndarray,
     h, w = bgr.shape[:2]
     region = (np.asarray(light_probability, np.float32) >= cfg.min_probability)
     if not region.any():
-        return "none", 0.0
+        return _NONE
     region = cv2.resize(region.astype(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST)
     if cfg.dilate_px:
         k = 2 * cfg.dilate_px + 1
@@ -112,7 +129,7 @@ def read_lamps(bgr: np.ndarray, light_probability: np.ndarray,
     if horizon is not None:  # lamps hang above it; a lamp's lower half may reach it
         region[max(int(horizon - cfg.horizon_margin * h) + cfg.dilate_px + 4, 0):] = 0
         if not region.any():
-            return "none", 0.0
+            return _NONE
     # only the rows and columns the region spans are converted, with a margin for
     # the housing around a lamp at the region's edge
     ys, xs = np.nonzero(region.any(1))[0], np.nonzero(region.any(0))[0]
@@ -124,13 +141,13 @@ def read_lamps(bgr: np.ndarray, light_probability: np.ndarray,
     bright = cv2.inRange(hsv, (0, cfg.min_saturation, cfg.min_value), (255, 255, 255))
     lit = cv2.bitwise_and(bright, bright, mask=region[box])  # 255 where lit, else 0
     if not cv2.countNonZero(lit):
-        return "none", 0.0
+        return _NONE
     min_px = max(1, round(cfg.min_lamp_px * h * w / REFERENCE_AREA))
     # 0: not a lamp colour, else 1 + state index
     colour = cv2.bitwise_and(cv2.LUT(hue, _HUE_STATE), 255, mask=lit)
     n, blobs, stats, centres = cv2.connectedComponentsWithStats((colour > 0).astype(np.uint8),
                                                                 connectivity=8)
-    best, best_px, total = "none", 0, 0
+    best, best_px, total, at = "none", 0, 0, (math.nan, math.nan)
     for j in range(1, n):
         bx, by, bw, bh, size = (int(v) for v in stats[j])
         if size < min_px:
@@ -150,6 +167,7 @@ def read_lamps(bgr: np.ndarray, light_probability: np.ndarray,
         if size > best_px:  # its colour: the most common of its pixels
             votes = np.bincount(colour[win][inside], minlength=len(HUE_BANDS) + 1)[1:]
             best, best_px = _STATES[int(votes.argmax())], size
+            at = (float(centres[j, 0]) + x0, float(centres[j, 1]) + y0)
     if best_px == 0:
-        return "none", 0.0
-    return best, best_px / total
+        return _NONE
+    return LampRead(best, best_px / total, *at)

@@ -163,7 +163,10 @@ class PerceptionNode(Node):
                                             objects=out.objects))
         self.light_pub.publish(TrafficLightState(header=header, state=out.light_state,
                                                  confidence=out.light_confidence,
-                                                 source="perception"))
+                                                 source="perception",
+                                                 lamp_seen=out.light_bearing is not None,
+                                                 bearing=out.light_bearing or 0.0,
+                                                 origin=images[0].mount.location))
         if not self.params.segmentation:
             return
         for camera, image, labels in zip(self.params.cameras, images, out.segmentation,

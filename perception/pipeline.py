@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from bus.frames import pixel_bearing
 from bus.messages import DetectedObject, Image, Transform
 from perception.classes import LIGHT_STATES, TrainClass
 from perception.inference import PredictorBase
@@ -45,6 +46,9 @@ class PerceptionOutput:
     detections: list[Detection]  # this tick's, before tracking
     #: per camera, class ids (H, W) at the network's input size
     segmentation: list[np.ndarray] = field(default_factory=list)
+    #: deg from ego x, positive right: where the lamp read was seen from the first
+    #: camera (``TrafficLightState.bearing``); None when none was
+    light_bearing: float | None = None
 
 
 class PerceptionPipeline:
@@ -77,22 +81,29 @@ class PerceptionPipeline:
         if len(images) > 1:
             dets = merge_detections(dets)
         objects = self.tracker.update(dets, images[0].header.stamp, ego_pose)
-        state, conf = self.read_light(images[0], outs[0])
+        state, conf, bearing = self.read_light(images[0], outs[0])
         return PerceptionOutput(objects, state, conf, dets,
-                                [out["segmentation"] for out in outs])
+                                [out["segmentation"] for out in outs], bearing)
 
-    def read_light(self, image: Image, out: dict[str, np.ndarray]) -> tuple[str, float]:
-        """(state, confidence) of the governing light in one camera's image and its
-        network outputs: red, yellow, green or unknown."""
-        state, conf = "none", 0.0
+    def read_light(self, image: Image, out: dict[str, np.ndarray]
+                   ) -> tuple[str, float, float | None]:
+        """(state, confidence, bearing) of the governing light in one camera's image
+        and its network outputs: red, yellow, green or unknown; the bearing (deg from
+        ego x, positive right) of the lamp read, seen from the camera, None when
+        unknown or read by the light head (which sees the whole image)."""
+        state, conf, bearing = "none", 0.0, None
         if self.light_reader == "lamps":
             bgr = image.data if image.encoding == "bgr8" else image.data[..., ::-1]
-            state, conf = read_lamps(bgr, out["probs"][int(TrainClass.TRAFFIC_LIGHT)],
-                                     horizon=horizon_row(image.intrinsics, image.mount))
+            read = read_lamps(bgr, out["probs"][int(TrainClass.TRAFFIC_LIGHT)],
+                              horizon=horizon_row(image.intrinsics, image.mount))
+            state, conf = read.state, read.confidence
+            if state != "none":
+                bearing = pixel_bearing(read.u, read.v, image.intrinsics, image.mount)
         elif self.light_trained and "light" in out:
             probs: np.ndarray = out["light"]
             i = int(probs.argmax())
             state, conf = LIGHT_STATES[i], float(probs[i])
         if state == "none":
-            return "unknown", 0.0
-        return state, min(max(conf, 0.0), 1.0)
+            return "unknown", 0.0, None
+        return state, min(max(conf, 0.0), 1.0), bearing
+

@@ -164,7 +164,8 @@ class PlanningNode(Node):
             loc = ego.transform.location
             self.local.locate(loc.x, loc.y)
             light = self.lights.place(light, self.local.route_position(loc.x, loc.y),
-                                      light.header.stamp, speed=ego.speed)
+                                      light.header.stamp, speed=ego.speed,
+                                      pose=ego.transform)
         trajectory = self.local.plan(ego, objects, light,  # type: ignore[arg-type]
                                      self._adjacent_lanes(ego))
         self.pub.publish(trajectory)

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import cv2
 import numpy as np
 import pytest
 
+from bus.frames import pixel_bearing
 from bus.messages import CameraIntrinsics, Rotation, Transform, Vector3
 from perception.classes import TrainClass, carla_to_class
 from perception.lights import LampReaderConfig, horizon_row, read_lamps
@@ -32,19 +34,22 @@ def head_image(lamps: list[tuple[str, int, int, int]], size: tuple[int, int] = (
 @pytest.mark.parametrize("state", ["red", "yellow", "green"])
 def test_the_lit_lamp_gives_the_state(state: str) -> None:
     img, prob = head_image([(state, 500, 80, 6)])
-    got, conf = read_lamps(img, prob)
+    got, conf, u, v = read_lamps(img, prob)
     assert got == state and conf == pytest.approx(1.0)
+    assert (u, v) == (pytest.approx(500, abs=1.0), pytest.approx(80, abs=1.0))
 
 
 def test_the_largest_lamp_decides_and_sets_the_confidence() -> None:
     img, prob = head_image([("green", 500, 80, 8), ("red", 200, 150, 3)])
-    got, conf = read_lamps(img, prob)
+    got, conf, u, v = read_lamps(img, prob)
     assert got == "green" and 0.5 < conf < 1.0
+    assert (u, v) == (pytest.approx(500, abs=1.0), pytest.approx(80, abs=1.0))
 
 
 def test_no_light_pixels_or_no_lit_lamp_is_none() -> None:
     img, prob = head_image([("red", 500, 80, 6)])
-    assert read_lamps(img, np.zeros_like(prob)) == ("none", 0.0)
+    none = read_lamps(img, np.zeros_like(prob))
+    assert none[:2] == ("none", 0.0) and math.isnan(none.u) and math.isnan(none.v)
     dark = img.copy()
     dark[img[..., 2] == 255] = 40  # the lamp off
     assert read_lamps(dark, prob)[0] == "none"
@@ -103,4 +108,9 @@ def test_the_rendered_light_ahead_is_read_from_true_light_pixels(state: str) -> 
     prob = cv2.resize(prob, (160, 80), interpolation=cv2.INTER_AREA)
     K = CameraIntrinsics.from_fov(640, 360, 90.0)
     mount = Transform(Vector3(1.5, 0.0, 1.6), Rotation())
-    assert read_lamps(frame.rgb, prob, horizon=horizon_row(K, mount))[0] == state
+    read = read_lamps(frame.rgb, prob, horizon=horizon_row(K, mount))
+    assert read.state == state
+    # seen where the map puts the light's head (its landmark), from the camera
+    head = light.transform.location
+    expected = math.degrees(math.atan2(head.y - (-98.25), head.x - (81.5 + 1.5)))
+    assert pixel_bearing(read.u, read.v, K, mount) == pytest.approx(expected, abs=3.0)

@@ -331,3 +331,47 @@ def test_a_yellow_whose_stop_would_leave_the_head_out_of_view_is_cleared_in_time
     far = light().place(yellow, entry - 30.0, 0.05, speed=7.4)
     assert far.state == "red"
     assert far.distance == pytest.approx(30.0 - 6.5 - 8.0 + 3.4, abs=0.05)
+
+
+def test_a_read_in_the_blind_zone_counts_when_its_lamp_is_where_the_map_puts_the_head(
+        route_and_entries):
+    """Town01, leaderboard route 4: the head stands 1.9 m before the entry, 3.0 m to
+    the right; the route starts 10.4 m before the entry and the light turns yellow
+    1.4 s in. Stopped 7.7 m before the entry, inside the blind zone, the car read
+    the head's green right, ignored it, and set off through the red when the held
+    yellow ran out. A lamp seen where the map puts the head (35 degrees right from
+    the camera 1.5 m ahead of the centre) is that head's; one seen elsewhere, or
+    without a bearing, is not."""
+    from math import atan2, degrees
+
+    from bus.messages import Rotation, Transform, Vector3
+
+    route, entries, carla_map = route_and_entries
+    entry = entries.entries_m[0]
+    head = SignalHead(_along(route, entry - 1.9, right_m=3.0), (_along(route, entry),))
+    placed = JunctionEntries(carla_map, route, [head])
+    camera = Vector3(1.5, 0.0, 1.6)
+    x, y = _along(route, entry - 7.7)
+    pose = Transform(Vector3(x, y, 0.0), Rotation(yaw=0.0))  # town_grid's road runs east
+    bearing = degrees(atan2(head.head_xy[1] - y, head.head_xy[0] - (x + 1.5)))
+    assert bearing == pytest.approx(34.9, abs=0.2)
+    yellow = TrafficLightState(state="yellow", distance=-1.0, source="perception",
+                               lamp_seen=True, bearing=bearing + 1.0, origin=camera)
+
+    def stopped_blind() -> PerceivedLight:
+        lights = PerceivedLight(placed, PerceivedLightParams(), comfort_decel=3.0,
+                                firm_decel=4.5, clearance_m=3.4)
+        assert lights.place(yellow, entry - 9.2, 1.4, speed=2.0, pose=pose).state == "red"
+        return lights
+
+    green = replace(yellow, state="green", bearing=bearing - 2.5)
+    assert stopped_blind().place(green, entry - 7.7, 37.0, pose=pose).state == "green"
+    for elsewhere in (replace(green, bearing=bearing + 20.0),
+                      replace(green, lamp_seen=False), green):
+        lights = stopped_blind()
+        got = lights.place(elsewhere, entry - 7.7, 37.0,
+                           pose=None if elsewhere is green else pose)
+        assert got.state == "red"  # the held yellow, stopped for
+    # turned: the same lamp is then seen 30 degrees farther left
+    turned = Transform(pose.location, Rotation(yaw=30.0))
+    assert stopped_blind().place(green, entry - 7.7, 37.0, pose=turned).state == "red"
