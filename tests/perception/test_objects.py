@@ -488,3 +488,37 @@ def test_a_walker_cut_in_two_by_a_pole_in_front_stays_one() -> None:
     found = detect_objects(seg, depth, K, MOUNT)
     assert len(found) == 1
     np.testing.assert_allclose(found[0].position[:2], [9.0, 3.0], atol=0.6)
+
+
+def test_a_walker_parted_by_a_car_roof_stays_one_whatever_the_depth_of_its_parts() -> None:
+    """A car's roof in front of a walker parts its blob into upper body and legs;
+    the network's depth puts the upper body 2.4 m farther. The parts' columns
+    overlap, so they are one walker (not two side by side): one detection, within
+    a metre. Split, the legs alone were lower than a walker and dropped, and the
+    walker was placed at its upper body's depth, 2 m too far."""
+    K = scale_intrinsics(CameraIntrinsics.from_fov(640, 360, 90.0), 320, 160)
+    seg, depth = render([(int(TrainClass.PEDESTRIAN), (12.0, 2.0, 0.9), (0.5, 0.6, 1.8), 0.0),
+                         (int(TrainClass.VEHICLE), (7.0, 1.4, 1.2), (1.0, 2.0, 0.2), 0.0)],
+                        K)
+    walker = (seg == int(TrainClass.PEDESTRIAN)).astype(np.uint8)
+    n, blobs = cv2.connectedComponents(walker, connectivity=8)
+    assert n == 3
+    upper = blobs == int(np.argmin([np.nonzero(blobs == i)[0].mean() for i in (1, 2)])) + 1
+    depth[upper] *= 1.2
+    found = [d for d in detect_objects(seg, depth, K, MOUNT) if d.label == "pedestrian"]
+    assert len(found) == 1
+    assert float(np.hypot(*(found[0].position[:2] - (12.0, 2.0)))) < 1.0
+
+
+def test_a_speck_of_walker_class_beside_a_walker_is_no_second_walker() -> None:
+    """A few pixels of walker class on the road 1.1 m beside a walker (the
+    network's speck) are apart from it in the image, but far smaller: they go
+    with the walker (ObjectsConfig.split_min_share), not a walker of their own."""
+    K = scale_intrinsics(CameraIntrinsics.from_fov(640, 360, 90.0), 320, 160)
+    ped = int(TrainClass.PEDESTRIAN)
+    seg, depth = render([(ped, (12.0, 3.2, 0.9), (0.5, 0.6, 1.8), 0.0),
+                         (ped, (12.0, 2.1, 0.6), (0.2, 0.2, 1.2), 0.0)], K)
+    found = detect_objects(seg, depth, K, MOUNT)
+    assert len(found) == 1
+    both = detect_objects(seg, depth, K, MOUNT, config=ObjectsConfig(split_min_share=0.0))
+    assert len(both) == 2  # as big as it is, a share of 0 would split it off
