@@ -62,7 +62,7 @@ from perception.inference import (  # noqa: E402
 from perception.model import build_model  # noqa: E402
 from perception.objects import ObjectsConfig  # noqa: E402
 from perception.pipeline import PerceptionPipeline  # noqa: E402
-from perception.refine import guided_coefficients, upsample_scores  # noqa: E402
+from perception.refine import guided_coefficients, guided_labels  # noqa: E402
 
 CPU_TARGET_MS = 25.0
 
@@ -119,7 +119,7 @@ def _segmentation_p50(predictor: PredictorBase, frames: int, warmup: int) -> flo
     times = []
     for k in range(frames + warmup):
         t0 = time.perf_counter()
-        upsample_scores(*guided_coefficients(probs, guide, predictor.refine), guide).argmax(-1)
+        guided_labels(*guided_coefficients(probs, guide, predictor.refine), guide)
         if k >= warmup:
             times.append(time.perf_counter() - t0)
     return round(float(np.median(times)) * 1e3, 2)

@@ -59,7 +59,7 @@ from perception.refine import (
     confirm_blobs,
     guided_coefficients,
     guided_coefficients_torch,
-    upsample_scores,
+    guided_labels,
     upsample_scores_torch,
 )
 
@@ -296,7 +296,7 @@ class PredictorBase:
                 out["vehicle_coefficients"][i].permute(1, 2, 0).float().cpu().numpy(), fine)
         else:
             a, b = guided_coefficients(probs, guide, self.refine)
-            segmentation = upsample_scores(a, b, guide).argmax(-1).astype(np.uint8)
+            segmentation = guided_labels(a, b, guide)
             vehicle_score = GuidedScore.of_class(a, b, int(TrainClass.VEHICLE), fine)
         h, w = probs.shape[1:]
         # numpy's argmax over the class axis: torch's strided one takes 2 ms here

@@ -151,6 +151,38 @@ def upsample_scores(a: np.ndarray, b: np.ndarray, image: np.ndarray) -> np.ndarr
     return q
 
 
+def guided_labels(a: np.ndarray, b: np.ndarray, image: np.ndarray) -> np.ndarray:
+    """Class ids (H, W) uint8 at the size of ``image``: the argmax of
+    :func:`upsample_scores` for the same coefficients, the same sums in the same
+    order, made class by class on whole planes with a running maximum (first
+    class on ties, as ``argmax``): on the 2-core CPU this took 2.3 ms against 3.7
+    for the interleaved scores and their argmax at 320 x 160 and 7 classes
+    (numpy's arithmetic over a trailing axis of a few channels is slow)."""
+    big_h, big_w = image.shape[:2]
+    n = b.shape[-1]
+    size = (big_w, big_h)
+    resize = a.shape[:2] != (big_h, big_w)
+    planes_a = np.ascontiguousarray(a.transpose(2, 0, 1))
+    planes_b = np.ascontiguousarray(b.transpose(2, 0, 1))
+
+    def plane(x: np.ndarray) -> np.ndarray:
+        return cv2.resize(x, size, interpolation=cv2.INTER_LINEAR) if resize else x.copy()
+
+    guide = [g.astype(np.float32) * np.float32(1.0 / 255.0) for g in cv2.split(image)]
+    labels = np.zeros((big_h, big_w), np.uint8)
+    best = None
+    for k in range(n):
+        q = plane(planes_b[k])
+        for c in range(3):
+            q += plane(planes_a[c * n + k]) * guide[c]
+        if best is None:
+            best = q
+            continue
+        labels[q > best] = k
+        np.maximum(best, q, out=best)
+    return labels
+
+
 def guided_upsample(probs: np.ndarray, image: np.ndarray,
                     config: RefineConfig = RefineConfig()) -> np.ndarray:
     """Filtered class scores (H, W, C) float32 at the size of ``image``.
@@ -314,5 +346,5 @@ def confirm_blobs(seg: np.ndarray, guided: np.ndarray, class_id: int,
 def refine_segmentation(probs: np.ndarray, image: np.ndarray,
                         config: RefineConfig = RefineConfig()) -> np.ndarray:
     """Class ids (H, W) uint8 at the size of ``image``: the argmax of
-    :func:`guided_upsample`."""
-    return guided_upsample(probs, image, config).argmax(-1).astype(np.uint8)
+    :func:`guided_upsample` (:func:`guided_labels`)."""
+    return guided_labels(*guided_coefficients(probs, image, config), image)

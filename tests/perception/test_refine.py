@@ -12,9 +12,11 @@ from perception.refine import (
     RefineConfig,
     confirm_blobs,
     guided_coefficients,
+    guided_labels,
     guided_upsample,
     guided_upsample_torch,
     refine_segmentation,
+    upsample_scores,
 )
 
 H, W = 64, 96
@@ -161,3 +163,23 @@ def test_one_class_score_in_windows_is_the_full_filter_there():
     assert score.window((2 * H, 2 * H + 3), (0, 5)).shape == (0, 5)
     with pytest.raises(ValueError, match="smaller"):
         GuidedScore.of_probability(probs[2], image[:10])
+
+
+def test_the_class_map_is_the_argmax_of_the_filtered_scores_to_the_bit():
+    """guided_labels makes the scores class by class on whole planes (the node's
+    hot path); the classes are those of the interleaved scores' argmax, ties to
+    the first class, upsampled or at the head's own size."""
+    truth, image = scene()
+    rng = np.random.default_rng(5)
+    noisy = rng.random((7, H // 2, W // 2)).astype(np.float32)
+    noisy /= noisy.sum(0)
+    for guide in (image, cv2.resize(image, (W // 2, H // 2), interpolation=cv2.INTER_AREA)):
+        a, b = guided_coefficients(noisy, guide)
+        want = upsample_scores(a, b, guide).argmax(-1)
+        got = guided_labels(a, b, guide)
+        assert got.dtype == np.uint8 and got.shape == guide.shape[:2]
+        np.testing.assert_array_equal(got, want)
+    tie = np.zeros((2, 4, 6), np.float32)
+    flat = np.full((8, 12, 3), 128, np.uint8)
+    a, b = guided_coefficients(np.concatenate([tie + 0.5, tie + 0.5]), flat)
+    assert (guided_labels(a, b, flat) == 0).all()  # equal scores: the first class
