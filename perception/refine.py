@@ -35,7 +35,7 @@ lets the guided map judge the head's blobs of a class for the object stage.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -63,9 +63,13 @@ class RefineConfig:
 
 
 def _box(x: np.ndarray, r: int) -> np.ndarray:
-    """Mean over the (2r + 1)^2 window around each pixel (edges reflected), per channel."""
-    return cv2.boxFilter(x, -1, (2 * r + 1, 2 * r + 1), normalize=True,
-                         borderType=cv2.BORDER_REFLECT)
+    """Mean over the (2r + 1)^2 window around each pixel (edges reflected), of each
+    plane of ``x`` (k, h, w)."""
+    out = np.empty_like(x)
+    for i in range(len(x)):
+        cv2.boxFilter(x[i], -1, (2 * r + 1, 2 * r + 1), dst=out[i], normalize=True,
+                      borderType=cv2.BORDER_REFLECT)
+    return out
 
 
 #: the six distinct entries (i, j) of a symmetric 3 x 3 matrix: 00 01 02 11 12 22
@@ -87,41 +91,41 @@ def _ridge_inverse(s: Sequence[Any], eps: float) -> tuple[tuple[tuple[Any, ...],
 
 def _coefficients(guide: np.ndarray, p: np.ndarray, r: int, eps: float
                   ) -> tuple[np.ndarray, np.ndarray]:
-    """The window-averaged affine coefficients for guide (h, w, 3) and inputs
-    (h, w, C): A (h, w, 3 C), the C coefficients of guide channel 0, then 1, 2;
-    and B (h, w, C)."""
-    h, w, n = p.shape
+    """The window-averaged affine coefficients for guide (3, h, w) and inputs
+    (C, h, w), plane by plane (numpy's arithmetic over a trailing axis of a few
+    channels runs several times slower than over whole planes): A (3 C, h, w),
+    the C coefficients of guide channel 0, then 1, 2; and B (C, h, w)."""
+    n = len(p)
     mean_i = _box(guide, r)
-    s = (_box(guide[..., _UPPER_I] * guide[..., _UPPER_J], r)
-         - mean_i[..., _UPPER_I] * mean_i[..., _UPPER_J])
-    inverse, inv_det = _ridge_inverse([s[..., k] for k in range(6)], eps)
+    s = _box(guide[_UPPER_I] * guide[_UPPER_J], r) - mean_i[_UPPER_I] * mean_i[_UPPER_J]
+    inverse, inv_det = _ridge_inverse(list(s), eps)
     # cov_k(I_c, p) for each guide channel c
     mean_p = _box(p, r)
-    mean_ip = _box(np.concatenate([guide[..., c:c + 1] * p for c in range(3)], -1), r)
-    cov = [mean_ip[..., c * n:(c + 1) * n] - mean_i[..., c:c + 1] * mean_p for c in range(3)]
-    a = np.empty((h, w, 3 * n), np.float32)
+    mean_ip = _box((guide[:, None] * p[None]).reshape(3 * n, *p.shape[1:]), r)
+    cov = [mean_ip[c * n:(c + 1) * n] - mean_i[c] * mean_p for c in range(3)]
+    a = np.empty((3 * n, *p.shape[1:]), np.float32)
     b = mean_p
     for c in range(3):
         row = inverse[c]
-        a_c = (row[0] * inv_det)[..., None] * cov[0]
-        a_c += (row[1] * inv_det)[..., None] * cov[1]
-        a_c += (row[2] * inv_det)[..., None] * cov[2]
-        a[..., c * n:(c + 1) * n] = a_c
-        b = b - a_c * mean_i[..., c:c + 1]
+        a_c = a[c * n:(c + 1) * n]
+        np.multiply(row[0] * inv_det, cov[0], out=a_c)
+        a_c += (row[1] * inv_det) * cov[1]
+        a_c += (row[2] * inv_det) * cov[2]
+        b = b - a_c * mean_i[c]
     return _box(a, r), _box(b, r)
 
 
 def guided_coefficients(probs: np.ndarray, image: np.ndarray,
                         config: RefineConfig = RefineConfig()) -> tuple[np.ndarray, np.ndarray]:
-    """The filter's coefficients at the probabilities' resolution: A (h, w, 3 C),
-    the C coefficients of guide channel 0, then 1, 2, and B (h, w, C), for ``probs``
+    """The filter's coefficients at the probabilities' resolution: A (3 C, h, w),
+    the C coefficients of guide channel 0, then 1, 2, and B (C, h, w), for ``probs``
     (C, h, w) float32 and the guide ``image`` (H, W, 3) uint8, any channel order,
     H and W at least h and w (area-averaged to h x w)."""
     if probs.ndim != 3 or image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
         raise ValueError(f"expected (C, h, w) probabilities and an H x W x 3 uint8 image, "
                          f"got {probs.shape} and {image.dtype} {image.shape}")
     n, h, w = probs.shape
-    if n < 2:  # (OpenCV would drop a single channel's axis)
+    if n < 2:
         raise ValueError(f"expected the probabilities of at least 2 classes, got {n}")
     big_h, big_w = image.shape[:2]
     if big_h < h or big_w < w:
@@ -130,51 +134,51 @@ def guided_coefficients(probs: np.ndarray, image: np.ndarray,
     guide = image.astype(np.float32) * np.float32(1.0 / 255.0)
     if (h, w) != (big_h, big_w):  # as the CUDA path's F.interpolate(mode="area")
         guide = cv2.resize(guide, (w, h), interpolation=cv2.INTER_AREA)
-    p = np.ascontiguousarray(probs.transpose(1, 2, 0), dtype=np.float32)
-    return _coefficients(guide, p, config.radius, config.eps)
+    return _coefficients(np.ascontiguousarray(guide.transpose(2, 0, 1)),
+                         np.ascontiguousarray(probs, dtype=np.float32), config.radius,
+                         config.eps)
+
+
+def _upsampler(a: np.ndarray, image: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
+    """A plane of coefficients (h, w) at the size of ``image``: resized bilinearly,
+    or copied when it is that size already."""
+    big_h, big_w = image.shape[:2]
+    if a.shape[1:] == (big_h, big_w):
+        return np.copy
+    return lambda x: cv2.resize(x, (big_w, big_h), interpolation=cv2.INTER_LINEAR)
 
 
 def upsample_scores(a: np.ndarray, b: np.ndarray, image: np.ndarray) -> np.ndarray:
     """Filtered class scores (H, W, C) float32 at the size of ``image`` from the
     coefficients of :func:`guided_coefficients`, resized bilinearly to it."""
-    big_h, big_w = image.shape[:2]
-    n = b.shape[-1]
-    if a.shape[:2] != (big_h, big_w):
-        a = cv2.resize(a, (big_w, big_h), interpolation=cv2.INTER_LINEAR)
-        b = cv2.resize(b, (big_w, big_h), interpolation=cv2.INTER_LINEAR)
-    else:
-        b = b.copy()  # the caller's coefficients stay as they were
-    guide = image.astype(np.float32) * np.float32(1.0 / 255.0)
-    q = b
-    for c in range(3):
-        q += a[..., c * n:(c + 1) * n] * guide[..., c:c + 1]
-    return q
+    n = len(b)
+    plane = _upsampler(a, image)
+    guide = [g.astype(np.float32) * np.float32(1.0 / 255.0) for g in cv2.split(image)]
+    scores = []
+    for k in range(n):
+        q = plane(b[k])
+        for c in range(3):
+            q += plane(a[c * n + k]) * guide[c]
+        scores.append(q)
+    return np.stack(scores, -1)
 
 
 def guided_labels(a: np.ndarray, b: np.ndarray, image: np.ndarray) -> np.ndarray:
     """Class ids (H, W) uint8 at the size of ``image``: the argmax of
-    :func:`upsample_scores` for the same coefficients, the same sums in the same
-    order, made class by class on whole planes with a running maximum (first
-    class on ties, as ``argmax``): on the 2-core CPU this took 2.3 ms against 3.7
-    for the interleaved scores and their argmax at 320 x 160 and 7 classes
-    (numpy's arithmetic over a trailing axis of a few channels is slow)."""
-    big_h, big_w = image.shape[:2]
-    n = b.shape[-1]
-    size = (big_w, big_h)
-    resize = a.shape[:2] != (big_h, big_w)
-    planes_a = np.ascontiguousarray(a.transpose(2, 0, 1))
-    planes_b = np.ascontiguousarray(b.transpose(2, 0, 1))
-
-    def plane(x: np.ndarray) -> np.ndarray:
-        return cv2.resize(x, size, interpolation=cv2.INTER_LINEAR) if resize else x.copy()
-
+    :func:`upsample_scores` for the same coefficients (the same sums in the same
+    order), made class by class with a running maximum (first class on ties, as
+    ``argmax``), without the (H, W, C) scores: on the 2-core CPU it took 2.3 ms
+    against 3.7 for the scores interleaved and their argmax (320 x 160, 7
+    classes)."""
+    n = len(b)
+    plane = _upsampler(a, image)
     guide = [g.astype(np.float32) * np.float32(1.0 / 255.0) for g in cv2.split(image)]
-    labels = np.zeros((big_h, big_w), np.uint8)
+    labels = np.zeros(image.shape[:2], np.uint8)
     best = None
     for k in range(n):
-        q = plane(planes_b[k])
+        q = plane(b[k])
         for c in range(3):
-            q += plane(planes_a[c * n + k]) * guide[c]
+            q += plane(a[c * n + k]) * guide[c]
         if best is None:
             best = q
             continue
@@ -222,8 +226,8 @@ class GuidedScore:
     def of_class(cls, a: np.ndarray, b: np.ndarray, k: int, image: np.ndarray
                  ) -> GuidedScore:
         """Class ``k``'s score from all classes' :func:`guided_coefficients`."""
-        n = b.shape[-1]
-        return cls(np.concatenate([a[..., k::n], b[..., k:k + 1]], -1), image)
+        n = len(b)
+        return cls(np.stack([a[k], a[n + k], a[2 * n + k], b[k]], -1), image)
 
     @classmethod
     def of_probability(cls, prob: np.ndarray, image: np.ndarray,
