@@ -169,7 +169,7 @@ def test_the_class_map_is_the_argmax_of_the_filtered_scores_to_the_bit():
     """guided_labels makes the scores class by class on whole planes (the node's
     hot path); the classes are those of the interleaved scores' argmax, ties to
     the first class, upsampled or at the head's own size."""
-    truth, image = scene()
+    _, image = scene()
     rng = np.random.default_rng(5)
     noisy = rng.random((7, H // 2, W // 2)).astype(np.float32)
     noisy /= noisy.sum(0)
