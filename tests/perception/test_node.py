@@ -11,7 +11,17 @@ import pytest
 import torch
 
 from bus import Executor, InProcessContext, Node
-from bus.messages import Header, Image, ObjectList, Segmentation, TrafficLightState
+from bus.messages import (
+    EgoState,
+    Header,
+    Image,
+    ObjectList,
+    Rotation,
+    Segmentation,
+    TrafficLightState,
+    Transform,
+    Vector3,
+)
 from perception.classes import CARLA_TO_CLASS_LUT, CLASS_TO_CARLA, TrainClass
 from perception.inference import (
     DEFAULT_WEIGHTS,
@@ -36,14 +46,17 @@ def run_node(params: dict, frames: int = 2) -> tuple[list[ObjectList], list[Traf
     lights: list[TrafficLightState] = []
     tape = Node("tape", context=ctx, diagnostics=False)
     cam = tape.create_publisher(Image, "/sensors/camera/front")
+    ego = tape.create_publisher(EgoState, "/ego/state")
     tape.create_subscription(ObjectList, "/perception/objects", objs.append)
     tape.create_subscription(TrafficLightState, "/perception/traffic_light", lights.append)
     node = PerceptionNode("perception", context=ctx, params=params, diagnostics=False)
     ex = Executor(ctx, [tape, node])
     rng = np.random.default_rng(0)
-    for k in range(frames):
-        cam.publish(Image(header=Header(frame=k + 7, stamp=0.05 * (k + 7)),
+    for k in range(frames):  # each frame's image before its ego state, as it may arrive
+        header = Header(frame=k + 7, stamp=0.05 * (k + 7))
+        cam.publish(Image(header=header,
                           data=rng.integers(0, 255, (180, 320, 3), dtype=np.uint8)))
+        ego.publish(EgoState(header=header))
     assert ex.spin_until(lambda: len(objs) >= frames and len(lights) >= frames, timeout_s=30)
     return objs, lights, node
 
@@ -57,6 +70,44 @@ def test_image_in_objects_and_light_out_with_the_same_header(tmp_path: Path) -> 
     assert objs[1].header.stamp == pytest.approx(0.4)
     assert all(o.source == "perception" for o in objs)
     assert all(t.state == "unknown" and t.confidence == 0.0 for t in lights)
+
+
+def test_a_frame_waits_for_its_own_ego_state_and_tracks_with_its_pose(tmp_path: Path
+                                                                       ) -> None:
+    """The image of frame 8 arrives before frame 8's ego state (each topic has its
+    own socket): the node waits for it and hands the tracker frame 8's pose, not
+    frame 7's, whichever socket delivers first (replay feeds them in the recorder's
+    order). With ego_pose off it reads no ego state and tracks in the ego frame."""
+    image = np.zeros((180, 320, 3), np.uint8)
+    pose = {k: Transform(Vector3(10.0 * k, 0.0, 0.0), Rotation(yaw=k)) for k in (7, 8)}
+    for ego_pose in (True, False):
+        ctx = InProcessContext()
+        tape = Node("tape", context=ctx, diagnostics=False)
+        cam = tape.create_publisher(Image, "/sensors/camera/front")
+        ego = tape.create_publisher(EgoState, "/ego/state")
+        node = PerceptionNode("perception", context=ctx, diagnostics=False, params={
+            "allow_untrained": True, "device": "cpu", "weights": str(tmp_path / "a.pt"),
+            "ego_pose": ego_pose})
+        steps: list[tuple[int, Transform | None]] = []
+        real = node.pipeline.step
+
+        def step(images, pose, steps=steps, real=real):  # type: ignore[no-untyped-def]
+            steps.append((images[0].header.frame, pose))
+            return real(images, pose)
+
+        node.pipeline.step = step  # type: ignore[method-assign]
+        ex = Executor(ctx, [tape, node])
+        ego.publish(EgoState(header=Header(frame=7), transform=pose[7]))
+        cam.publish(Image(header=Header(frame=8), data=image))
+        done = ex.spin_until(lambda steps=steps: bool(steps), timeout_s=1.0)
+        if not ego_pose:
+            assert done and steps == [(8, None)]
+            assert "/ego/state" not in {s.topic for s in node.subscriptions}
+            continue
+        assert not done  # frame 8 waits for its ego state
+        ego.publish(EgoState(header=Header(frame=8), transform=pose[8]))
+        assert ex.spin_until(lambda steps=steps: bool(steps), timeout_s=10)
+        assert steps == [(8, pose[8])]
 
 
 def test_inputs_open_only_once_the_outputs_have_their_readers(tmp_path: Path) -> None:
@@ -134,7 +185,7 @@ def test_all_cameras_of_a_frame_go_through_in_one_batch(tmp_path: Path) -> None:
         tape.create_subscription(Segmentation, f"/perception/segmentation/{camera}", got.append)
     node = PerceptionNode("perception", context=ctx, diagnostics=False, params={
         "allow_untrained": True, "device": "cpu", "weights": str(tmp_path / "absent.pt"),
-        "cameras": ["front", "rear"]})
+        "cameras": ["front", "rear"], "ego_pose": False})
     batches: list[int] = []
     infer = node.predictor.infer_batch
     node.predictor.infer_batch = lambda images, enc="bgr8": (  # type: ignore[method-assign]
@@ -174,7 +225,7 @@ def test_segmentation_off_publishes_none(tmp_path: Path) -> None:
     tape.create_subscription(Segmentation, "/perception/segmentation/front", got.append)
     node = PerceptionNode("perception", context=ctx, diagnostics=False, params={
         "allow_untrained": True, "device": "cpu", "weights": str(tmp_path / "absent.pt"),
-        "segmentation": False})
+        "segmentation": False, "ego_pose": False})
     ex = Executor(ctx, [tape, node])
     cam.publish(_camera_image(1, np.random.default_rng(2)))
     assert ex.spin_until(lambda: len(objs) >= 1, timeout_s=30)
