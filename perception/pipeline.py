@@ -106,4 +106,3 @@ class PerceptionPipeline:
         if state == "none":
             return "unknown", 0.0, None
         return state, min(max(conf, 0.0), 1.0), bearing
-

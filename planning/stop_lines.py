@@ -59,7 +59,7 @@ from dataclasses import dataclass, replace
 import carla
 import numpy as np
 
-from bus.frames import normalize_angle_deg
+from bus.frames import ego_to_world, normalize_angle_deg, yaw_world_to_ego
 from bus.messages import TrafficLightState, Transform
 from planning.polyline import foot_s
 
@@ -347,11 +347,10 @@ class PerceivedLight:
         head = self.entries.head_xy_of(entry)
         if head is None or pose is None or not light.lamp_seen:
             return False
-        yaw = math.radians(pose.rotation.yaw)
-        c, s = math.cos(yaw), math.sin(yaw)
-        cam_x = pose.location.x + c * light.origin.x - s * light.origin.y
-        cam_y = pose.location.y + s * light.origin.x + c * light.origin.y
-        seen = math.degrees(math.atan2(head[1] - cam_y, head[0] - cam_x)) - pose.rotation.yaw
+        o = light.origin
+        cam_x, cam_y, _ = ego_to_world([o.x, o.y, o.z], pose)
+        seen = yaw_world_to_ego(math.degrees(math.atan2(head[1] - cam_y, head[0] - cam_x)),
+                                pose.rotation.yaw)
         return abs(normalize_angle_deg(seen - light.bearing)) <= self.params.bearing_tol_deg
 
     def _stop_point(self, entry: float, head: float | None, ego_s_m: float,
