@@ -3,8 +3,8 @@
 Each topic comes over its own socket (``bus.transport``), so messages of one frame
 reach a node in any order across topics, whatever order they were sent in: a node
 that needs several inputs per frame collects them by ``header.frame`` and acts once
-all are in. Frames older than the one taken are dropped: the simulator, in
-lockstep, has moved past them.
+all are in. Frames older than the one taken are dropped (and counted): the
+simulator, in lockstep, has moved past them.
 """
 
 from __future__ import annotations
@@ -21,6 +21,8 @@ class FrameJoin:
         if not self.needed:
             raise ValueError("a frame join needs at least one input")
         self._slots: dict[int, dict[str, Any]] = {}
+        #: older frames forgotten unfinished by :meth:`take` (a node's diagnostics)
+        self.dropped = 0
 
     def add(self, name: str, msg: Any) -> int:
         """Keep ``msg`` (which has ``header.frame``) as input ``name``; its frame."""
@@ -41,6 +43,7 @@ class FrameJoin:
         """``frame``'s inputs by name (optional ones too, when in); forgets it and
         every older frame."""
         slot = self._slots.pop(frame)
+        self.dropped += sum(f < frame for f in self._slots)
         self._slots = {f: s for f, s in self._slots.items() if f > frame}
         return slot
 

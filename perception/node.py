@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Literal
 
 from bus import Node
+from bus.join import FrameJoin
 from bus.messages import (
     EgoState,
     Image,
@@ -138,9 +139,8 @@ class PerceptionNode(Node):
                                            ObjectsConfig(max_range_m=p.max_range_m,
                                                          range_scale=range_scale),
                                            light_reader=p.light_reader)
-        #: frame -> camera (or _EGO) -> its message, until the frame is complete
-        self.pending: dict[int, dict[str, Image | EgoState]] = {}
-        self.dropped_frames = 0
+        #: each frame's camera images (and its ego state, keyed _EGO), until all are in
+        self.inputs = FrameJoin([*p.cameras, *([_EGO] if p.ego_pose else [])])
         self.objects_pub = self.create_publisher(ObjectList, "/perception/objects")
         self.light_pub = self.create_publisher(TrafficLightState, "/perception/traffic_light")
         self.segmentation_pubs = {
@@ -162,22 +162,14 @@ class PerceptionNode(Node):
         self._add(camera, msg)
 
     def _add(self, key: str, msg: Image | EgoState) -> None:
-        """Keeps ``msg`` in its frame's slot; processes the frame once every camera's
-        image (and, with ``ego_pose``, its ego state) is in, and forgets older frames
-        (those with an image count as dropped)."""
-        frame = msg.header.frame
-        slot = self.pending.setdefault(frame, {})
-        slot[key] = msg
-        if any(c not in slot for c in self.params.cameras) or (
-                self.params.ego_pose and _EGO not in slot):
+        """Keeps ``msg``; processes its frame once every camera's image (and, with
+        ``ego_pose``, its ego state) is in, older unfinished frames dropped."""
+        frame = self.inputs.add(key, msg)
+        if not self.inputs.complete(frame):
             return
-        del self.pending[frame]
-        for older in [f for f in self.pending if f < frame]:
-            if any(c in self.pending[older] for c in self.params.cameras):
-                self.dropped_frames += 1
-            del self.pending[older]
+        slot = self.inputs.take(frame)
         ego = slot.get(_EGO)
-        self.process([slot[c] for c in self.params.cameras],  # type: ignore[misc]
+        self.process([slot[c] for c in self.params.cameras],
                      ego.transform if isinstance(ego, EgoState) else None)
 
     def process(self, images: list[Image], ego_pose: Transform | None = None) -> None:

@@ -37,7 +37,9 @@ def test_taking_a_frame_drops_older_ones_and_keeps_newer_ones():
     assert join.complete_frames() == [2, 3]
     join.take(2)
     assert join.complete_frames() == [3]
-    assert len(join) == 1
+    assert len(join) == 1 and join.dropped == 1
+    join.take(3)
+    assert join.dropped == 1  # nothing older was left
 
 
 def test_optional_inputs_come_along_when_in():

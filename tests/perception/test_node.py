@@ -199,7 +199,7 @@ def test_all_cameras_of_a_frame_go_through_in_one_batch(tmp_path: Path) -> None:
     assert ex.spin_until(lambda: len(objs) >= 1, timeout_s=30)
     ex.spin_once(0.05)
     assert [o.header.frame for o in objs] == [4]
-    assert batches == [2] and node.dropped_frames == 1 and not node.pending
+    assert batches == [2] and node.inputs.dropped == 1 and not len(node.inputs)
     # each camera's segmentation: the network's input size, CARLA ids, its own header
     for camera, image in (("front", front_image), ("rear", rear_image)):
         assert [m.header.frame for m in segs[camera]] == [4]
