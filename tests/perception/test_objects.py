@@ -12,7 +12,12 @@ import pytest
 from bus.frames import CAMERA_FROM_SENSOR, rotation_matrix
 from bus.messages import CameraIntrinsics, Rotation, Transform, Vector3
 from perception.classes import TrainClass
-from perception.objects import ObjectsConfig, detect_objects, scale_intrinsics
+from perception.objects import (
+    ObjectsConfig,
+    _split_not_convex,
+    detect_objects,
+    scale_intrinsics,
+)
 
 MOUNT = Transform(Vector3(1.5, 0.0, 1.6), Rotation(pitch=-3.0))
 
@@ -527,3 +532,41 @@ def test_a_speck_of_walker_class_beside_a_walker_is_no_second_walker() -> None:
     assert len(found) == 1
     both = detect_objects(seg, depth, K, MOUNT, config=ObjectsConfig(split_min_share=0.0))
     assert len(both) == 2  # as big as it is, a share of 0 would split it off
+
+
+
+def _profile_points(depth_by_column: list[float], rows: int = 8
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    """Image columns and depths of a vehicle cluster, ``rows`` points a column."""
+    us = np.repeat(np.arange(len(depth_by_column)), rows)
+    return us, np.repeat(np.array(depth_by_column, np.float64), rows)
+
+
+def test_a_cluster_whose_depth_profile_is_no_convex_objects_is_cut() -> None:
+    """A car 17 m ahead in the next lane, one 21 m ahead in the ego lane, touching
+    in the image, the network's depth ramping up to the background between them
+    and down again (tuning set, seed 2000): one cluster, cut at the far column.
+    One convex object's inverse depth by column is concave: an L-shaped car 20 m
+    away (a face seen square, one at a slant) is not cut, nor is the ramp
+    between two such cars nearer than ``convex_min_depth_m``."""
+    cfg = ObjectsConfig()
+    split = cfg.convex_split_m
+    assert split is not None
+    ramp = [17.0] * 13 + [18.5, 20.5, 23.0, 27.5, 28.0, 22.0] + [21.0] * 9
+    us, depth = _profile_points(ramp)
+    cluster, n = _split_not_convex(np.ones(len(us), np.int64), 2, us, depth, split,
+                                   cfg.convex_split_rel, cfg.convex_min_depth_m, 20)
+    assert n == 3
+    near, far = set(cluster[us < 16]), set(cluster[us > 17])
+    assert len(near) == 1 and len(far) == 1 and near != far and 0 not in near | far
+    # an L: 1/z the least of two linear functions of the column
+    columns = np.arange(30, dtype=np.float64)
+    corner = [1.0 / min(1 / 20.0, 1 / 20.0 - 0.0022 * (c - 12)) for c in columns]
+    us, depth = _profile_points(corner)
+    _, n = _split_not_convex(np.ones(len(us), np.int64), 2, us, depth, split,
+                             cfg.convex_split_rel, cfg.convex_min_depth_m, 20)
+    assert n == 2
+    us, depth = _profile_points([d - 8.0 for d in ramp])  # 9-20 m away
+    _, n = _split_not_convex(np.ones(len(us), np.int64), 2, us, depth, split,
+                             cfg.convex_split_rel, cfg.convex_min_depth_m, 20)
+    assert n == 2
