@@ -455,7 +455,9 @@ def _oriented_box(points: np.ndarray, label: str, cam_xy: np.ndarray, cfg: Objec
         spread = []
         for k in (0, 1):  # the face along axis 1 - k lies at local[k] = cut[k]
             along = local[np.abs(local[:, k] - cut[k]) <= cfg.edge_face_m, 1 - k]
-            spread.append(float(along.max() - along.min()))
+            # none within reach when the edge column's points lie apart (its median
+            # between them): no face runs on there
+            spread.append(float(along.max() - along.min()) if len(along) else 0.0)
         long_axis = 1 - int(np.argmax(spread))
     else:
         # one short face (a car's front or back) or a fragment: the car's length

@@ -14,6 +14,7 @@ from bus.messages import CameraIntrinsics, Rotation, Transform, Vector3
 from perception.classes import TrainClass
 from perception.objects import (
     ObjectsConfig,
+    _box,
     _split_not_convex,
     detect_objects,
     scale_intrinsics,
@@ -570,3 +571,15 @@ def test_a_cluster_whose_depth_profile_is_no_convex_objects_is_cut() -> None:
     _, n = _split_not_convex(np.ones(len(us), np.int64), 2, us, depth, split,
                              cfg.convex_split_rel, cfg.convex_min_depth_m, 20)
     assert n == 2
+
+
+
+def test_a_cut_off_vehicle_whose_edge_points_lie_apart_still_gets_a_box() -> None:
+    """The edge column's points scattered metres apart: no face line passes
+    within reach of their median point on either axis; the box is still fitted
+    (a closed-loop run's perception died on it, leaderboard route 10)."""
+    xy = np.array([[22.5, -6.3], [20.9, -8.1], [20.3, -6.4], [20.4, -8.0]])
+    points = np.column_stack([xy, np.full(4, 0.2)])
+    centre, size, _ = _box(points, "vehicle", np.array([1.5, 0.0]), ObjectsConfig(),
+                           np.array([-0.7, -0.7]), np.ones(4, bool))
+    assert np.all(np.isfinite(centre)) and size[0] >= 4.0
