@@ -227,9 +227,9 @@ def load_weights(path: str | Path) -> tuple[PerceptionNet, dict[str, Any]]:
 def with_guides(out: dict[str, torch.Tensor], guides: list[np.ndarray]
                 ) -> dict[str, torch.Tensor]:
     """``out`` with ``guide`` (N, h, w, 3) uint8, the batch's images at the input
-    size as :meth:`PredictorBase.preprocess_cpu` made them (none on the CUDA
-    path): :meth:`PredictorBase.finish` filters with them instead of resizing each
-    image again (0.6 ms a 640 x 360 camera)."""
+    size as :meth:`PredictorBase.preprocess_cpu` made them (none where CUDA
+    resized the batch on the device): :meth:`PredictorBase.finish` filters with
+    them instead of resizing each image again (0.6 ms a 640 x 360 camera)."""
     if not guides:
         return out
     return {**out, "guide": torch.from_numpy(np.stack(guides))}

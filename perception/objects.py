@@ -989,8 +989,11 @@ def _split_not_convex(cluster: np.ndarray, n: int, us: np.ndarray, depth: np.nda
     neither part), when each part has ``min_px`` points, and each part is
     checked again. Returns the new ids and their count."""
     out = cluster.copy()
+    # the points grouped by cluster once (slices of one sort), not a mask per cluster
+    order = np.argsort(cluster, kind="stable")
+    bounds = np.concatenate([[0], np.cumsum(np.bincount(cluster, minlength=n))])
     for k in range(1, n):
-        todo = [np.flatnonzero(out == k)]
+        todo = [order[bounds[k]:bounds[k + 1]]]
         while todo:
             idx = todo.pop()
             if len(idx) < 2 * min_px:
