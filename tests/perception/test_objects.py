@@ -573,7 +573,6 @@ def test_a_cluster_whose_depth_profile_is_no_convex_objects_is_cut() -> None:
     assert n == 2
 
 
-
 def test_a_cut_off_vehicle_whose_edge_points_lie_apart_still_gets_a_box() -> None:
     """The edge column's points scattered metres apart: no face line passes
     within reach of their median point on either axis; the box is still fitted
