@@ -639,16 +639,21 @@ def _fine_contact_depth(seg: np.ndarray, depth: np.ndarray, raw: np.ndarray,
     return out
 
 
+def _group_bounds(ids: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per group id in [0, n): how many of ``ids`` it has and where its slice starts
+    once they are sorted by group (a stable sort keeps each group's own order)."""
+    counts = np.bincount(ids, minlength=n)
+    return counts, np.concatenate([[0], np.cumsum(counts)[:-1]])
+
+
 def _group_percentiles(ids: np.ndarray, values: np.ndarray, n: int,
                        qs: tuple[float, ...]) -> list[np.ndarray]:
     """Per group id in [0, n), the percentiles ``qs`` (0..100) of ``values``, each
     as an array over the groups (0 for an empty group), all groups in one sort;
     numpy's default (linear) interpolation: the value at index q/100 (count - 1)
     of the group's sorted values."""
-    order = np.lexsort((values, ids))
-    ordered = values[order]
-    counts = np.bincount(ids, minlength=n)
-    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    ordered = values[np.lexsort((values, ids))]
+    counts, starts = _group_bounds(ids, n)
     present = counts > 0
     last = np.maximum(counts - 1, 0)
     out = []
@@ -929,8 +934,7 @@ def detect_objects(seg: np.ndarray, depth: np.ndarray, K: CameraIntrinsics,
                                         cfg.split_min_share)
         # the points grouped by cluster once (slices of one sort), not a mask per cluster
         order = np.argsort(cluster, kind="stable")
-        counts = np.bincount(cluster, minlength=n)
-        starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+        counts, starts = _group_bounds(cluster, n)
         mean_p = (np.bincount(cluster, weights=np.asarray(probs)[cls, vs, us], minlength=n)
                   / np.maximum(counts, 1)) if probs is not None else None
         for k in np.flatnonzero(counts >= min_pixels[label]):
@@ -991,9 +995,9 @@ def _split_not_convex(cluster: np.ndarray, n: int, us: np.ndarray, depth: np.nda
     out = cluster.copy()
     # the points grouped by cluster once (slices of one sort), not a mask per cluster
     order = np.argsort(cluster, kind="stable")
-    bounds = np.concatenate([[0], np.cumsum(np.bincount(cluster, minlength=n))])
+    counts, starts = _group_bounds(cluster, n)
     for k in range(1, n):
-        todo = [order[bounds[k]:bounds[k + 1]]]
+        todo = [order[starts[k]:starts[k] + counts[k]]]
         while todo:
             idx = todo.pop()
             if len(idx) < 2 * min_px:
