@@ -536,6 +536,43 @@ def test_a_speck_of_walker_class_beside_a_walker_is_no_second_walker() -> None:
 
 
 
+def _car_parts(x: float, y: float, yaw: float, cabin_at: float = 0.0,
+               truck: bool = False) -> list:  # type: ignore[type-arg]
+    """A car as the renderer draws one (sim.render.appearance): a 0.8 m body and
+    a narrower cabin on it, ``cabin_at`` m forward of the middle, 1.5 m high; or a
+    truck: a 2.4 m cab in front of a 3.2 m cargo box."""
+    c, s = math.cos(math.radians(yaw)), math.sin(math.radians(yaw))
+    v = int(TrainClass.VEHICLE)
+    if truck:
+        return [(v, (x + 2.9 * c, y + 2.9 * s, 1.2), (1.8, 2.3, 2.4), yaw),
+                (v, (x - 1.0 * c, y - 1.0 * s, 1.6), (5.6, 2.5, 3.2), yaw)]
+    return [(v, (x, y, 0.4), (4.6, 1.9, 0.8), yaw),
+            (v, (x + cabin_at * c, y + cabin_at * s, 1.15), (2.4, 1.7, 0.7), yaw)]
+
+
+def test_two_cars_nose_to_tail_are_two_objects_one_car_or_truck_is_one() -> None:
+    """Two cars queued across a junction 22 m ahead, 1.8 m apart: one cluster in
+    the network's 160 x 80 map (their sides are one depth ramp), cut where its
+    top dips between the two cabins (ObjectsConfig.cabin_split_m; it was one
+    9.7 m box between them). One car, its cabin forward or back, and a truck,
+    whose cab is lower than its cargo box, stay whole."""
+    K = CameraIntrinsics.from_fov(160, 80, 90.0)
+    queue = [(22.0, 12.0), (22.0, 18.4)]
+    seg, depth = render(_car_parts(*queue[0], 90.0) + _car_parts(*queue[1], 90.0), K)
+    found = detect_objects(seg, depth, K, MOUNT)
+    assert len(found) == 2
+    for x, y in queue:
+        assert min(float(np.hypot(d.position[0] - x, d.position[1] - y)) for d in found) < 1.5
+    merged = detect_objects(seg, depth, K, MOUNT, config=ObjectsConfig(cabin_split_m=None))
+    assert len(merged) == 1 and merged[0].size[0] > 8.0
+    for parts in (_car_parts(22.0, 12.0, 90.0), _car_parts(22.0, 12.0, 90.0, cabin_at=1.0),
+                  _car_parts(22.0, 12.0, 90.0, cabin_at=-1.0),
+                  _car_parts(22.0, 12.0, 90.0, truck=True),
+                  _car_parts(18.0, -3.5, 150.0, truck=True)):
+        seg, depth = render(parts, K)
+        assert len(detect_objects(seg, depth, K, MOUNT)) == 1, parts
+
+
 def _profile_points(depth_by_column: list[float], rows: int = 8
                     ) -> tuple[np.ndarray, np.ndarray]:
     """Image columns and depths of a vehicle cluster, ``rows`` points a column."""
