@@ -60,6 +60,7 @@ pixel_scale)`` times the mean class probability of the cluster's pixels when
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -1008,20 +1009,19 @@ def _upper_hull(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     return np.interp(x, x[hull], y[hull])
 
 
-def _split_not_convex(cluster: np.ndarray, n: int, us: np.ndarray, depth: np.ndarray,
-                      min_gap_m: float, min_rel: float, min_depth_m: float, min_px: int
-                      ) -> tuple[np.ndarray, int]:
-    """``cluster`` with each cluster split where its columns' depth profile could
-    not be one convex object's (``ObjectsConfig.convex_split_m``): a convex
-    object's visible surface hit by the rays of one image row is the nearest of
-    its faces, and the inverse depth along a face is linear in the column, so
-    its inverse depth by column is concave (the least of linear functions). A
-    column farther than the profile's concave hull allows, by more than
-    ``min_gap_m`` and ``min_rel`` of it, where the hull is at least
-    ``min_depth_m`` away, lies between two objects (or is the background
-    between them): the cluster is cut there (the column's points go with
-    neither part), when each part has ``min_px`` points, and each part is
-    checked again. Returns the new ids and their count."""
+#: given a part of a cluster (its points' indices, its sorted distinct image
+#: columns, each point's index into them), the index of the column to cut it at,
+#: or None
+ColumnCut = Callable[[np.ndarray, np.ndarray, np.ndarray], int | None]
+
+
+def _cut_at_columns(cluster: np.ndarray, n: int, us: np.ndarray, min_px: int,
+                    cut_of: ColumnCut) -> tuple[np.ndarray, int]:
+    """``cluster`` (each point's cluster id; 0 is none) with each cluster cut at
+    the image column (``us``) that ``cut_of`` names: the column's points go with
+    neither part, when each part has ``min_px`` points (else a fringe at the end,
+    no second object), and each part is checked again. Returns the new ids and
+    their count."""
     out = cluster.copy()
     # the points grouped by cluster once (slices of one sort), not a mask per cluster
     order = np.argsort(cluster, kind="stable")
@@ -1033,23 +1033,45 @@ def _split_not_convex(cluster: np.ndarray, n: int, us: np.ndarray, depth: np.nda
             if len(idx) < 2 * min_px:
                 continue
             cols, inv = np.unique(us[idx], return_inverse=True)
-            if len(cols) < 3:
+            c = cut_of(idx, cols, inv)
+            if c is None:
                 continue
-            (z,) = _group_percentiles(inv, depth[idx], len(cols), (50.0,))
-            z_hull = 1.0 / _upper_hull(cols.astype(np.float64), 1.0 / z)
-            gap = z - z_hull
-            bad = (gap > min_gap_m) & (gap > min_rel * z_hull) & (z_hull >= min_depth_m)
-            if not bad.any():
-                continue
-            cut = cols[int(np.argmax(np.where(bad, gap, -np.inf)))]
+            cut = cols[c]
             left, right = idx[us[idx] < cut], idx[us[idx] > cut]
             if len(left) < min_px or len(right) < min_px:
-                continue  # a far fringe at the end: no second object
-            out[left] = n  # the right part keeps the id k; the cut column's go with
-            out[idx[us[idx] == cut]] = 0  # neither (their depth is neither object's)
+                continue
+            out[left] = n  # the right part keeps the id k
+            out[idx[us[idx] == cut]] = 0
             todo += [left, right]
             n += 1
     return out, n
+
+
+def _split_not_convex(cluster: np.ndarray, n: int, us: np.ndarray, depth: np.ndarray,
+                      min_gap_m: float, min_rel: float, min_depth_m: float, min_px: int
+                      ) -> tuple[np.ndarray, int]:
+    """``cluster`` with each cluster split where its columns' depth profile could
+    not be one convex object's (``ObjectsConfig.convex_split_m``): a convex
+    object's visible surface hit by the rays of one image row is the nearest of
+    its faces, and the inverse depth along a face is linear in the column, so
+    its inverse depth by column is concave (the least of linear functions). A
+    column farther than the profile's concave hull allows, by more than
+    ``min_gap_m`` and ``min_rel`` of it, where the hull is at least
+    ``min_depth_m`` away, lies between two objects (or is the background
+    between them): the cluster is cut there (:func:`_cut_at_columns`; the
+    farthest beyond the hull first), into parts of ``min_px`` points.
+    Returns the new ids and their count."""
+
+    def cut_of(idx: np.ndarray, cols: np.ndarray, inv: np.ndarray) -> int | None:
+        if len(cols) < 3:
+            return None
+        (z,) = _group_percentiles(inv, depth[idx], len(cols), (50.0,))
+        z_hull = 1.0 / _upper_hull(cols.astype(np.float64), 1.0 / z)
+        gap = z - z_hull
+        bad = (gap > min_gap_m) & (gap > min_rel * z_hull) & (z_hull >= min_depth_m)
+        return int(np.argmax(np.where(bad, gap, -np.inf))) if bad.any() else None
+
+    return _cut_at_columns(cluster, n, us, min_px, cut_of)
 
 
 def _split_two_cabins(cluster: np.ndarray, n: int, us: np.ndarray, z: np.ndarray,
@@ -1061,42 +1083,25 @@ def _split_two_cabins(cluster: np.ndarray, n: int, us: np.ndarray, z: np.ndarray
     highest tops on its left and on its right is the shoulder, and where the
     column's top lies more than ``min_dip_m`` below a shoulder at least
     ``min_top_m`` high (the deepest such column, ``edge_cols`` or more in from
-    either end) the cluster is cut: the column's points go with neither part
-    (they are a bonnet, a boot or the gap), when each part has ``min_px``
-    points, and each part is checked again. A profile that rises and falls once
-    (one car, a van, a truck's cab then its box) has no such column: every
-    column's shoulder is its own height or the lower side's. Returns the new ids
-    and their count."""
-    out = cluster.copy()
-    order = np.argsort(cluster, kind="stable")
-    counts, starts = _group_bounds(cluster, n)
-    for k in range(1, n):
-        todo = [order[starts[k]:starts[k] + counts[k]]]
-        while todo:
-            idx = todo.pop()
-            if len(idx) < 2 * min_px:
-                continue
-            cols, inv = np.unique(us[idx], return_inverse=True)
-            if len(cols) < 2 * edge_cols + 1:
-                continue
-            top = np.full(len(cols), -np.inf)
-            np.maximum.at(top, inv, z[idx])
-            shoulder = np.minimum(np.maximum.accumulate(top),
-                                  np.maximum.accumulate(top[::-1])[::-1])
-            dip = np.where(shoulder >= min_top_m, shoulder - top, 0.0)
-            dip[:edge_cols] = dip[len(dip) - edge_cols:] = 0.0
-            c = int(np.argmax(dip))
-            if dip[c] <= min_dip_m:
-                continue
-            cut = cols[c]
-            left, right = idx[us[idx] < cut], idx[us[idx] > cut]
-            if len(left) < min_px or len(right) < min_px:
-                continue  # a speck beside the dip: no second car
-            out[left] = n  # the right part keeps the id k
-            out[idx[us[idx] == cut]] = 0
-            todo += [left, right]
-            n += 1
-    return out, n
+    either end) the cluster is cut (:func:`_cut_at_columns`; the column's points
+    are a bonnet, a boot or the gap), into parts of ``min_px`` points. A profile
+    that rises and falls once (one car, a van, a truck's cab then its box) has
+    no such column: every column's shoulder is its own height or the lower
+    side's. Returns the new ids and their count."""
+
+    def cut_of(idx: np.ndarray, cols: np.ndarray, inv: np.ndarray) -> int | None:
+        if len(cols) < 2 * edge_cols + 1:
+            return None
+        top = np.full(len(cols), -np.inf)
+        np.maximum.at(top, inv, z[idx])
+        shoulder = np.minimum(np.maximum.accumulate(top),
+                              np.maximum.accumulate(top[::-1])[::-1])
+        dip = np.where(shoulder >= min_top_m, shoulder - top, 0.0)
+        dip[:edge_cols] = dip[len(dip) - edge_cols:] = 0.0
+        c = int(np.argmax(dip))
+        return c if dip[c] > min_dip_m else None
+
+    return _cut_at_columns(cluster, n, us, min_px, cut_of)
 
 
 def _join_side_slivers(cluster: np.ndarray, n: int, us: np.ndarray, depth: np.ndarray,
