@@ -573,6 +573,29 @@ def test_two_cars_nose_to_tail_are_two_objects_one_car_or_truck_is_one() -> None
         assert len(detect_objects(seg, depth, K, MOUNT)) == 1, parts
 
 
+def test_a_vehicle_cluster_too_small_for_a_car_at_its_depth_is_none() -> None:
+    """20 pixels of vehicle 12 m away in the network's 160 x 80 map (a car's back
+    covers about 130 there: a building's corner on Town01) is no car
+    (ObjectsConfig.min_fill); a car 28 m ahead, about 25 pixels, is one, and so
+    is the same speck at the image's edge, where a car may be cut off."""
+    K = CameraIntrinsics.from_fov(160, 80, 90.0)
+
+    def speck(col: int) -> tuple[np.ndarray, np.ndarray]:
+        seg, depth = render([], K)
+        rows, cols = slice(int(K.cy) - 3, int(K.cy) + 1), slice(col, col + 5)
+        seg[rows, cols], depth[rows, cols] = int(TrainClass.VEHICLE), 12.0
+        return seg, depth
+
+    seg, depth = speck(70)
+    assert detect_objects(seg, depth, K, MOUNT) == []
+    assert len(detect_objects(seg, depth, K, MOUNT, config=ObjectsConfig(min_fill={}))) == 1
+    assert len(detect_objects(*speck(0), K, MOUNT)) == 1
+    seg, depth = render([(int(TrainClass.VEHICLE), (28.0, 0.0, 0.75), (4.6, 1.9, 1.5), 0.0)], K)
+    assert int((seg == TrainClass.VEHICLE).sum()) < 40
+    found = detect_objects(seg, depth, K, MOUNT)
+    assert len(found) == 1 and abs(float(found[0].position[0]) - 28.0) < 1.5
+
+
 def _profile_points(depth_by_column: list[float], rows: int = 8
                     ) -> tuple[np.ndarray, np.ndarray]:
     """Image columns and depths of a vehicle cluster, ``rows`` points a column."""
