@@ -575,7 +575,7 @@ def test_two_cars_nose_to_tail_are_two_objects_one_car_or_truck_is_one() -> None
 
 def test_a_vehicle_cluster_too_small_for_a_car_at_its_depth_is_none() -> None:
     """20 pixels of vehicle 12 m away in the network's 160 x 80 map (a car's back
-    covers about 130 there: a building's corner on Town01) is no car
+    covers about 130 there; the network's false cars on Town01/02) is no car
     (ObjectsConfig.min_fill); a car 28 m ahead, about 25 pixels, is one, and so
     is the same speck at the image's edge, where a car may be cut off."""
     K = CameraIntrinsics.from_fov(160, 80, 90.0)
