@@ -535,9 +535,9 @@ def test_a_speck_of_walker_class_beside_a_walker_is_no_second_walker() -> None:
     assert len(both) == 2  # as big as it is, a share of 0 would split it off
 
 
-
-def _car_parts(x: float, y: float, yaw: float, cabin_at: float = 0.0,
-               truck: bool = False) -> list:  # type: ignore[type-arg]
+def _car_parts(x: float, y: float, yaw: float, cabin_at: float = 0.0, truck: bool = False
+               ) -> list[tuple[int, tuple[float, float, float], tuple[float, float, float],
+                               float]]:
     """A car as the renderer draws one (sim.render.appearance): a 0.8 m body and
     a narrower cabin on it, ``cabin_at`` m forward of the middle, 1.5 m high; or a
     truck: a 2.4 m cab in front of a 3.2 m cargo box."""
