@@ -29,12 +29,6 @@ EXIT_USER_ERROR = 2
 NO_RECORD_CAMERAS_HELP = ("drive.mcap without the camera images (about 0.5 MB a tick): "
                           "replay can then re-run planning and control only")
 
-# Subcommands that later work will fill in: name -> (help, what it will do).
-PLANNED = {
-    "bench": ("run the benchmarks in bench/", "the bench runner (run bench/*.py directly)"),
-}
-
-
 class UserError(Exception):
     """An error the user can fix; printed as one line."""
 
@@ -647,16 +641,58 @@ def cmd_viz(args: argparse.Namespace) -> int:
     return 0
 
 
-# ------------------------------------------------------------------------------ main
-def _planned(name: str, what: str) -> Callable[[argparse.Namespace], int]:
-    def cmd(args: argparse.Namespace) -> int:
-        print(f"drivestack {name}: not yet available ({what} is not built yet)",
+# --------------------------------------------------------------------------- bench
+def cmd_bench(args: argparse.Namespace) -> int:
+    import json
+
+    from launch.bench import (
+        DEFAULT_BENCH_DIR,
+        BenchError,
+        describe,
+        discover,
+        report,
+        run_benches,
+        summary_lines,
+    )
+
+    bench_dir = Path(args.bench_dir) if args.bench_dir else DEFAULT_BENCH_DIR
+    if args.timeout is not None and args.timeout <= 0:
+        raise UserError(f"--timeout must be positive seconds, not {args.timeout:g}")
+    try:
+        if args.list:
+            for name, script in discover(bench_dir).items():
+                print(f"{name:<14}{describe(script)}")
+            return 0
+        results, interrupted = run_benches(bench_dir, args.names, quick=args.quick,
+                                           timeout_s=args.timeout)
+    except BenchError as exc:
+        raise UserError(str(exc)) from None
+    figures = report(results, interrupted)
+    print("== summary")
+    for line in summary_lines(results):
+        print(line)
+    if args.out:
+        try:
+            Path(args.out).write_text(json.dumps(figures, indent=1) + "\n")
+        except OSError as exc:
+            raise UserError(f"cannot write {args.out}: {exc.strerror or exc}") from None
+        print(f"wrote {args.out}")
+    print(json.dumps(figures))
+    if interrupted:
+        print("error: interrupted: the running benchmark was stopped", file=sys.stderr)
+        return 130
+    if figures["failed"]:
+        print(f"error: {len(figures['failed'])} benchmark(s) failed: "
+              f"{', '.join(figures['failed'])}", file=sys.stderr)
+        return 1
+    if args.check and figures["targets_missed"]:
+        print(f"error: target(s) missed: {', '.join(figures['targets_missed'])}",
               file=sys.stderr)
-        return EXIT_USER_ERROR
+        return 1
+    return 0
 
-    return cmd
 
-
+# ------------------------------------------------------------------------------ main
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="drivestack",
@@ -670,9 +706,6 @@ def build_parser() -> argparse.ArgumentParser:
         return p
 
     ns_help = "bus namespace (default: $DRIVESTACK_NS, else the only live one)"
-    for name, (help_, what) in PLANNED.items():
-        p = add(name, help_ + " [not yet available]", _planned(name, what))
-        p.add_argument("rest", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
 
     p = add("run", "drive a closed-loop scenario: simulator, CNN perception (or --oracle), "
                    "planning, control and recorder as processes; prints the driving score",
@@ -757,6 +790,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--start", type=float, metavar="S", help="from this sim time (s)")
     p.add_argument("--end", type=float, metavar="S", help="up to this sim time (s)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    p = add("bench", "run the benchmarks of bench/ (each measures against a baseline in "
+                     "the same run), sum up their targets; figures as JSON on the last line",
+            cmd_bench)
+    p.add_argument("names", nargs="*", metavar="NAME",
+                   help="benchmarks to run, in this order (default: all; see --list)")
+    p.add_argument("--list", action="store_true", help="list the benchmarks and exit")
+    p.add_argument("--quick", action="store_true",
+                   help="each script's --quick: few samples, a smoke run")
+    p.add_argument("--timeout", type=float, metavar="S",
+                   help="stop a benchmark still running after S seconds (a failure)")
+    p.add_argument("--out", metavar="FILE.json", help="also write every figure here")
+    p.add_argument("--check", action="store_true",
+                   help="exit 1 when a benchmark misses a target, too")
+    p.add_argument("--bench-dir", metavar="DIR",
+                   help="folder of the scripts (default: bench/ of this source checkout)")
 
     p = add("collect", "collect perception training data (RGB, labels, depth, boxes) from "
                        "the embedded simulator on the built-in maps", cmd_collect)

@@ -27,15 +27,13 @@ over the runs that left metrics.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import signal
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -44,6 +42,7 @@ from typing import Any
 import yaml
 
 from launch.run import RunOptions
+from launch.signals import handled_signals
 
 _SUITE_KEYS = ("name", "oracle", "duration", "map_dir", "runs")
 _RUN_KEYS = ("name", "scenario", "map", "route", "route_id", "map_dir", "seed", "duration",
@@ -277,7 +276,7 @@ def run_suite(suite: Suite, out: Path, workers: int = 1, ray_address: str | None
                 bar.advance(task)
         else:
             runs = LocalRuns()
-            with runs.stopped_by_signals(), ThreadPoolExecutor(max_workers=workers) as pool:
+            with handled_signals(runs.stop), ThreadPoolExecutor(max_workers=workers) as pool:
                 futures = {pool.submit(runs.execute, c, o): r for r, c, o in jobs}
                 for f in as_completed(futures):
                     results[futures[f].name] = f.result()
@@ -333,21 +332,6 @@ class LocalRuns:
             for p in self._live:
                 if p.poll() is None:
                     p.terminate()
-
-    @contextlib.contextmanager
-    def stopped_by_signals(self) -> Iterator[None]:
-        """SIGINT and SIGTERM call :meth:`stop` while inside (main thread only: the
-        only one Python lets install handlers)."""
-        if threading.current_thread() is not threading.main_thread():
-            yield
-            return
-        previous = {sig: signal.signal(sig, self.stop) for sig in (signal.SIGINT,
-                                                                   signal.SIGTERM)}
-        try:
-            yield
-        finally:
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
 
 
 def _run_on_ray(address: str, jobs: Sequence[tuple[list[str], str]]) -> list[dict[str, Any]]:

@@ -1,0 +1,26 @@
+"""Ctrl-C and SIGTERM as a request to stop, for the commands that run child
+processes (``eval``, ``bench``): the handler stops the children and the command
+reports what was done, instead of a KeyboardInterrupt mid-way."""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import threading
+from collections.abc import Callable, Iterator
+
+
+@contextlib.contextmanager
+def handled_signals(handler: Callable[[int, object], object]) -> Iterator[None]:
+    """SIGINT and SIGTERM call ``handler(signum, frame)`` while inside; the previous
+    handlers come back after. Main thread only, the only one Python lets install
+    handlers: elsewhere it does nothing."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, prev in previous.items():
+            signal.signal(sig, prev)
