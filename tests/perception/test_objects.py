@@ -421,6 +421,17 @@ def test_vehicles_are_placed_where_they_meet_the_road_in_the_camera_image() -> N
     assert max(errors(image)) < 0.6, errors(image)
 
 
+def _car_22_m_ahead(red: int) -> tuple[CameraIntrinsics, np.ndarray, np.ndarray, np.ndarray]:
+    """K, labels, depth and a flat-coloured BGR image of a car 22 m ahead whose red
+    channel is ``red`` (the road's is 90) in the 640 x 360 camera."""
+    K = CameraIntrinsics.from_fov(640, 360, 90.0)
+    scene = [(int(TrainClass.VEHICLE), (22.0, 0.0, 0.75), (4.5, 1.9, 1.5), 0.0)]
+    seg, depth = render(scene, K)
+    colours = np.array([[200, 170, 120], [90, 90, 90], [0, 0, 0], [60, 60, 60],
+                        [40, 40, red], [0, 80, 0], [0, 60, 60]], np.uint8)
+    return K, seg, depth, colours[seg]
+
+
 def test_a_line_painted_under_a_car_does_not_pull_its_road_contact_near() -> None:
     """The guided score rises again on a bright line painted across the road just
     in front of a car (a stop line; the filter's colour fit scores it as it scores
@@ -429,12 +440,7 @@ def test_a_line_painted_under_a_car_does_not_pull_its_road_contact_near() -> Non
     from perception.numeric import resize_nearest
     from perception.refine import GuidedScore
 
-    K = CameraIntrinsics.from_fov(640, 360, 90.0)
-    scene = [(int(TrainClass.VEHICLE), (22.0, 0.0, 0.75), (4.5, 1.9, 1.5), 0.0)]
-    seg, depth = render(scene, K)
-    colours = np.array([[200, 170, 120], [90, 90, 90], [0, 0, 0], [60, 60, 60],
-                        [40, 40, 160], [0, 80, 0], [0, 60, 60]], np.uint8)
-    image = colours[seg]
+    K, seg, depth, image = _car_22_m_ahead(160)
     car = seg == int(TrainClass.VEHICLE)
     cols = np.flatnonzero(car.any(0))
     bottom = int(np.nonzero(car)[0].max())
@@ -452,6 +458,39 @@ def test_a_line_painted_under_a_car_does_not_pull_its_road_contact_near() -> Non
                                        probs, vehicle_score=score) if d.label == "vehicle"]
     assert len(found) == 1
     assert float(np.hypot(*(found[0].position[:2] - np.array([22.0, 0.0])))) < 0.6, found
+
+
+def test_a_car_in_fog_is_placed_by_where_its_faint_score_falls_to_the_road() -> None:
+    """In fog the guided score hovers a little over 0.5 on a car's body and dips
+    under it on its lower part (a bumper a shade darker): its first fall through
+    0.5 is a third of the way up the car, which put the contact 30 m away for a
+    car 22 m ahead. That fall is faint (0.08), so the edge is found again between
+    the column's lowest and highest score: where the car meets the road."""
+    from perception.numeric import resize_nearest
+    from perception.refine import GuidedScore
+
+    K, seg, depth, image = _car_22_m_ahead(182)
+    car = seg == int(TrainClass.VEHICLE)
+    rows = np.flatnonzero(car.any(1))
+    lower = car & (np.arange(car.shape[0])[:, None] > rows[-1] - (len(rows) // 3))
+    image[lower, 2] = 166
+    # the score keyed on the red channel: road 0.1, the lower third 0.48, above 0.56
+    ab = np.zeros((80, 160, 4), np.float32)
+    ab[..., 2], ab[..., 3] = 255.0 / 200.0, -70.0 / 200.0
+    score = GuidedScore(ab, image)
+    w, h = 160, 80
+    probs, head_seg = _head_maps(seg, (w, h))
+    head_depth = resize_nearest(np.where(depth < 1000, depth * 1.12, depth), (w, h))
+
+    def error(cfg: ObjectsConfig) -> float:
+        found = [d for d in detect_objects(head_seg, head_depth, scale_intrinsics(K, w, h),
+                                           MOUNT, probs, cfg, vehicle_score=score)
+                 if d.label == "vehicle"]
+        assert len(found) == 1
+        return float(np.hypot(*(found[0].position[:2] - np.array([22.0, 0.0]))))
+
+    assert error(ObjectsConfig(fine_faint_drop=0.0)) > 1.5
+    assert error(ObjectsConfig()) < 0.6
 
 
 def test_the_foot_of_a_pole_labelled_pedestrian_is_no_pedestrian() -> None:
