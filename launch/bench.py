@@ -147,6 +147,9 @@ class BenchRunner:
         self._proc: subprocess.Popen[str] | None = None
 
     def run(self, name: str, script: Path, args: Sequence[str]) -> BenchResult:
+        """Run ``script`` with ``args`` in the folder above its own, each line it
+        prints but the figures passed to ``echo``; never raises for what the script
+        does (a crash, no figures, a hang past the timeout: its result says so)."""
         command = [sys.executable, str(script), *args]
         if self.interrupted:
             return BenchResult(name, command, "interrupted", 0.0, None,
