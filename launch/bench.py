@@ -18,7 +18,6 @@ start processes of their own) and ends the run with what was measured so far.
 from __future__ import annotations
 
 import ast
-import contextlib
 import json
 import os
 import signal
@@ -31,7 +30,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from launch.signals import handled_signals
+from launch.signals import handled_signals, kill_group
 
 #: where the scripts are in a source checkout: bench/ beside the packages
 DEFAULT_BENCH_DIR = Path(__file__).resolve().parents[1] / "bench"
@@ -106,11 +105,6 @@ def last_json_object(line: str) -> dict[str, Any] | None:
     return value if isinstance(value, dict) else None
 
 
-def _killpg(pgid: int, sig: signal.Signals) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pgid, sig)
-
-
 def _exited(pid: int, timeout_s: float) -> bool:
     """Whether child ``pid`` has exited within ``timeout_s``, without reaping it (the
     unreaped zombie keeps its pid, so its process group id stays safe to signal)."""
@@ -129,9 +123,9 @@ def _exited(pid: int, timeout_s: float) -> bool:
 def _stop_group(pid: int) -> None:
     """SIGTERM a script's process group, SIGKILL it after :data:`STOP_GRACE_S`.
     Signals only: the thread running the script reaps it."""
-    _killpg(pid, signal.SIGTERM)
+    kill_group(pid, signal.SIGTERM)
     _exited(pid, STOP_GRACE_S)
-    _killpg(pid, signal.SIGKILL)
+    kill_group(pid, signal.SIGKILL)
 
 
 class BenchRunner:
@@ -186,7 +180,7 @@ class BenchRunner:
                 timer.cancel()
             if not _exited(proc.pid, 0.0):
                 _stop_group(proc.pid)  # an error here (the echo's pipe closed)
-            _killpg(proc.pid, signal.SIGKILL)  # whatever it left running
+            kill_group(proc.pid, signal.SIGKILL)  # whatever it left running
             proc.wait()
             with self._lock:
                 self._proc = None

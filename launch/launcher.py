@@ -53,6 +53,7 @@ from launch.launchfile import (
     load_launch_file,
     parse_overrides,
 )
+from launch.signals import kill_group
 
 NODE_MAIN = "launch.node_main"
 #: a node must say it is ready within this (s): about 7 s on an idle 2-core machine;
@@ -90,13 +91,6 @@ def node_command(spec: NodeSpec, entry_module: str = NODE_MAIN) -> list[str]:
     for src, dst in spec.remaps.items():
         cmd += ["--remap", f"{src}:={dst}"]
     return cmd
-
-
-def _killpg(pgid: int, sig: signal.Signals) -> None:
-    try:
-        os.killpg(pgid, sig)
-    except (ProcessLookupError, PermissionError):
-        pass  # the group is already gone
 
 
 def _die_with_launcher() -> Callable[[], None] | None:
@@ -349,7 +343,7 @@ class Launcher:
         """Whether ``proc`` exited; if so, SIGKILL its group, then reap it."""
         if os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is None:
             return False
-        _killpg(proc.pid, signal.SIGKILL)  # the zombie still holds the pid: safe
+        kill_group(proc.pid, signal.SIGKILL)  # the zombie still holds the pid: safe
         proc.wait()
         return True
 
@@ -394,7 +388,7 @@ class Launcher:
             node.restart_at = None
         running = [(n, n.proc) for n in self._nodes if n.proc is not None]
         for _, proc in running:
-            _killpg(proc.pid, signal.SIGTERM)
+            kill_group(proc.pid, signal.SIGTERM)
         clean = True
         signals_before = len(self._signals)
         grace_end = time.monotonic() + STOP_GRACE_S
@@ -413,7 +407,7 @@ class Launcher:
                    else f"still running {STOP_GRACE_S:g} s after SIGTERM")
             self._out.error(f"{node.spec.name} {why}: killing it")
             clean = False
-            _killpg(proc.pid, signal.SIGKILL)
+            kill_group(proc.pid, signal.SIGKILL)
         for node, proc in running:
             try:
                 proc.wait(max(0.0, deadline - time.monotonic()))

@@ -1,10 +1,12 @@
-"""Ctrl-C and SIGTERM as a request to stop, for the commands that run child
-processes (``eval``, ``bench``): the handler stops the children and the command
-reports what was done, instead of a KeyboardInterrupt mid-way."""
+"""Signals for the commands that run child processes (``launch``, ``eval``,
+``bench``): Ctrl-C and SIGTERM as a request to stop, whose handler stops the
+children so that the command reports what was done instead of a KeyboardInterrupt
+mid-way; and a signal to a child's whole process group."""
 
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import threading
 from collections.abc import Callable, Iterator
@@ -24,3 +26,9 @@ def handled_signals(handler: Callable[[int, object], object]) -> Iterator[None]:
     finally:
         for sig, prev in previous.items():
             signal.signal(sig, prev)
+
+
+def kill_group(pgid: int, sig: signal.Signals) -> None:
+    """Send ``sig`` to process group ``pgid``; nothing when it is already gone."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, sig)
