@@ -4,7 +4,6 @@ crash, no figures, hang with a child process), and once on the real planning ben
 from __future__ import annotations
 
 import json
-import os
 import textwrap
 import threading
 import time
@@ -14,6 +13,7 @@ import pytest
 
 from launch.bench import DEFAULT_BENCH_DIR, BenchRunner, discover, run_benches
 from launch.cli import main
+from tests.launch.processes import wait_gone
 
 SCRIPTS = {
     "fast": """
@@ -52,16 +52,6 @@ def _write(bench_dir: Path, names: list[str]) -> None:
     (bench_dir / "measure.py").write_text('"""A helper, no script."""\nX = 1\n')
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    # a zombie (exited, not yet reaped by its parent, init here) counts as gone
-    stat = Path(f"/proc/{pid}/stat")
-    return not (stat.exists() and stat.read_text().split(")")[-1].split()[0] == "Z")
-
-
 def test_discover_finds_scripts_not_helpers(tmp_path: Path) -> None:
     _write(tmp_path, ["fast", "crash"])
     assert list(discover(tmp_path)) == ["crash", "fast"]
@@ -96,11 +86,7 @@ def test_a_hung_script_is_stopped_with_its_children(tmp_path: Path) -> None:
     assert time.monotonic() - t0 < 30
     assert results[0].status == "timed out"
     assert results[1].status == "ok"  # the next one still runs
-    child = int((tmp_path / "hang.pid").read_text())
-    deadline = time.monotonic() + 5
-    while _alive(child) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert not _alive(child)
+    assert wait_gone([int((tmp_path / "hang.pid").read_text())], 5) == []
 
 
 def test_stop_ends_the_running_script_and_starts_no_more(tmp_path: Path) -> None:

@@ -29,6 +29,7 @@ import yaml
 from bus.transport import namespace_dir
 from launch.launcher import Launcher, _Output, describe_exit, launch_main, node_command
 from launch.launchfile import NodeSpec, load_launch_file
+from tests.launch.processes import wait_gone
 
 pytestmark = [pytest.mark.timeout(30), pytest.mark.skipif(
     not sys.platform.startswith("linux"), reason="process checks read /proc")]
@@ -109,22 +110,6 @@ def launch_file(tmp_path: Path, **nodes: dict) -> Path:
                for name, entry in nodes.items()]
     path.write_text(yaml.safe_dump({"nodes": entries}))
     return path
-
-
-def is_gone(pid: int) -> bool:
-    """No such process, or only a zombie (it ran no more code)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
-        return True
-    return stat.rsplit(")", 1)[1].split()[0] in ("Z", "X")
-
-
-def wait_gone(pids: list[int], timeout: float) -> list[int]:
-    deadline = time.monotonic() + timeout
-    while (alive := [p for p in pids if not is_gone(p)]) and time.monotonic() < deadline:
-        time.sleep(0.02)
-    return alive
 
 
 def started_pids(output: str) -> dict[str, int]:
