@@ -341,7 +341,14 @@ class ObjectsConfig:
     fine_px_sigma: float = 0.5
     fine_max_ratio: float = 1.5
     fine_max_spread: float = 2.0
-    fine_walker_px: int = 2
+    #: a blob with a pedestrian pixel up to this many map rows straight above one
+    #: of its pixels (a walker standing in front of it, its legs labelled vehicle)
+    #: keeps its depth. Was: any blob within 2 px of a pedestrian pixel, which
+    #: took 198 of 716 vehicle blobs nearer than 30 m on set B (half of them beside
+    #: stray walker pixels at a car's edge); recall / precision within 30 m, set B
+    #: 0.749 / 0.749 -> 0.774 / 0.770, set A 0.855 / 0.834 -> 0.860 / 0.840; the
+    #: scene test passes 17 of seeds 1-32 (14)
+    fine_walker_px: int = 1
     fine_edge_px: float = 1.0
     fine_up_rows: int = 2
     #: a faint fall (the score drops by less than this across its camera row) is
@@ -631,19 +638,23 @@ def _fine_contact_depth(seg: np.ndarray, depth: np.ndarray, raw: np.ndarray,
 
     Not taken: a contact farther from the depth than ``fine_max_ratio``, a column
     whose own depths (``raw``, before the column median) spread more than
-    ``fine_max_spread`` (two objects), and a blob within ``fine_walker_px`` of a
-    pedestrian pixel: a walker before a car, its legs labelled vehicle, pulled the
-    car to its feet (the scene test: 5.8 m near)."""
+    ``fine_max_spread`` (two objects), and a blob under a walker (a pedestrian
+    pixel up to ``fine_walker_px`` rows straight above one of its pixels): a walker
+    before a car, its legs labelled vehicle, pulled the car to its feet (the scene
+    test: 5.8 m near). Stray pedestrian pixels beside a car's edge do not stop
+    its contact."""
     h, w = seg.shape
     big_h, big_w = score.image.shape[:2]
     sy, sx = big_h / h, big_w / w
     n, blobs = cv2.connectedComponents(mask.astype(np.uint8), connectivity=8)
     out = depth
-    walkers = cv2.dilate((seg == int(TrainClass.PEDESTRIAN)).astype(np.uint8),
-                         np.ones((2 * cfg.fine_walker_px + 1,) * 2, np.uint8)) > 0
-    beside = np.unique(blobs[walkers & mask])
+    walker = seg == int(TrainClass.PEDESTRIAN)
+    under_walker = np.zeros_like(walker)
+    for dv in range(1, cfg.fine_walker_px + 1):
+        under_walker[dv:] |= walker[:-dv]
+    below = np.unique(blobs[under_walker & mask])
     for k in range(1, n):
-        if k in beside:
+        if k in below:
             continue
         vs, us = np.nonzero(blobs == k)
         lowest = np.full(w, -1)
