@@ -493,39 +493,30 @@ def test_a_car_in_fog_is_placed_by_where_its_faint_score_falls_to_the_road() -> 
     assert error(ObjectsConfig()) < 0.6
 
 
-def test_stray_walker_pixels_beside_a_car_leave_its_road_contact_a_walker_before_it_not(
-) -> None:
+def test_stray_walker_pixels_beside_a_car_leave_its_road_contact() -> None:
     """A few pedestrian pixels at a car's edge (the network's reading of a wheel or
-    a dark flank) do not stop the car being placed where it meets the road; a
-    walker standing before it, its torso pedestrian straight above its legs
-    labelled vehicle, does: the car's foot there is the walker's, so the car
-    keeps the depth the network gave it (12 % far here)."""
+    a dark flank) do not stop the car being placed where it meets the road: only
+    the columns under a walker keep their depth (a walker standing before a car,
+    its legs labelled vehicle: the scene test in test_shipped_weights.py). The
+    car's depth is 12 % far here; skipping every blob within 2 px of a
+    pedestrian pixel left it 2.2 m off."""
     from perception.numeric import resize_nearest
     from perception.refine import GuidedScore
 
     K, seg, depth, image = _car_22_m_ahead(160)
     ab = np.zeros((80, 160, 4), np.float32)  # the score keyed on the red channel
     ab[..., 2], ab[..., 3] = 255.0 / 70.0, -90.0 / 70.0
-    score = GuidedScore(ab, image)
     w, h = 160, 80
     probs, head_seg = _head_maps(seg, (w, h))
     head_depth = resize_nearest(np.where(depth < 1000, depth * 1.12, depth), (w, h))
     car = head_seg == int(TrainClass.VEHICLE)
     rows, cols = np.flatnonzero(car.any(1)), np.flatnonzero(car.any(0))
-
-    def error(labels: np.ndarray) -> float:
-        found = [d for d in detect_objects(labels, head_depth, scale_intrinsics(K, w, h),
-                                           MOUNT, probs, vehicle_score=score)
-                 if d.label == "vehicle"]
-        assert found
-        return min(float(np.hypot(*(d.position[:2] - np.array([22.0, 0.0])))) for d in found)
-
-    stray = head_seg.copy()
-    stray[rows[1]:rows[3], cols[-1] + 1] = int(TrainClass.PEDESTRIAN)
-    assert error(stray) < 0.6
-    walker = head_seg.copy()
-    walker[rows[0]:rows[len(rows) // 2], cols[3]:cols[5]] = int(TrainClass.PEDESTRIAN)
-    assert error(walker) > 1.5
+    head_seg[rows[1]:rows[3], cols[-1] + 1] = int(TrainClass.PEDESTRIAN)
+    found = [d for d in detect_objects(head_seg, head_depth, scale_intrinsics(K, w, h), MOUNT,
+                                       probs, vehicle_score=GuidedScore(ab, image))
+             if d.label == "vehicle"]
+    assert len(found) == 1
+    assert float(np.hypot(*(found[0].position[:2] - np.array([22.0, 0.0])))) < 0.6, found
 
 
 def test_the_foot_of_a_pole_labelled_pedestrian_is_no_pedestrian() -> None:
