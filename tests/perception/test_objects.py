@@ -4,6 +4,7 @@ segmentation and depth; the clustered detections land within 1.5 m of the truth.
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
@@ -19,6 +20,9 @@ from perception.objects import (
     detect_objects,
     scale_intrinsics,
 )
+
+if TYPE_CHECKING:
+    from perception.refine import GuidedScore
 
 MOUNT = Transform(Vector3(1.5, 0.0, 1.6), Rotation(pitch=-3.0))
 
@@ -432,12 +436,34 @@ def _car_22_m_ahead(red: int) -> tuple[CameraIntrinsics, np.ndarray, np.ndarray,
     return K, seg, depth, colours[seg]
 
 
+def _head_view(seg: np.ndarray, depth: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The head's 160 x 80 view of a rendered scene: class probabilities, their
+    argmax, and the depth 12 % far (the network's error at 20-30 m)."""
+    from perception.numeric import resize_nearest
+
+    probs, head_seg = _head_maps(seg, (160, 80))
+    return probs, head_seg, resize_nearest(np.where(depth < 1000, depth * 1.12, depth),
+                                           (160, 80))
+
+
+def _offsets_from_22_m(K: CameraIntrinsics, view: tuple[np.ndarray, np.ndarray, np.ndarray],
+                       score: GuidedScore, cfg: ObjectsConfig | None = None) -> list[float]:
+    """Each vehicle detect_objects finds in the head's ``view`` (probabilities,
+    classes, depth) with the guided ``score``: how far (m) it is placed from the
+    car 22 m ahead."""
+    probs, head_seg, head_depth = view
+    h, w = head_seg.shape
+    return [float(np.hypot(*(d.position[:2] - np.array([22.0, 0.0]))))
+            for d in detect_objects(head_seg, head_depth, scale_intrinsics(K, w, h), MOUNT,
+                                    probs, cfg or ObjectsConfig(), vehicle_score=score)
+            if d.label == "vehicle"]
+
+
 def test_a_line_painted_under_a_car_does_not_pull_its_road_contact_near() -> None:
     """The guided score rises again on a bright line painted across the road just
     in front of a car (a stop line; the filter's colour fit scores it as it scores
     the car): the road contact is the score's first edge under the car, not the
     line's, so the car stays where it is."""
-    from perception.numeric import resize_nearest
     from perception.refine import GuidedScore
 
     K, seg, depth, image = _car_22_m_ahead(160)
@@ -450,14 +476,9 @@ def test_a_line_painted_under_a_car_does_not_pull_its_road_contact_near() -> Non
     ab[..., 2], ab[..., 3] = 255.0 / 70.0, -90.0 / 70.0
     score = GuidedScore(ab, image)
     assert score.window((bottom + 4, bottom + 5), (int(cols[5]), int(cols[5]) + 1))[0, 0] > 1
-    w, h = 160, 80
-    probs, head_seg = _head_maps(seg, (w, h))
-    far = np.where(depth < 1000, depth * 1.12, depth)
-    head_depth = resize_nearest(far, (w, h))
-    found = [d for d in detect_objects(head_seg, head_depth, scale_intrinsics(K, w, h), MOUNT,
-                                       probs, vehicle_score=score) if d.label == "vehicle"]
-    assert len(found) == 1
-    assert float(np.hypot(*(found[0].position[:2] - np.array([22.0, 0.0])))) < 0.6, found
+    offsets = _offsets_from_22_m(K, _head_view(seg, depth), score)
+    assert len(offsets) == 1
+    assert offsets[0] < 0.6, offsets
 
 
 def test_a_car_in_fog_is_placed_by_where_its_faint_score_falls_to_the_road() -> None:
@@ -466,7 +487,6 @@ def test_a_car_in_fog_is_placed_by_where_its_faint_score_falls_to_the_road() -> 
     0.5 is a third of the way up the car, which put the contact 30 m away for a
     car 22 m ahead. That fall is faint (0.08), so the edge is found again between
     the column's lowest and highest score: where the car meets the road."""
-    from perception.numeric import resize_nearest
     from perception.refine import GuidedScore
 
     K, seg, depth, image = _car_22_m_ahead(182)
@@ -478,16 +498,12 @@ def test_a_car_in_fog_is_placed_by_where_its_faint_score_falls_to_the_road() -> 
     ab = np.zeros((80, 160, 4), np.float32)
     ab[..., 2], ab[..., 3] = 255.0 / 200.0, -70.0 / 200.0
     score = GuidedScore(ab, image)
-    w, h = 160, 80
-    probs, head_seg = _head_maps(seg, (w, h))
-    head_depth = resize_nearest(np.where(depth < 1000, depth * 1.12, depth), (w, h))
+    view = _head_view(seg, depth)
 
     def error(cfg: ObjectsConfig) -> float:
-        found = [d for d in detect_objects(head_seg, head_depth, scale_intrinsics(K, w, h),
-                                           MOUNT, probs, cfg, vehicle_score=score)
-                 if d.label == "vehicle"]
-        assert len(found) == 1
-        return float(np.hypot(*(found[0].position[:2] - np.array([22.0, 0.0]))))
+        offsets = _offsets_from_22_m(K, view, score, cfg)
+        assert len(offsets) == 1
+        return offsets[0]
 
     assert error(ObjectsConfig(fine_faint_drop=0.0)) > 1.5
     assert error(ObjectsConfig()) < 0.6
@@ -500,23 +516,19 @@ def test_stray_walker_pixels_beside_a_car_leave_its_road_contact() -> None:
     its legs labelled vehicle: the scene test in test_shipped_weights.py). The
     car's depth is 12 % far here; skipping every blob within 2 px of a
     pedestrian pixel left it 2.2 m off."""
-    from perception.numeric import resize_nearest
     from perception.refine import GuidedScore
 
     K, seg, depth, image = _car_22_m_ahead(160)
     ab = np.zeros((80, 160, 4), np.float32)  # the score keyed on the red channel
     ab[..., 2], ab[..., 3] = 255.0 / 70.0, -90.0 / 70.0
-    w, h = 160, 80
-    probs, head_seg = _head_maps(seg, (w, h))
-    head_depth = resize_nearest(np.where(depth < 1000, depth * 1.12, depth), (w, h))
+    view = _head_view(seg, depth)
+    head_seg = view[1]
     car = head_seg == int(TrainClass.VEHICLE)
     rows, cols = np.flatnonzero(car.any(1)), np.flatnonzero(car.any(0))
     head_seg[rows[1]:rows[3], cols[-1] + 1] = int(TrainClass.PEDESTRIAN)
-    found = [d for d in detect_objects(head_seg, head_depth, scale_intrinsics(K, w, h), MOUNT,
-                                       probs, vehicle_score=GuidedScore(ab, image))
-             if d.label == "vehicle"]
-    assert len(found) == 1
-    assert float(np.hypot(*(found[0].position[:2] - np.array([22.0, 0.0])))) < 0.6, found
+    offsets = _offsets_from_22_m(K, view, GuidedScore(ab, image))
+    assert len(offsets) == 1
+    assert offsets[0] < 0.6, offsets
 
 
 def test_the_foot_of_a_pole_labelled_pedestrian_is_no_pedestrian() -> None:
