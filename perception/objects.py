@@ -76,6 +76,7 @@ from bus.messages import CameraIntrinsics, DetectedObject, Transform, Vector3
 from perception.classes import TrainClass
 from perception.numeric import median
 from perception.refine import GuidedScore
+from sim.geometry import box_corners
 
 #: Class id -> DetectedObject label, for the obstacle classes clustered.
 OBSTACLE_CLASSES: dict[int, str] = {int(TrainClass.VEHICLE): "vehicle",
@@ -511,9 +512,7 @@ def _silhouette_error(box: tuple[np.ndarray, np.ndarray, float], sil: Silhouette
     side only where the box stops short of it. 0 for a box reaching behind the
     camera (no outline to compare)."""
     centre, size, yaw = box
-    c, s = math.cos(math.radians(yaw)), math.sin(math.radians(yaw))
-    corners = centre[:2] + (np.array([[1, 1], [1, -1], [-1, 1], [-1, -1]]) * size[:2] / 2
-                            ) @ np.array([[c, s], [-s, c]])
+    corners = box_corners(np.array([[centre[0], centre[1], yaw, size[0] / 2, size[1] / 2]]))[0]
     pts = np.vstack([np.column_stack([corners, np.zeros(4)]),
                      np.column_stack([corners, np.full(4, size[2])])])
     px, in_front = project(ego_to_camera(pts, sil.mount), sil.K)
